@@ -1,0 +1,243 @@
+"""The blog: index, search, tags, a page per post, writing, likes and comments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from sqlalchemy import Select, exists, func, select
+from sqlalchemy import delete as sa_delete
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from werkzeug.wrappers import Response
+
+from flaskr.auth import login_required
+from flaskr.db import db
+from flaskr.forms import CommentForm, PostForm, split_tags
+from flaskr.images import ImageError, read_image
+from flaskr.models import Comment, Image, Like, Post, Tag, post_tag
+
+bp = Blueprint("blog", __name__)
+
+SEARCH_MAX = 200
+
+
+def like_count() -> Any:
+    return select(func.count()).where(Like.post_id == Post.id).correlate(Post).scalar_subquery()
+
+
+def page_of_posts(stmt: Select[Any], query: str = "", tag: str | None = None) -> str:
+    """Render one page of ``stmt``'s posts, newest first, with a fixed number of queries:
+    one for the posts with their authors and counts, one for their tags."""
+    page = request.args.get("page", 1, type=int)
+    if page < 1:
+        abort(404)
+    per_page = current_app.config["POSTS_PER_PAGE"]
+    comment_count = (
+        select(func.count()).where(Comment.post_id == Post.id).correlate(Post).scalar_subquery()
+    )
+    has_image = exists().where(Image.post_id == Post.id).correlate(Post)
+    rows = db.session.execute(
+        stmt.add_columns(
+            like_count().label("likes"),
+            comment_count.label("comments"),
+            has_image.label("has_image"),
+        )
+        .order_by(Post.created.desc(), Post.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page + 1)
+    ).all()
+    if page > 1 and not rows:
+        abort(404)
+    return render_template(
+        "blog/index.html",
+        rows=rows[:per_page],
+        prev_url=page_url(page - 1, query) if page > 1 else None,
+        next_url=page_url(page + 1, query) if len(rows) > per_page else None,
+        query=query,
+        tag=tag,
+    )
+
+
+def page_url(page: int, query: str) -> str:
+    """The link to another page of the same listing (index, search or tag)."""
+    args = {"q": query} if query else {}
+    return url_for(request.endpoint or "blog.index", **(request.view_args or {}), **args, page=page)
+
+
+@bp.route("/")
+def index() -> str:
+    """All posts, or those whose title holds ``q``, five a page."""
+    query = request.args.get("q", "").strip()[:SEARCH_MAX]
+    stmt = select(Post)
+    if query:
+        escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(Post.title.ilike(f"%{escaped}%", escape="\\"))
+    return page_of_posts(stmt, query=query)
+
+
+@bp.route("/tag/<string:name>")
+def tag(name: str) -> str:
+    """The posts carrying one tag."""
+    name = name.lower()
+    tag_id = db.session.scalar(select(Tag.id).where(Tag.name == name))
+    if tag_id is None:
+        abort(404)
+    stmt = (
+        select(Post)
+        .join(post_tag, post_tag.c.post_id == Post.id)
+        .where(post_tag.c.tag_id == tag_id)
+    )
+    return page_of_posts(stmt, tag=name)
+
+
+def get_post(id: int, check_author: bool = True) -> Post:
+    """The post ``id``: 404 when it does not exist, 403 when it is not the user's own."""
+    post = db.session.get(Post, id)
+    if post is None:
+        abort(404, f"Post id {id} doesn't exist.")
+    if check_author and post.author_id != g.user.id:
+        abort(403)
+    return post
+
+
+@bp.route("/<int:id>")
+def detail(id: int) -> str:
+    post = get_post(id, check_author=False)
+    return render_post(post, CommentForm())
+
+
+def render_post(post: Post, comment_form: CommentForm, status: int = 200) -> Any:
+    likes = db.session.scalar(select(func.count()).where(Like.post_id == post.id))
+    liked = g.user is not None and db.session.get(Like, (g.user.id, post.id)) is not None
+    comments = db.session.scalars(
+        select(Comment).where(Comment.post_id == post.id).order_by(Comment.id)
+    ).all()
+    image = db.session.execute(
+        select(Image.width, Image.height).where(Image.post_id == post.id)
+    ).first()
+    page = render_template(
+        "blog/detail.html",
+        post=post,
+        likes=likes,
+        liked=liked,
+        comments=comments,
+        image=image,
+        form=comment_form,
+    )
+    return page, status
+
+
+def tags_named(names: list[str]) -> list[Tag]:
+    """The Tag rows for ``names``, creating missing ones; safe when two writers race."""
+    if not names:
+        return []
+    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    db.session.execute(insert(Tag).values([{"name": n} for n in names]).on_conflict_do_nothing())
+    tags = db.session.scalars(select(Tag).where(Tag.name.in_(names))).all()
+    return sorted(tags, key=lambda t: names.index(t.name))
+
+
+def save_post(form: PostForm, post: Post) -> str | None:
+    """Copy a valid form onto ``post``; return an error message for a bad image instead."""
+    upload = form.image.data
+    image = None
+    if upload is not None and upload.filename:
+        try:
+            image = read_image(upload)
+        except ImageError as e:
+            form.image.errors = [str(e)]
+            return str(e)
+    post.title = form.title.data
+    post.body = form.body.data or ""
+    post.tags = tags_named(split_tags(form.tags.data))
+    if image is not None:
+        if post.id is not None:
+            db.session.execute(sa_delete(Image).where(Image.post_id == post.id))
+        image.post = post
+        db.session.add(image)
+    db.session.add(post)
+    db.session.commit()
+    return None
+
+
+def form_failed(form: PostForm, template: str, **context: Any) -> tuple[str, int]:
+    """Show the form again with what was typed, each error flashed, and a 400 status."""
+    for errors in form.errors.values():
+        flash(errors[0], "error")
+    return render_template(template, form=form, **context), 400
+
+
+@bp.route("/create", methods=("GET", "POST"))
+@login_required
+def create() -> Any:
+    form = PostForm()
+    if form.validate_on_submit():
+        if save_post(form, Post(author_id=g.user.id)) is None:
+            return redirect(url_for("blog.index"))
+    elif request.method == "GET":
+        return render_template("blog/create.html", form=form)
+    return form_failed(form, "blog/create.html")
+
+
+@bp.route("/<int:id>/update", methods=("GET", "POST"))
+@login_required
+def update(id: int) -> Any:
+    post = get_post(id)
+    form = PostForm(obj=post)
+    if request.method == "GET":
+        form.tags.data = ", ".join(t.name for t in post.tags)
+        return render_template("blog/update.html", form=form, post=post)
+    if form.validate_on_submit() and save_post(form, post) is None:
+        return redirect(url_for("blog.index"))
+    return form_failed(form, "blog/update.html", post=post)
+
+
+@bp.route("/<int:id>/delete", methods=("POST",))
+@login_required
+def delete(id: int) -> Response:
+    post = get_post(id)
+    db.session.delete(post)
+    db.session.commit()
+    return redirect(url_for("blog.index"))
+
+
+@bp.route("/<int:id>/like", methods=("POST",))
+@login_required
+def like(id: int) -> Response:
+    """Like a post, or unlike it when the user already does."""
+    post = get_post(id, check_author=False)
+    existing = db.session.get(Like, (g.user.id, post.id))
+    if existing is None:
+        insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+        db.session.execute(
+            insert(Like).values(user_id=g.user.id, post_id=post.id).on_conflict_do_nothing()
+        )
+    else:
+        db.session.delete(existing)
+    db.session.commit()
+    return redirect(url_for("blog.detail", id=post.id))
+
+
+@bp.route("/<int:id>/comment", methods=("POST",))
+@login_required
+def comment(id: int) -> Any:
+    post = get_post(id, check_author=False)
+    form = CommentForm()
+    if not form.validate_on_submit():
+        for errors in form.errors.values():
+            flash(errors[0], "error")
+        return render_post(post, form, status=400)
+    db.session.add(Comment(post_id=post.id, author_id=g.user.id, body=form.body.data))
+    db.session.commit()
+    return redirect(url_for("blog.detail", id=post.id) + "#comments")

@@ -1,0 +1,97 @@
+"""Configuration: defaults, then instance/config.py, then FLASKR_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+
+#: Secret keys that are known to the world and so are no secret at all.
+INSECURE_KEYS = {"", "dev", "secret", "changeme", "change-me"}
+
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run in production; the message says how to fix it."""
+
+
+def load(app: Flask, test_config: dict[str, Any] | None) -> None:
+    """Fill ``app.config`` from defaults, the instance file, the environment or ``test_config``."""
+    app.config.from_mapping(
+        SECRET_KEY=None,
+        DATABASE_URL=None,
+        # Forms may carry a 5 MB image plus the text fields around it.
+        MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES + 256 * 1024,
+        MAX_IMAGE_BYTES=MAX_UPLOAD_BYTES,
+        MAX_IMAGE_PIXELS=40_000_000,
+        POSTS_PER_PAGE=5,
+        PROXY_FIX=0,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+    )
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+        app.config.from_prefixed_env("FLASKR")
+        if "FLASKR_SECRET_KEY" in os.environ:
+            # from_prefixed_env parses values as JSON: a key of digits would become a number.
+            app.config["SECRET_KEY"] = os.environ["FLASKR_SECRET_KEY"]
+    else:
+        app.config.from_mapping(test_config)
+
+    _load_secret_key(app)
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app)
+    if not (app.debug or app.testing or _is_cli_command()):
+        check_secret_key(app.config["SECRET_KEY"])
+
+
+def _load_secret_key(app: Flask) -> None:
+    """Read the key from SECRET_KEY_FILE (Docker secrets, systemd credentials) when one is named."""
+    path = app.config.get("SECRET_KEY_FILE") or _credential_path()
+    if path and not app.config.get("SECRET_KEY"):
+        try:
+            app.config["SECRET_KEY"] = Path(path).read_text().strip()
+        except OSError as e:
+            raise ConfigError(f"flaskr: cannot read the secret key file {path}: {e}") from e
+
+
+def _credential_path() -> str | None:
+    """The key systemd hands over with LoadCredential=secret_key, if it did."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if directory and os.path.exists(os.path.join(directory, "secret_key")):
+        return os.path.join(directory, "secret_key")
+    return None
+
+
+def check_secret_key(key: Any) -> None:
+    """Refuse to serve with a missing or well-known key: sessions could be forged."""
+    if not isinstance(key, str | bytes) or key in INSECURE_KEYS or len(key) < 16:
+        raise ConfigError(
+            "flaskr: refusing to start without a real secret key. Set FLASKR_SECRET_KEY to a long "
+            "random string, or FLASKR_SECRET_KEY_FILE to a file holding one, for example:\n"
+            "  python3 -c 'import secrets; print(secrets.token_hex(32))' > secret_key\n"
+            "  export FLASKR_SECRET_KEY_FILE=$PWD/secret_key"
+        )
+
+
+def _is_cli_command() -> bool:
+    """True inside a ``flask`` command other than ``run``: it serves no sessions, needs no key."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.info_name != "run"
+
+
+def database_url(app: Flask) -> str:
+    """FLASKR_DATABASE_URL, else DATABASE_URL, else an SQLite file in the instance folder."""
+    url = app.config.get("DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if not url:
+        return "sqlite:///" + os.path.join(app.instance_path, "flaskr.sqlite")
+    # Hosting platforms hand out postgres:// URLs; SQLAlchemy wants a driver named.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url

@@ -1,0 +1,130 @@
+"""The database: SQLAlchemy session, SQLite tuning, and schema creation or upgrade."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from alembic.runtime.migration import MigrationContext
+from flask import Flask, current_app
+from flask_migrate import Migrate, stamp, upgrade
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData, event, inspect
+from sqlalchemy.engine import Engine
+
+#: Constraint names that Alembic can find again on every backend.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
+migrate = Migrate()
+
+MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
+#: The revision whose schema is exactly the Flask tutorial's schema.sql.
+TUTORIAL_REVISION = "0001_tutorial"
+
+
+@event.listens_for(Engine, "connect")
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers and one writer work at once; the busy timeout makes writers queue
+    instead of failing with "database is locked" when three workers write together."""
+    if type(dbapi_connection).__module__ != "sqlite3":
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def init_app(app: Flask) -> None:
+    """Bind the extension objects and the ``init-db`` command to the app."""
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # SQLite needs no pool pings; each worker keeps its own file handle.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)
+    app.cli.add_command(init_db_command)
+
+
+def schema_revision() -> str | None:
+    """The Alembic revision the database is at, or None for an unversioned one."""
+    with db.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+@contextmanager
+def migration_lock() -> Iterator[None]:
+    """Hold a lock shared by every instance, so containers starting together migrate once."""
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT pg_advisory_lock(725400)")
+            try:
+                yield
+            finally:
+                connection.exec_driver_sql("SELECT pg_advisory_unlock(725400)")
+        return
+    database = db.engine.url.database or ""
+    path = (
+        database + ".migrate-lock"
+        if database
+        else os.path.join(current_app.instance_path, ".migrate-lock")
+    )
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def upgrade_schema() -> str:
+    """Create the schema, or bring an existing one (the tutorial's included) to the newest
+    revision. Never drops data. Returns what it did, for the CLI to print."""
+    with migration_lock():
+        return _upgrade_schema()
+
+
+def _upgrade_schema() -> str:
+    tables = set(inspect(db.engine).get_table_names())
+    if schema_revision() is None and {"user", "post"} <= tables:
+        # A database made by the tutorial's schema.sql: adopt it, then migrate forward.
+        stamp(directory=MIGRATIONS, revision=TUTORIAL_REVISION)
+        upgrade(directory=MIGRATIONS)
+        return "Upgraded the Flask tutorial's database in place."
+    before = schema_revision()
+    upgrade(directory=MIGRATIONS)
+    return "Initialized the database." if before is None else "The database is up to date."
+
+
+def drop_all() -> None:
+    """Remove every table, the Alembic version included."""
+    db.drop_all()
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+
+
+@click.command("init-db")
+@click.option(
+    "--drop", is_flag=True, help="Delete every table and all data first (asks to confirm)."
+)
+@click.option("--yes", is_flag=True, help="Do not ask before --drop.")
+def init_db_command(drop: bool, yes: bool) -> None:
+    """Create the tables, or upgrade them; existing data is kept unless --drop is given."""
+    if drop:
+        if not yes:
+            click.confirm("Delete every user, post and image?", abort=True)
+        drop_all()
+        click.echo("Dropped all tables.")
+    click.echo(upgrade_schema())
+    current_app.logger.debug("schema at %s", schema_revision())

@@ -1,0 +1,51 @@
+"""Error pages in the site's layout, or JSON for clients that ask for it; never a traceback."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
+from werkzeug.wrappers import Response
+
+from flaskr.db import db
+
+CSRF_MESSAGE = "The form expired or was sent from another site. Reload the page and try again."
+
+
+def wants_json() -> bool:
+    """True when the client prefers JSON to HTML (an API client, not a browser)."""
+    accept = request.accept_mimetypes
+    return accept.quality("application/json") > accept.quality("text/html")
+
+
+def handle_http_error(error: HTTPException) -> Response:
+    """Every 4xx and 5xx, including unhandled exceptions, which Flask turns into a 500."""
+    if error.code is None or error.code < 400:
+        return error.get_response()
+    db.session.rollback()  # nothing half-written outlives a refused request
+    code = error.code
+    description = CSRF_MESSAGE if isinstance(error, CSRFError) else (error.description or "")
+    if wants_json():
+        response = jsonify(error=error.name, status=code, message=description)
+    else:
+        page = render_template("error.html", error=error, code=code, description=description)
+        response = current_app.response_class(page, mimetype="text/html")
+    response.status_code = code
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":  # keep Allow (405) and Retry-After (429, 503)
+            response.headers[name] = value
+    return response
+
+
+def handle_database_unavailable(error: OperationalError) -> Response:
+    """A database that is down or locked for too long is a 503 the client may retry."""
+    current_app.logger.error("database unavailable: %s", error.orig)
+    return handle_http_error(
+        ServiceUnavailable("The database is busy or unavailable. Try again shortly.", retry_after=5)
+    )
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(OperationalError, handle_database_unavailable)

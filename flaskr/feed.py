@@ -1,0 +1,23 @@
+"""An Atom feed of the newest posts, linked from every page's <head>."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+from sqlalchemy import select
+
+from flaskr.db import db
+from flaskr.models import Post
+
+bp = Blueprint("feed", __name__)
+
+FEED_SIZE = 20
+
+
+@bp.get("/feed.atom")
+def atom() -> tuple[str, int, dict[str, str]]:
+    posts = db.session.scalars(
+        select(Post).order_by(Post.created.desc(), Post.id.desc()).limit(FEED_SIZE)
+    ).all()
+    updated = posts[0].created if posts else None
+    body = render_template("feed.xml", posts=posts, updated=updated)
+    return body, 200, {"Content-Type": "application/atom+xml; charset=utf-8"}

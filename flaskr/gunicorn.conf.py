@@ -1,0 +1,30 @@
+"""gunicorn settings shared by the container and the systemd unit.
+
+gunicorn reads this file from its working folder (this one, in both deployments); flags on
+the command line, such as the seed's ``--workers 3 --timeout 120 --bind ...``, still win.
+"""
+
+import os
+
+# Heartbeat files on a RAM disk: a worker blocked on a slow overlay or disk write is not
+# taken for a hung one (the gunicorn docs' advice for containers).
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+
+# Access and error logs to stdout/stderr, where `docker logs` and journald collect them.
+accesslog = "-"
+errorlog = "-"
+
+# Finish in-flight requests on SIGTERM within 8 s, inside `docker stop`'s 10 s and the
+# unit's TimeoutStopSec, so a deploy drops no request.
+graceful_timeout = 8
+
+# The control socket (gunicornc) is not used by these deployments, and would be written to a
+# home folder that a read-only container or a sandboxed unit cannot write.
+control_socket_disable = True
+
+# Give every worker a clean start without loading the app in the master first: a reload (HUP)
+# then picks up new code, as the unit's ExecReload expects.
+preload_app = False
+
+# Trust X-Forwarded-* only from a local proxy (nginx on the same host or socket).
+forwarded_allow_ips = "127.0.0.1,::1"

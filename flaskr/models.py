@@ -1,0 +1,101 @@
+"""Tables. ``user`` and ``post`` keep the Flask tutorial's names and columns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, ForeignKey, Index, Integer, LargeBinary, String, Table, Text, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from flaskr.db import db
+
+post_tag = Table(
+    "post_tag",
+    db.metadata,
+    Column("post_id", Integer, ForeignKey("post.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", Integer, ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_post_tag_tag_id", "tag_id", "post_id"),
+)
+
+
+class User(db.Model):
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(Text, unique=True)
+    password: Mapped[str] = mapped_column(Text)
+
+
+class Post(db.Model):
+    __tablename__ = "post"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    created: Mapped[datetime] = mapped_column(server_default=func.current_timestamp(), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+
+    author: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+    tags: Mapped[list[Tag]] = relationship(
+        secondary=post_tag, order_by="Tag.name", lazy="selectin", back_populates="posts"
+    )
+    image: Mapped[Image | None] = relationship(
+        back_populates="post", cascade="all, delete-orphan", passive_deletes=True, lazy="noload"
+    )
+    comments: Mapped[list[Comment]] = relationship(
+        back_populates="post",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Comment.id",
+        lazy="noload",
+    )
+
+
+class Tag(db.Model):
+    __tablename__ = "tag"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+
+    posts: Mapped[list[Post]] = relationship(
+        secondary=post_tag, back_populates="tags", lazy="noload"
+    )
+
+
+class Comment(db.Model):
+    __tablename__ = "comment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("post.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    created: Mapped[datetime] = mapped_column(server_default=func.current_timestamp())
+    body: Mapped[str] = mapped_column(Text)
+
+    post: Mapped[Post] = relationship(back_populates="comments")
+    author: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+
+class Like(db.Model):
+    __tablename__ = "post_like"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user.id", ondelete="CASCADE"), primary_key=True
+    )
+    post_id: Mapped[int] = mapped_column(
+        ForeignKey("post.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class Image(db.Model):
+    """An uploaded image, stored in the database so every instance sharing it can serve it."""
+
+    __tablename__ = "image"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("post.id", ondelete="CASCADE"), unique=True)
+    mimetype: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int]
+    height: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    post: Mapped[Post] = relationship(back_populates="image")

@@ -1,0 +1,14 @@
+# Shared by scripts/serve and scripts/test: create .venv and install a pinned, hashed
+# requirements file into it, again only when that file changed.
+ensure_venv() {
+  local requirements=$1 stamp=.venv/.installed-$(basename "$1")
+  if [[ ! -x .venv/bin/python ]]; then
+    echo "setup: creating .venv with $(command -v "${PYTHON:-python3}")"
+    "${PYTHON:-python3}" -m venv .venv
+  fi
+  if [[ ! -f $stamp || $requirements -nt $stamp ]]; then
+    echo "setup: installing $requirements into .venv"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r "$requirements"
+    touch "$stamp"
+  fi
+}
