@@ -28,3 +28,22 @@ preload_app = False
 
 # Trust X-Forwarded-* only from a local proxy (nginx on the same host or socket).
 forwarded_allow_ips = "127.0.0.1,::1"
+
+
+def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
+    """Apply migrations before any worker starts, when FLASKR_MIGRATE_ON_START=1 (the image
+    sets it). A child process does it, so the master never imports the app and a HUP still
+    loads new code; init-db takes a lock, so containers starting together migrate once."""
+    if os.environ.get("FLASKR_MIGRATE_ON_START") != "1":
+        return
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    done = subprocess.run(  # noqa: S603 - fixed command, our own interpreter
+        [sys.executable, "-m", "flask", "--app", "flaskr", "init-db"],
+        cwd=os.path.dirname(here),
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"flaskr: migrations failed (exit {done.returncode}); not starting")
