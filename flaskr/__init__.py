@@ -7,8 +7,17 @@ from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter, Map
 
 from flaskr import config
+
+
+class BoundedIntConverter(IntegerConverter):
+    """``<int:id>`` that only matches ids a database column can hold."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -20,6 +29,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     config.load(app, test_config)
     os.makedirs(app.instance_path, exist_ok=True)
+
+    # Ids beyond a 64-bit integer are 404s, not an overflow deep in the database driver.
+    app.url_map.converters["int"] = BoundedIntConverter
 
     from flaskr import auth, blog, cli, db, errors, feed, images, security
 

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, flash, g, redirect, render_template, session, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -48,7 +48,7 @@ def flash_errors(form: AuthForm) -> None:
 
 
 @bp.route("/register", methods=("GET", "POST"))
-def register() -> str | Response:
+def register() -> tuple[str, int] | Response:
     form = AuthForm()
     if form.validate_on_submit():
         username = form.username.data
@@ -62,11 +62,12 @@ def register() -> str | Response:
             return redirect(url_for("auth.login"))
     else:
         flash_errors(form)
-    return render_template("auth/register.html", form=form)
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/register.html", form=form), status
 
 
 @bp.route("/login", methods=("GET", "POST"))
-def login() -> str | Response:
+def login() -> tuple[str, int] | Response:
     form = AuthForm()
     if form.validate_on_submit():
         user = db.session.scalar(select(User).where(User.username == form.username.data))
@@ -84,7 +85,8 @@ def login() -> str | Response:
             return redirect(url_for("index"))
     else:
         flash_errors(form)
-    return render_template("auth/login.html", form=form)
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/login.html", form=form), status
 
 
 @bp.route("/logout")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask
+from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
 from werkzeug.security import generate_password_hash
 
@@ -14,6 +15,7 @@ DEMO_TAGS = ["flask", "python", "gunicorn", "containers", "systemd"]
 
 
 @click.command("create-user")
+@with_appcontext
 @click.argument("username")
 @click.password_option()
 def create_user_command(username: str, password: str) -> None:
@@ -26,6 +28,7 @@ def create_user_command(username: str, password: str) -> None:
 
 
 @click.command("seed")
+@with_appcontext
 @click.option("--posts", default=20, show_default=True, help="How many posts to add.")
 @click.option("--author", default="demo", show_default=True, help="Who writes them.")
 def seed_command(posts: int, author: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import click
 from alembic.runtime.migration import MigrationContext
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 from flask_migrate import Migrate, stamp, upgrade
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event, inspect
@@ -115,6 +116,7 @@ def drop_all() -> None:
 
 
 @click.command("init-db")
+@with_appcontext
 @click.option(
     "--drop", is_flag=True, help="Delete every table and all data first (asks to confirm)."
 )

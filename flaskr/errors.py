@@ -20,11 +20,10 @@ def wants_json() -> bool:
 
 
 def handle_http_error(error: HTTPException) -> Response:
-    """Every 4xx and 5xx, including unhandled exceptions, which Flask turns into a 500."""
-    if error.code is None or error.code < 400:
-        return error.get_response()
+    """Every 4xx and 5xx, including unhandled exceptions, which Flask turns into a 500.
+    (Flask hands redirects raised by routing back before any handler sees them.)"""
     db.session.rollback()  # nothing half-written outlives a refused request
-    code = error.code
+    code = error.code or 500
     description = CSRF_MESSAGE if isinstance(error, CSRFError) else (error.description or "")
     if wants_json():
         response = jsonify(error=error.name, status=code, message=description)

@@ -40,6 +40,7 @@ def read_image(upload: FileStorage) -> Image:
     max_pixels = current_app.config["MAX_IMAGE_PIXELS"]
     try:
         with warnings.catch_warnings():
+            # Pillow refuses far larger images itself, as soon as it reads the header.
             warnings.simplefilter("error", DecompressionBombWarning)
             source = PILImage.open(io.BytesIO(data), formats=list(FORMATS))
             width, height = source.size
@@ -51,11 +52,9 @@ def read_image(upload: FileStorage) -> Image:
             save_as(source, out)
     except ImageError:
         raise
-    except (
-        UnidentifiedImageError,
-        PILImage.DecompressionBombError,
-        PILImage.DecompressionBombWarning,
-    ):
+    except (PILImage.DecompressionBombError, DecompressionBombWarning):
+        raise ImageError(f"The image has more than {max_pixels:,} pixels.") from None
+    except UnidentifiedImageError:
         raise ImageError("The file is not a JPEG, PNG, GIF or WebP image.") from None
     except (OSError, ValueError, SyntaxError, KeyError, EOFError) as e:
         raise ImageError(f"The image could not be read ({type(e).__name__}).") from None
@@ -65,6 +64,8 @@ def read_image(upload: FileStorage) -> Image:
 def save_as(image: PILImage.Image, out: io.BytesIO) -> None:
     """Write pixels only: no EXIF, GPS position, comments or ICC profile travel along."""
     fmt = image.format
+    # Pillow writes what image.info holds (comment, exif, icc_profile): keep only transparency.
+    image.info = {k: v for k, v in image.info.items() if k == "transparency"}
     if fmt == "JPEG":
         image.convert("RGB").save(out, "JPEG", quality=88, optimize=True)
     elif fmt == "GIF":

@@ -1,0 +1,303 @@
+import io
+
+import pytest
+from sqlalchemy import func, select
+
+from flaskr.db import db
+from flaskr.models import Comment, Image, Like, Post, Tag
+from tests.conftest import image_bytes
+
+
+def count(app, model) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_index(client, auth) -> None:
+    response = client.get("/")
+    assert b"Log In" in response.data
+    assert b"Register" in response.data
+
+    auth.login()
+    response = client.get("/")
+    assert b"Log Out" in response.data
+    assert b"test title" in response.data
+    assert b"by test on 2018-01-01" in response.data
+    assert b"test\nbody" in response.data
+    assert b'href="/1/update"' in response.data
+
+
+@pytest.mark.parametrize("path", ("/create", "/1/update", "/1/delete"))
+def test_login_required(client, path) -> None:
+    response = client.post(path)
+    assert response.headers["Location"] == "/auth/login"
+
+
+def test_author_required(app, client, auth) -> None:
+    with app.app_context():
+        db.session.get(Post, 1).author_id = 2
+        db.session.commit()
+    auth.login()
+    assert client.post("/1/update").status_code == 403
+    assert client.post("/1/delete").status_code == 403
+    assert b'href="/1/update"' not in client.get("/").data
+
+
+@pytest.mark.parametrize("path", ("/2/update", "/2/delete"))
+def test_exists_required(client, auth, path) -> None:
+    auth.login()
+    assert client.post(path).status_code == 404
+
+
+def test_create(client, auth, app) -> None:
+    auth.login()
+    assert client.get("/create").status_code == 200
+    response = client.post("/create", data={"title": "created", "body": ""})
+    assert response.headers["Location"] == "/"
+    assert count(app, Post) == 2
+
+
+def test_update(client, auth, app) -> None:
+    auth.login()
+    assert client.get("/1/update").status_code == 200
+    client.post("/1/update", data={"title": "updated", "body": ""})
+    with app.app_context():
+        assert db.session.get(Post, 1).title == "updated"
+
+
+@pytest.mark.parametrize("path", ("/create", "/1/update"))
+def test_create_update_validate(client, auth, path, app) -> None:
+    auth.login()
+    response = client.post(path, data={"title": "", "body": "kept text"})
+    assert response.status_code == 400
+    assert b"Title is required." in response.data
+    assert b"kept text" in response.data  # the form keeps what was typed
+    assert count(app, Post) == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    (
+        ({"title": "t" * 201}, b"Title must be at most 200 characters."),
+        ({"title": "t", "body": "b" * 20_001}, b"Body must be at most 20000 characters."),
+        ({"title": "t", "tags": ",".join(f"t{i}" for i in range(11))}, b"At most 10 tags."),
+        ({"title": "t", "tags": "ok, not ok"}, b"Tag &#39;not ok&#39; must be"),
+        ({"title": "t", "tags": "x" * 33}, b"must be at most 32"),
+    ),
+)
+def test_create_limits(client, auth, app, data, message) -> None:
+    auth.login()
+    response = client.post("/create", data=data)
+    assert response.status_code == 400
+    assert message in response.data
+    assert count(app, Post) == 1
+
+
+def test_delete(client, auth, app) -> None:
+    auth.login()
+    response = client.post("/1/delete")
+    assert response.headers["Location"] == "/"
+    assert count(app, Post) == 0
+
+
+def test_delete_removes_likes_comments_tags_and_image(client, auth, app) -> None:
+    auth.login()
+    client.post(
+        "/1/update",
+        data={"title": "t", "tags": "a, b", "image": (io.BytesIO(image_bytes()), "i.png")},
+    )
+    client.post("/1/like")
+    client.post("/1/comment", data={"body": "hi"})
+    client.post("/1/delete")
+    for model in (Post, Like, Comment, Image):
+        assert count(app, model) == 0
+    assert count(app, Tag) == 2  # tags stay for other posts
+
+
+def test_detail_page_linked_from_title(client) -> None:
+    index = client.get("/").data
+    assert b'<a href="/1">test title</a>' in index
+    page = client.get("/1")
+    assert page.status_code == 200
+    assert b"test title" in page.data
+    assert b"0 likes" in page.data
+    assert client.get("/99").status_code == 404
+
+
+def test_like_and_unlike(client, auth, app) -> None:
+    assert client.post("/1/like").headers["Location"] == "/auth/login"
+    auth.login()
+    response = client.post("/1/like")
+    assert response.headers["Location"] == "/1"
+    page = client.get("/1").data
+    assert b"1 like<" in page
+    assert b"Unlike" in page
+    assert b"1 like," in client.get("/").data
+    client.post("/1/like")
+    assert b"0 likes" in client.get("/1").data
+    assert count(app, Like) == 0
+    assert client.post("/9/like").status_code == 404
+
+
+def test_likes_count_every_user(client, auth, app) -> None:
+    auth.login()
+    client.post("/1/like")
+    auth.logout()
+    auth.login("other", "other")
+    client.post("/1/like")
+    assert b"2 likes" in client.get("/1").data
+
+
+def test_comments(client, auth, app) -> None:
+    auth.login("other", "other")
+    response = client.post("/1/comment", data={"body": "Nice *post*"})
+    assert response.headers["Location"] == "/1#comments"
+    page = client.get("/1").data
+    assert b"Nice <em>post</em>" in page
+    assert b"other on " in page
+    assert b"0 likes, 1 comment" in client.get("/").data
+
+
+@pytest.mark.parametrize(
+    ("body", "message"), (("  ", b"Comment is required."), ("c" * 2001, b"at most 2000"))
+)
+def test_comment_validation(client, auth, app, body, message) -> None:
+    auth.login()
+    response = client.post("/1/comment", data={"body": body})
+    assert response.status_code == 400
+    assert message in response.data
+    assert count(app, Comment) == 0
+
+
+def test_comment_requires_login_and_post(client, auth) -> None:
+    assert client.post("/1/comment", data={"body": "x"}).headers["Location"] == "/auth/login"
+    auth.login()
+    assert client.post("/5/comment", data={"body": "x"}).status_code == 404
+
+
+def test_tags(client, auth, app) -> None:
+    auth.login()
+    client.post("/create", data={"title": "tagged", "tags": "Flask, python ,flask"})
+    client.post("/create", data={"title": "other tag", "tags": "python"})
+    index = client.get("/").data
+    assert b'href="/tag/flask">#flask' in index
+    flask_page = client.get("/tag/flask")
+    assert b"tagged" in flask_page.data
+    assert b"other tag" not in flask_page.data
+    assert b"Posts tagged #flask" in flask_page.data
+    python_page = client.get("/tag/python").data
+    assert b"tagged" in python_page and b"other tag" in python_page
+    assert client.get("/tag/FLASK").status_code == 200
+    assert client.get("/tag/nothing").status_code == 404
+    assert count(app, Tag) == 2
+
+
+def test_update_replaces_tags(client, auth) -> None:
+    auth.login()
+    client.post("/1/update", data={"title": "t", "tags": "one, two"})
+    assert b'value="one, two"' in client.get("/1/update").data
+    client.post("/1/update", data={"title": "t", "tags": "two"})
+    assert client.get("/tag/one").status_code == 200  # the tag exists, with no posts
+    assert b"No posts yet." in client.get("/tag/one").data
+
+
+def test_search(client, auth) -> None:
+    auth.login()
+    client.post("/create", data={"title": "Gunicorn in production"})
+    client.post("/create", data={"title": "100% sure_thing"})
+    response = client.get("/?q=GUNICORN")
+    assert b"Gunicorn in production" in response.data
+    assert b"test title" not in response.data
+    assert b'value="GUNICORN"' in response.data  # the box keeps the query
+    assert b"100% sure" in client.get("/?q=0%25").data
+    assert b"100% sure" not in client.get("/?q=sure%25thing").data  # % is literal
+    assert b"100% sure" not in client.get("/?q=sure_").data.replace(b"sure_thing", b"")
+    assert b'No post title contains "zzz"' in client.get("/?q=zzz").data
+
+
+def test_pagination(client, auth, app) -> None:
+    auth.login()
+    for i in range(11):
+        client.post("/create", data={"title": f"numbered {i:02}"})
+    first = client.get("/").data
+    assert first.count(b'<article class="post">') == 5
+    assert b"numbered 10" in first and b"numbered 06" in first
+    assert b'rel="next" href="/?page=2"' in first
+    assert b'rel="prev"' not in first
+    second = client.get("/?page=2").data
+    assert b"numbered 05" in second and b"numbered 01" in second
+    assert b'rel="prev" href="/?page=1"' in second
+    third = client.get("/?page=3").data
+    assert third.count(b'<article class="post">') == 2
+    assert b'rel="next"' not in third
+    assert client.get("/?page=4").status_code == 404
+    assert client.get("/?page=0").status_code == 404
+    assert client.get("/?page=abc").status_code == 200  # ignored, like any bad query arg
+
+
+def test_pagination_keeps_search_and_tag(client, auth) -> None:
+    auth.login()
+    for i in range(6):
+        client.post("/create", data={"title": f"match {i}", "tags": "t"})
+    assert b'href="/?q=match&amp;page=2"' in client.get("/?q=match").data
+    assert b'href="/tag/t?page=2"' in client.get("/tag/t").data
+
+
+def test_markdown_is_rendered_and_sanitised(client, auth) -> None:
+    auth.login()
+    body = (
+        "# Heading\n\n**bold** [ok](https://example.com)\n\n"
+        "<script>alert(1)</script>\n\n[x](javascript:alert(2))\n\n"
+        '<a href="javascript:alert(4)">raw</a>\n\n'
+        '<img src="x" onerror="alert(3)">'
+    )
+    client.post("/create", data={"title": "md", "body": body})
+    page = client.get("/2").data
+    assert b"<h1>Heading</h1>" in page
+    assert b"<strong>bold</strong>" in page
+    assert b'href="https://example.com"' in page
+    for bad in (b"<script>alert", b'href="javascript:', b"onerror"):
+        assert bad not in page
+
+
+def test_image_upload(client, auth, app) -> None:
+    auth.login()
+    response = client.post(
+        "/create",
+        data={"title": "pic", "image": (io.BytesIO(image_bytes("JPEG")), "p.jpg")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302
+    page = client.get("/2").data
+    assert b'src="/2/image"' in page
+    assert b'width="8" height="6"' in page
+    image = client.get("/2/image")
+    assert image.status_code == 200
+    assert image.mimetype == "image/jpeg"
+    assert b'src="/2/image"' in client.get("/").data
+
+
+def test_update_replaces_image(client, auth, app) -> None:
+    auth.login()
+    client.post("/1/update", data={"title": "t", "image": (io.BytesIO(image_bytes()), "a.png")})
+    client.post(
+        "/1/update",
+        data={"title": "t", "image": (io.BytesIO(image_bytes("GIF", (3, 2))), "a.gif")},
+    )
+    assert count(app, Image) == 1
+    assert client.get("/1/image").mimetype == "image/gif"
+    # an update without a new image keeps the old one
+    client.post("/1/update", data={"title": "t2"})
+    assert client.get("/1/image").status_code == 200
+
+
+def test_bad_image_keeps_everything_typed(client, auth, app) -> None:
+    auth.login()
+    response = client.post(
+        "/create",
+        data={"title": "kept title", "image": (io.BytesIO(b"not an image"), "x.png")},
+    )
+    assert response.status_code == 400
+    assert b"not a JPEG, PNG, GIF or WebP image" in response.data
+    assert b'value="kept title"' in response.data
+    assert count(app, Post) == 1

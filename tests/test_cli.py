@@ -1,0 +1,28 @@
+from sqlalchemy import func, select
+
+from flaskr.db import db
+from flaskr.models import Post, Tag, User, post_tag
+
+
+def test_create_user(runner, client, app) -> None:
+    result = runner.invoke(args=["create-user", "alice", "--password", "pw"])
+    assert "Created user alice." in result.output
+    response = client.post("/auth/login", data={"username": "alice", "password": "pw"})
+    assert response.headers["Location"] == "/"
+    again = runner.invoke(args=["create-user", "alice", "--password", "pw"])
+    assert again.exit_code == 1
+    assert "already registered" in again.output
+
+
+def test_seed(runner, client, app) -> None:
+    result = runner.invoke(args=["seed", "--posts", "12"])
+    assert "Added 12 posts by demo." in result.output
+    runner.invoke(args=["seed", "--posts", "3"])
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Post)) == 16
+        assert db.session.scalar(select(func.count()).select_from(post_tag)) == 15
+        assert db.session.scalar(select(func.count()).select_from(Tag)) == 5
+        assert db.session.scalar(select(func.count()).select_from(User)) == 3
+        titles = db.session.scalars(select(Post.title).order_by(Post.id)).all()
+    assert titles[-1] == "Post 16"
+    assert b"Post 16" in client.get("/").data

@@ -1,0 +1,142 @@
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy import inspect, select, text
+
+from flaskr import create_app
+from flaskr.db import MIGRATIONS, db, schema_revision, upgrade_schema
+from flaskr.models import Post, User
+from tests.conftest import TUTORIAL_DATA, config_for
+
+#: The Flask tutorial's flaskr/schema.sql, verbatim.
+TUTORIAL_SCHEMA = """
+DROP TABLE IF EXISTS user;
+DROP TABLE IF EXISTS post;
+
+CREATE TABLE user (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  username TEXT UNIQUE NOT NULL,
+  password TEXT NOT NULL
+);
+
+CREATE TABLE post (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  author_id INTEGER NOT NULL,
+  created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  title TEXT NOT NULL,
+  body TEXT NOT NULL,
+  FOREIGN KEY (author_id) REFERENCES user (id)
+);
+"""
+
+
+def tutorial_database(path: Path) -> None:
+    """What `flask --app flaskr init-db` of the tutorial leaves, plus some posts."""
+    connection = sqlite3.connect(path)
+    connection.executescript(TUTORIAL_SCHEMA + TUTORIAL_DATA)
+    connection.executemany(
+        "INSERT INTO post (title, body, author_id) VALUES (?, ?, 2)",
+        [(f"old post {i}", f"body {i}") for i in range(7)],
+    )
+    connection.commit()
+    connection.close()
+
+
+def test_tutorial_database_upgrades_in_place(tmp_path: Path) -> None:
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    tutorial_database(instance / "flaskr.sqlite")
+    app = create_app({"SECRET_KEY": "s" * 32})
+    result = app.test_cli_runner().invoke(args=["init-db"])
+    assert "Upgraded the Flask tutorial's database in place." in result.output
+    with app.app_context():
+        assert schema_revision() is not None
+        assert db.session.scalar(select(db.func.count()).select_from(User)) == 2
+        assert db.session.scalar(select(db.func.count()).select_from(Post)) == 8
+        first = db.session.get(Post, 1)
+        assert (first.title, first.body, first.author.username) == (
+            "test title",
+            "test\nbody",
+            "test",
+        )
+        assert first.created.year == 2018
+        assert "tag" in inspect(db.engine).get_table_names()
+    app.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    response = client.post("/auth/login", data={"username": "other", "password": "other"})
+    assert response.headers["Location"] == "/"
+    assert b"old post 6" in client.get("/").data
+    with app.app_context():
+        # the old pbkdf2 hash was replaced by a scrypt one at login
+        assert db.session.get(User, 2).password.startswith("scrypt:")
+        assert db.session.get(User, 1).password.startswith("pbkdf2:sha256")
+    # running it again changes nothing
+    assert "up to date" in app.test_cli_runner().invoke(args=["init-db"]).output
+
+
+def test_init_db_creates_then_keeps_data(tmp_path: Path) -> None:
+    app = create_app({"SECRET_KEY": "s" * 32})
+    runner = app.test_cli_runner()
+    assert "Initialized the database." in runner.invoke(args=["init-db"]).output
+    with app.app_context():
+        db.session.add(User(username="keep", password="x"))
+        db.session.commit()
+    assert "up to date" in runner.invoke(args=["init-db"]).output
+    with app.app_context():
+        assert db.session.scalar(select(User.username)) == "keep"
+
+
+def test_init_db_drop_asks_first(tmp_path: Path) -> None:
+    app = create_app({"SECRET_KEY": "s" * 32})
+    runner = app.test_cli_runner()
+    runner.invoke(args=["init-db"])
+    with app.app_context():
+        db.session.add(User(username="gone", password="x"))
+        db.session.commit()
+    refused = runner.invoke(args=["init-db", "--drop"], input="n\n")
+    assert refused.exit_code == 1
+    with app.app_context():
+        assert db.session.scalar(select(User.username)) == "gone"
+    result = runner.invoke(args=["init-db", "--drop"], input="y\n")
+    assert "Dropped all tables." in result.output
+    with app.app_context():
+        assert db.session.scalar(select(User.username)) is None
+    assert runner.invoke(args=["init-db", "--drop", "--yes"]).exit_code == 0
+
+
+def test_sqlite_is_tuned_for_concurrent_workers(app) -> None:
+    with app.app_context(), db.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15000
+
+
+def test_foreign_keys_are_enforced(app) -> None:
+    with app.app_context():
+        db.session.add(Post(title="orphan", body="", author_id=999))
+        try:
+            db.session.commit()
+        except Exception as e:  # noqa: BLE001
+            assert "FOREIGN KEY" in str(e)
+        else:
+            raise AssertionError("a post by a missing user was stored")
+
+
+def test_models_match_migrations(app) -> None:
+    """The models and the migration scripts describe the same schema (flask db check)."""
+    result = app.test_cli_runner().invoke(args=["db", "check", "-d", MIGRATIONS])
+    assert result.exit_code == 0, result.output
+
+
+def test_migration_lock_file_next_to_database(app, tmp_path: Path) -> None:
+    with app.app_context():
+        upgrade_schema()
+    assert (tmp_path / "test.sqlite.migrate-lock").exists()
+
+
+def test_lock_in_instance_folder_for_memory_database(tmp_path: Path) -> None:
+    app = create_app(config_for(tmp_path, DATABASE_URL="sqlite://"))
+    with app.app_context():
+        assert upgrade_schema() == "Initialized the database."
+        assert db.session.execute(text("SELECT count(*) FROM post")).scalar() == 0
+    assert (tmp_path / "instance" / ".migrate-lock").exists()

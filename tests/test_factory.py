@@ -1,0 +1,115 @@
+from pathlib import Path
+
+import pytest
+
+from flaskr import create_app
+from flaskr.config import ConfigError
+from tests.conftest import config_for
+
+
+def test_config_testing(tmp_path: Path) -> None:
+    assert not create_app({"SECRET_KEY": "x" * 32}).testing
+    assert create_app(config_for(tmp_path)).testing
+
+
+def test_hello(client) -> None:
+    response = client.get("/hello")
+    assert response.data == b"Hello, World!"
+
+
+def test_healthz(client) -> None:
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("key", [None, "", "dev", "changeme", "short"])
+def test_refuses_to_start_without_a_real_secret_key(key) -> None:
+    with pytest.raises(ConfigError, match="FLASKR_SECRET_KEY"):
+        create_app({"SECRET_KEY": key})
+
+
+def test_secret_key_from_environment(monkeypatch) -> None:
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "1234567890123456789")  # digits stay a string
+    app = create_app()
+    assert app.config["SECRET_KEY"] == "1234567890123456789"
+
+
+def test_secret_key_file(tmp_path: Path, monkeypatch) -> None:
+    key_file = tmp_path / "secret_key"
+    key_file.write_text("k" * 40 + "\n")
+    monkeypatch.setenv("FLASKR_SECRET_KEY_FILE", str(key_file))
+    assert create_app().config["SECRET_KEY"] == "k" * 40
+
+
+def test_unreadable_secret_key_file_says_which(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FLASKR_SECRET_KEY_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="missing"):
+        create_app()
+
+
+def test_secret_key_from_systemd_credential(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "secret_key").write_text("c" * 32)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert create_app().config["SECRET_KEY"] == "c" * 32
+
+
+def test_instance_config_file(tmp_path: Path) -> None:
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    (instance / "config.py").write_text("SECRET_KEY = 'i' * 32\nPOSTS_PER_PAGE = 3\n")
+    app = create_app()
+    assert app.config["POSTS_PER_PAGE"] == 3
+
+
+def test_default_database_is_sqlite_in_instance(tmp_path: Path) -> None:
+    app = create_app({"SECRET_KEY": "x" * 32})
+    expected = tmp_path / "instance" / "flaskr.sqlite"
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{expected}"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@h/db", "postgresql+psycopg://u:p@h/db"),
+        ("postgresql://u:p@h/db", "postgresql+psycopg://u:p@h/db"),
+        ("postgresql+psycopg://u:p@h/db", "postgresql+psycopg://u:p@h/db"),
+    ],
+)
+def test_database_url_from_environment(monkeypatch, given, expected) -> None:
+    monkeypatch.setenv("DATABASE_URL", given)
+    app = create_app({"SECRET_KEY": "x" * 32})
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == expected
+    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is True
+
+
+def test_flaskr_database_url_wins(monkeypatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://a/b")
+    monkeypatch.setenv("FLASKR_DATABASE_URL", "sqlite:////tmp/x.sqlite")
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "x" * 32)
+    assert create_app().config["SQLALCHEMY_DATABASE_URI"] == "sqlite:////tmp/x.sqlite"
+
+
+def test_proxy_fix_trusts_one_proxy(tmp_path: Path) -> None:
+    app = create_app(config_for(tmp_path, PROXY_FIX=1))
+
+    @app.get("/whoami")
+    def whoami() -> str:
+        from flask import request
+
+        return f"{request.remote_addr} {request.scheme}"
+
+    response = app.test_client().get(
+        "/whoami",
+        headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.9", "X-Forwarded-Proto": "https"},
+    )
+    assert response.text == "203.0.113.9 https"
+
+
+def test_forwarded_headers_ignored_without_proxy_fix(client, app) -> None:
+    @app.get("/whoami")
+    def whoami() -> str:
+        from flask import request
+
+        return f"{request.remote_addr} {request.scheme}"
+
+    response = client.get("/whoami", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert response.text == "127.0.0.1 http"

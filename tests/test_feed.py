@@ -1,0 +1,32 @@
+import xml.etree.ElementTree as ET
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+def test_feed_lists_newest_posts(client, auth) -> None:
+    auth.login()
+    client.post("/create", data={"title": "A <b>bold</b> & new", "body": "**hi**", "tags": "x"})
+    response = client.get("/feed.atom")
+    assert response.status_code == 200
+    assert response.mimetype == "application/atom+xml"
+    feed = ET.fromstring(response.data)
+    entries = feed.findall(f"{ATOM}entry")
+    assert [e.find(f"{ATOM}title").text for e in entries] == ["A <b>bold</b> & new", "test title"]
+    assert entries[0].find(f"{ATOM}content").text.strip() == "<p><strong>hi</strong></p>"
+    assert entries[0].find(f"{ATOM}id").text == "http://localhost/2"
+    assert entries[0].find(f"{ATOM}category").get("term") == "x"
+    assert entries[1].find(f"{ATOM}updated").text == "2018-01-01T00:00:00Z"
+
+
+def test_feed_is_linked_from_pages(client) -> None:
+    page = client.get("/").data
+    assert b'<link rel="alternate" type="application/atom+xml"' in page
+    assert b'href="/feed.atom"' in page
+
+
+def test_empty_feed_is_valid(client, auth) -> None:
+    auth.login()
+    client.post("/1/delete")
+    feed = ET.fromstring(client.get("/feed.atom").data)
+    assert feed.find(f"{ATOM}entry") is None
+    assert feed.find(f"{ATOM}updated").text == "1970-01-01T00:00:00Z"

@@ -1,0 +1,102 @@
+import io
+
+import pytest
+from PIL import Image as PILImage
+
+from tests.conftest import image_bytes
+
+
+def upload(client, data: bytes, name: str = "i.png"):
+    return client.post("/create", data={"title": "img", "image": (io.BytesIO(data), name)})
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mimetype"),
+    (("JPEG", "image/jpeg"), ("PNG", "image/png"), ("GIF", "image/gif"), ("WEBP", "image/webp")),
+)
+def test_accepted_formats(client, auth, fmt, mimetype) -> None:
+    auth.login()
+    assert upload(client, image_bytes(fmt)).status_code == 302
+    response = client.get("/2/image")
+    assert response.mimetype == mimetype
+    assert PILImage.open(io.BytesIO(response.data)).format == fmt
+
+
+def test_metadata_is_stripped(client, auth) -> None:
+    auth.login()
+    exif = PILImage.Exif()
+    exif[0x010F] = "SecretCam"  # Make
+    exif[0x8825] = {2: (51.0, 30.0, 0.0)}  # GPS latitude
+    data = image_bytes("JPEG", exif=exif.tobytes(), comment=b"private note")
+    assert b"SecretCam" in data
+    upload(client, data)
+    stored = client.get("/2/image").data
+    assert b"SecretCam" not in stored
+    assert b"private note" not in stored
+    assert not PILImage.open(io.BytesIO(stored)).getexif()
+
+
+def test_too_large_file_is_refused(client, auth, app) -> None:
+    app.config["MAX_IMAGE_BYTES"] = 1000
+    auth.login()
+    response = upload(client, image_bytes("PNG", (200, 200)) + b"\0" * 2000)
+    assert response.status_code == 400
+    assert b"larger than" in response.data
+
+
+def test_decompression_bomb_is_refused_before_decoding(client, auth, app) -> None:
+    auth.login()
+    # 20000 x 20000 = 400 million pixels in a file of a few hundred kilobytes.
+    bomb = io.BytesIO()
+    PILImage.new("1", (20000, 20000)).save(bomb, "PNG")
+    assert len(bomb.getvalue()) < 5 * 1024 * 1024
+    response = upload(client, bomb.getvalue())
+    assert response.status_code == 400
+    assert b"more than 40,000,000 pixels" in response.data
+
+
+@pytest.mark.parametrize(
+    "data",
+    (
+        b"",
+        b"GIF89a truncated",
+        image_bytes("PNG")[:40],
+        b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
+        b"BM" + b"\0" * 60,  # a BMP header: a format we don't accept
+    ),
+)
+def test_broken_or_foreign_files_are_refused(client, auth, data) -> None:
+    auth.login()
+    response = upload(client, data)
+    assert response.status_code == 400
+    assert b"image" in response.data
+    assert client.get("/2").status_code == 404
+
+
+def test_image_is_cacheable(client, auth) -> None:
+    auth.login()
+    upload(client, image_bytes())
+    first = client.get("/2/image")
+    assert first.headers["Cache-Control"] == "public, max-age=3600"
+    again = client.get("/2/image", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304
+
+
+def test_missing_image_is_404(client) -> None:
+    assert client.get("/1/image").status_code == 404
+
+
+def test_pixel_limit_is_a_setting(client, auth, app) -> None:
+    app.config["MAX_IMAGE_PIXELS"] = 100
+    auth.login()
+    response = upload(client, image_bytes("PNG", (11, 10)))
+    assert response.status_code == 400
+    assert b"more than 100 pixels" in response.data
+
+
+def test_truncated_image_data_is_refused(client, auth) -> None:
+    auth.login()
+    whole = image_bytes("PNG", (64, 64))
+    response = upload(client, whole[:-30])  # header intact, pixel data cut short
+    assert response.status_code == 400
+    assert b"could not be read" in response.data or b"not a JPEG" in response.data
