@@ -16,7 +16,7 @@ class BoundedIntConverter(IntegerConverter):
     """``<int:id>`` that only matches ids a database column can hold."""
 
     def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", 2**63 - 1)
+        kwargs.setdefault("max", 2**31 - 1)  # PostgreSQL INTEGER
         super().__init__(map, *args, **kwargs)
 
 
@@ -30,7 +30,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     config.load(app, test_config)
     os.makedirs(app.instance_path, exist_ok=True)
 
-    # Ids beyond a 64-bit integer are 404s, not an overflow deep in the database driver.
+    # Ids beyond a 32-bit integer column are 404s, not an overflow deep in the database driver.
     app.url_map.converters["int"] = BoundedIntConverter
 
     from flaskr import auth, blog, cli, db, errors, feed, images, security

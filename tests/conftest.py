@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,24 +13,35 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from PIL import Image as PILImage
-from sqlalchemy import text
 from werkzeug.test import TestResponse
 
 from flaskr import create_app
 from flaskr.db import db, upgrade_schema
+from flaskr.models import Post, User
+
+TUTORIAL_USERS = [
+    (
+        "test",
+        "pbkdf2:sha256:50000$TCI4GzcX$0de171a4f4dac32e3364c7ddc7c14f3e2fa61f2d17574483f7ffbb431b4acb2f",
+    ),
+    (
+        "other",
+        "pbkdf2:sha256:50000$kJPKsz6N$d2d4784f1b030a9761f5ccaeeaca413f27f2ecb76d6168407af962ddce849f79",
+    ),
+]
 
 #: The tutorial's tests/data.sql: users 'test' and 'other' (passwords equal to their names,
 #: hashed with werkzeug's old pbkdf2:sha256 default) and one post.
 TUTORIAL_DATA = """
 INSERT INTO user (username, password)
 VALUES
-  ('test', 'pbkdf2:sha256:50000$TCI4GzcX$0de171a4f4dac32e3364c7ddc7c14f3e2fa61f2d17574483f7ffbb431b4acb2f'),
-  ('other', 'pbkdf2:sha256:50000$kJPKsz6N$d2d4784f1b030a9761f5ccaeeaca413f27f2ecb76d6168407af962ddce849f79');
+  ('{}', '{}'),
+  ('{}', '{}');
 
 INSERT INTO post (title, body, author_id, created)
 VALUES
   ('test title', 'test' || x'0a' || 'body', 1, '2018-01-01 00:00:00');
-"""
+""".format(*TUTORIAL_USERS[0], *TUTORIAL_USERS[1])
 
 
 def config_for(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
@@ -48,10 +60,14 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
     app = create_app(config_for(tmp_path, **overrides))
     with app.app_context():
         upgrade_schema()
-        with db.engine.begin() as connection:
-            for statement in TUTORIAL_DATA.split(";"):
-                if statement.strip():
-                    connection.execute(text(statement))
+        # The same rows as TUTORIAL_DATA, written portably (PostgreSQL too), ids 1 and 2.
+        for username, hashed in TUTORIAL_USERS:
+            db.session.add(User(username=username, password=hashed))
+            db.session.flush()
+        db.session.add(
+            Post(title="test title", body="test\nbody", author_id=1, created=datetime(2018, 1, 1))
+        )
+        db.session.commit()
     return app
 
 

@@ -1,0 +1,80 @@
+"""The seed's two gunicorn command lines, run for real from the flaskr/ folder."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.browser import Visitor, png
+from tests.e2e.conftest import free_port, wait_for_http
+from tests.e2e.servers import app_env, gunicorn, init_db, wait_for_file
+
+SEED_FLAGS = ["--workers", "3", "--timeout", "120"]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    env = app_env(tmp_path / "instance")
+    init_db(env)
+    return env
+
+
+def test_seed_tcp_command_serves_a_whole_visit(env, tmp_path: Path) -> None:
+    """`gunicorn --workers 3 --timeout 120 --bind ADDR:PORT hello:app` (on loopback here)."""
+    port = free_port()
+    with gunicorn([*SEED_FLAGS, "--bind", f"127.0.0.1:{port}"], env, tmp_path / "log"):
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base + "/hello")
+        visitor = Visitor(base)
+        visitor.register_and_login("alice", "correct horse")
+        visitor.create_post("From gunicorn", "Some **markdown**", "seed, gunicorn", png())
+        post_id = visitor.post_id("From gunicorn")
+        page = visitor.get(f"/{post_id}").text
+        assert "<strong>markdown</strong>" in page
+        assert "by alice on" in page
+        image = visitor.get(f"/{post_id}/image")
+        assert image.status_code == 200 and image.headers["Content-Type"] == "image/png"
+        assert "From gunicorn" in visitor.get("/tag/seed").text
+    log = (tmp_path / "log").read_text()
+    assert log.count("Booting worker with pid") == 3
+    assert '"GET /hello HTTP/1.1" 200' in log  # access log on stdout (gunicorn.conf.py)
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path) -> None:
+        super().__init__("localhost", timeout=10)
+        self.path = str(path)
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+
+def test_seed_socket_command(env, tmp_path: Path) -> None:
+    """`gunicorn --workers 3 --bind unix:flaskr.sock -m 007 --timeout 120 hello:app`."""
+    sock = Path(__file__).resolve().parents[2] / "flaskr" / "flaskr.sock"
+    args = ["--workers", "3", "--bind", "unix:flaskr.sock", "-m", "007", "--timeout", "120"]
+    with gunicorn(args, env, tmp_path / "log"):
+        wait_for_file(sock)
+        mode = sock.stat().st_mode
+        assert stat.S_ISSOCK(mode)
+        assert stat.filemode(mode) == "srwxrwx---"  # umask 007: owner and group only
+        connection = UnixHTTPConnection(sock)
+        connection.request("GET", "/hello")
+        response = connection.getresponse()
+        assert (response.status, response.read()) == (200, b"Hello, World!")
+        connection.close()
+    assert not sock.exists()  # gunicorn removes its socket on a clean stop
+
+
+def test_refuses_to_start_without_secret(tmp_path: Path) -> None:
+    env = app_env(tmp_path / "instance")
+    del env["FLASKR_SECRET_KEY"]
+    port = free_port()
+    with gunicorn([*SEED_FLAGS, "--bind", f"127.0.0.1:{port}"], env, tmp_path / "log") as p:
+        assert p.wait(30) != 0
+    assert "refusing to start without a real secret key" in (tmp_path / "log").read_text()

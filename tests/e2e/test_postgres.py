@@ -1,0 +1,120 @@
+"""flaskr on a real PostgreSQL from Debian's packages: the same migrations, every feature,
+real gunicorn workers, and migrations that run once when instances start together."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from flaskr.db import MIGRATIONS, db, schema_revision, upgrade_schema
+from flaskr.models import Comment, Image, Like, Post, Tag
+from tests.conftest import make_app
+from tests.e2e.browser import Visitor, png
+from tests.e2e.conftest import free_port, wait_for_http
+from tests.e2e.servers import ROOT, VENV_BIN, app_env, gunicorn, postgresql
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    with postgresql(free_port()) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_app(pg_url: str, tmp_path: Path):
+    app = make_app(tmp_path, DATABASE_URL=pg_url)
+    yield app
+    with app.app_context():
+        from flaskr.db import drop_all
+
+        drop_all()
+        db.engine.dispose()
+
+
+def test_migrations_build_the_schema(pg_app) -> None:
+    with pg_app.app_context():
+        assert db.engine.dialect.name == "postgresql"
+        assert schema_revision() == "0002_blog_features"
+        assert upgrade_schema() == "The database is up to date."
+    result = pg_app.test_cli_runner().invoke(args=["db", "check", "-d", MIGRATIONS])
+    assert result.exit_code == 0, result.output
+
+
+def test_every_feature(pg_app) -> None:
+    client = pg_app.test_client()
+    client.post("/auth/register", data={"username": "pat", "password": "pw"})
+    assert client.post("/auth/login", data={"username": "pat", "password": "pw"}).status_code == 302
+    for i in range(7):
+        data = {"title": f"pg post {i}", "body": "*hi*", "tags": "pg, Post_Gres"}
+        if i == 6:
+            data["image"] = (__import__("io").BytesIO(png()), "p.png")
+        assert client.post("/create", data=data).status_code == 302
+    assert client.post("/8/like").status_code == 302
+    assert client.post("/8/comment", data={"body": "first"}).status_code == 302
+    page = client.get("/8").text
+    assert "1 like<" in page and "first" in page and 'src="/8/image"' in page
+    assert client.get("/?q=PG POST").text.count('<article class="post">') == 5
+    assert "pg post 0" in client.get("/?q=pg&page=2").text
+    assert "pg post 3" in client.get("/tag/post_gres").text
+    assert client.get("/8/image").headers["Content-Type"] == "image/png"
+    assert client.post("/8/delete").status_code == 302
+    with pg_app.app_context():
+        for model, expected in ((Post, 7), (Like, 0), (Comment, 0), (Image, 0), (Tag, 2)):
+            assert db.session.scalar(select(func.count()).select_from(model)) == expected
+    assert client.post("/99999999999/update").status_code == 404
+
+
+def test_tutorial_users_log_in(pg_app) -> None:
+    client = pg_app.test_client()
+    response = client.post("/auth/login", data={"username": "test", "password": "test"})
+    assert response.headers["Location"] == "/"
+
+
+def test_seed_uses_returning(pg_app) -> None:
+    result = pg_app.test_cli_runner().invoke(args=["seed", "--posts", "30"])
+    assert "Added 30 posts" in result.output
+    # the sequence moved on: a new post after seeding gets a fresh id
+    client = pg_app.test_client()
+    client.post("/auth/login", data={"username": "test", "password": "test"})
+    assert client.post("/create", data={"title": "after seed"}).status_code == 302
+
+
+def test_instances_starting_together_migrate_once(pg_url: str, tmp_path: Path) -> None:
+    env = app_env(tmp_path, FLASKR_DATABASE_URL=pg_url)
+    starts = [
+        subprocess.Popen(
+            [str(VENV_BIN / "flask"), "--app", "flaskr", "init-db"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in starts]
+    assert [p.returncode for p in starts] == [0, 0, 0, 0], outputs
+    assert sum("Initialized the database." in o for o in outputs) == 1, outputs
+    assert sum("up to date" in o for o in outputs) == 3
+
+    port = free_port()
+    args = ["--workers", "3", "--timeout", "120", "--bind", f"127.0.0.1:{port}"]
+    with gunicorn(args, env, tmp_path / "log"):
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base + "/healthz")
+        visitor = Visitor(base)
+        visitor.register_and_login("gina", "pw")
+        visitor.create_post("Served by three workers", tags="pg", image=png())
+        post_id = visitor.post_id("Served by three workers")
+        for _ in range(6):  # several requests, so more than one worker answers
+            assert visitor.get(f"/{post_id}/image").status_code == 200
+    app = make_app(tmp_path / "check", DATABASE_URL=pg_url)
+    with app.app_context():
+        from flaskr.db import drop_all
+
+        drop_all()
+        db.engine.dispose()
