@@ -17,9 +17,6 @@ def test_hello(client) -> None:
     assert response.data == b"Hello, World!"
 
 
-def test_healthz(client) -> None:
-    assert client.get("/healthz").get_json() == {"status": "ok"}
-
 
 @pytest.mark.parametrize("key", [None, "", "dev", "changeme", "short"])
 def test_refuses_to_start_without_a_real_secret_key(key) -> None:
