@@ -1,0 +1,64 @@
+"""The operator page /admin/isolation: the isolation report as HTML, for admins only.
+
+It is off unless ISOLATION_PAGE is true, and then shown only to logged-in users named in
+ADMINS. Everyone else gets the same 404 as for a page that does not exist: the report names
+processes, paths and privileges, which help an attacker more than an operator needs to share.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, abort, current_app, g, render_template
+from werkzeug.wrappers import Response
+
+from flaskr import isolation
+
+bp = Blueprint("isolation", __name__, url_prefix="/admin")
+
+
+def is_admin() -> bool:
+    """True for a logged-in user listed in ADMINS (FLASKR_ADMINS='["alice"]')."""
+    admins: Any = current_app.config.get("ADMINS") or []
+    if isinstance(admins, str):
+        admins = [admins]  # a single name, not a string to search for substrings
+    return g.user is not None and g.user.username in admins
+
+
+def details(section: dict[str, Any]) -> list[tuple[str, str]]:
+    """A section's fields as (name, text) pairs; lists of processes are shown apart."""
+    reasons = section.get("reasons") or {}
+    rows = []
+    for key, value in section.items():
+        if key in ("reasons", "visible", "packages"):
+            continue
+        if value is None:
+            text = f"unknown ({reasons[key]})" if key in reasons else "none"
+        elif isinstance(value, dict | list):
+            text = json.dumps(value) if value else "none"
+        else:
+            text = str(value)
+        rows.append((key, text))
+    return rows
+
+
+@bp.get("/isolation")
+def report() -> Response:
+    """Collect the report now and show it; 404 unless enabled and the user is an admin."""
+    if current_app.config.get("ISOLATION_PAGE") is not True or not is_admin():
+        abort(404)
+    data = isolation.collect()
+    sections = {
+        name: details(data[name])
+        for name in ("dependencies", "processes", "container", "supervisor", "privileges")
+    }
+    page = render_template(
+        "admin/isolation.html",
+        report=data,
+        summary=isolation.summary_rows(data),
+        sections=sections,
+    )
+    response = current_app.response_class(page, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
