@@ -9,9 +9,11 @@ from typing import Any
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import TooManyRequests
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
+from flaskr import throttle
 from flaskr.db import db
 from flaskr.forms import AuthForm
 from flaskr.models import User
@@ -70,16 +72,26 @@ def register() -> tuple[str, int] | Response:
 def login() -> tuple[str, int] | Response:
     form = AuthForm()
     if form.validate_on_submit():
-        user = db.session.scalar(select(User).where(User.username == form.username.data))
+        username = form.username.data
+        wait = throttle.retry_after(username)
+        if wait is not None:
+            raise TooManyRequests(
+                f"Too many failed logins. Try again in {wait // 60} min {wait % 60} s.",
+                retry_after=wait,
+            )
+        user = db.session.scalar(select(User).where(User.username == username))
         if user is None:
             flash("Incorrect username.", "error")
+            throttle.record_failure(username)
         elif not check_password_hash(user.password, form.password.data):
             flash("Incorrect password.", "error")
+            throttle.record_failure(username)
         else:
+            throttle.clear_failures(username)
             if not user.password.startswith(HASH_METHOD + ":"):
                 # The tutorial stored pbkdf2:sha256 hashes; replace them while we know the password.
                 user.password = generate_password_hash(form.password.data)
-                db.session.commit()
+            db.session.commit()
             session.clear()
             session["user_id"] = user.id
             return redirect(url_for("index"))

@@ -34,6 +34,10 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # Login throttling: failures allowed within the window, per username and per address.
+        LOGIN_WINDOW_SECONDS=15 * 60,
+        LOGIN_FAILURES_PER_USER=5,
+        LOGIN_FAILURES_PER_ADDRESS=20,
     )
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)

@@ -99,3 +99,14 @@ class Image(db.Model):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
     post: Mapped[Post] = relationship(back_populates="image")
+
+
+class LoginFailure(db.Model):
+    """A failed login: counted per username and per address to throttle guessing."""
+
+    __tablename__ = "login_failure"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    remote_addr: Mapped[str] = mapped_column(String(64), index=True)
+    created: Mapped[datetime] = mapped_column(index=True)

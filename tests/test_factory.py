@@ -17,7 +17,6 @@ def test_hello(client) -> None:
     assert response.data == b"Hello, World!"
 
 
-
 @pytest.mark.parametrize("key", [None, "", "dev", "changeme", "short"])
 def test_refuses_to_start_without_a_real_secret_key(key) -> None:
     with pytest.raises(ConfigError, match="FLASKR_SECRET_KEY"):
