@@ -33,11 +33,26 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # Ids beyond a 32-bit integer column are 404s, not an overflow deep in the database driver.
     app.url_map.converters["int"] = BoundedIntConverter
 
-    from flaskr import auth, blog, cli, db, errors, feed, health, images, isolation, security
+    from flaskr import (
+        auth,
+        blog,
+        cli,
+        db,
+        errors,
+        feed,
+        health,
+        images,
+        isolation,
+        logs,
+        metrics,
+        security,
+    )
 
     db.init_app(app)
     security.init_app(app)
     errors.init_app(app)
+    logs.init_app(app)
+    metrics.init_app(app)
     cli.init_app(app)
     isolation.init_app(app)
     app.register_blueprint(auth.bp)

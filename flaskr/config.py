@@ -38,6 +38,11 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         LOGIN_WINDOW_SECONDS=15 * 60,
         LOGIN_FAILURES_PER_USER=5,
         LOGIN_FAILURES_PER_ADDRESS=20,
+        LOG_FORMAT="json",
+        LOG_LEVEL="INFO",
+        # Prometheus metrics at /metrics: off by default, then only for these addresses.
+        METRICS=False,
+        METRICS_ALLOW=["127.0.0.1", "::1"],
     )
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)

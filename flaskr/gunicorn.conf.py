@@ -11,7 +11,8 @@ import os
 # (/dev/shm is a RAM disk here, not a shared temp file: bandit's B108 does not apply.)
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108  # nosec B108
 
-# Access and error logs to stdout/stderr, where `docker logs` and journald collect them.
+# Access and error logs to stdout/stderr, where `docker logs` and journald collect them,
+# one JSON object a line (FLASKR_LOG_FORMAT=text keeps gunicorn's own format).
 accesslog = "-"
 errorlog = "-"
 
@@ -31,6 +32,25 @@ preload_app = False
 forwarded_allow_ips = "127.0.0.1,::1"
 
 
+def _metrics_enabled() -> bool:
+    return os.environ.get("FLASKR_METRICS", "").lower() in ("1", "true")
+
+
+if _metrics_enabled() and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Every worker writes its figures here, so /metrics sums all of them.
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="flaskr-metrics-")
+
+
+def child_exit(server, worker):  # noqa: ARG001 - gunicorn's hook signature
+    """Drop a dead worker's live gauges (prometheus_client's multiprocess rule)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
 def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
     """Apply migrations before any worker starts, when FLASKR_MIGRATE_ON_START=1 (the image
     sets it). A child process does it, so the master never imports the app and a HUP still
@@ -48,3 +68,41 @@ def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
     )
     if done.returncode != 0:
         raise SystemExit(f"flaskr: migrations failed (exit {done.returncode}); not starting")
+
+
+if os.environ.get("FLASKR_LOG_FORMAT", "json") == "json":
+    from gunicorn import glogging
+    from pythonjsonlogger.json import JsonFormatter
+
+    class JsonLogger(glogging.Logger):
+        """gunicorn's logs as JSON lines; an access line carries the app's X-Request-ID.
+        Defined here, not in the app, so the master never imports flaskr (see above)."""
+
+        def setup(self, cfg):
+            super().setup(cfg)
+            formatter = JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+            for log in (self.error_log, self.access_log):
+                for handler in log.handlers:
+                    handler.setFormatter(formatter)
+
+        def access(self, resp, req, environ, request_time):
+            atoms = self.atoms(resp, req, environ, request_time)
+            self.access_log.info(
+                "request",
+                extra={
+                    "remote": atoms["h"],
+                    "method": atoms["m"],
+                    "path": atoms["U"],
+                    "query": atoms["q"],
+                    "status": resp.status_code,
+                    "bytes": atoms["B"],
+                    "duration_ms": round(request_time.total_seconds() * 1000, 3),
+                    "request_id": atoms.get("{x-request-id}o"),
+                    "user_agent": atoms["a"],
+                },
+            )
+
+    logger_class = JsonLogger

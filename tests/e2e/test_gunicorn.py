@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import stat
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.e2e.browser import Visitor, png
 from tests.e2e.conftest import free_port, wait_for_http
@@ -41,7 +43,27 @@ def test_seed_tcp_command_serves_a_whole_visit(env, tmp_path: Path) -> None:
         assert "From gunicorn" in visitor.get("/tag/seed").text
     log = (tmp_path / "log").read_text()
     assert log.count("Booting worker with pid") == 3
-    assert '"GET /hello HTTP/1.1" 200' in log  # access log on stdout (gunicorn.conf.py)
+    events = [json.loads(line) for line in log.splitlines()]  # every line is JSON
+    access = [e for e in events if e["logger"] == "gunicorn.access"]
+    assert {"method": "GET", "path": "/hello", "status": 200}.items() <= access[0].items()
+    assert all(len(e["request_id"]) == 32 for e in access)
+
+
+def test_metrics_cover_every_worker(env, tmp_path: Path) -> None:
+    port = free_port()
+    env = {**env, "FLASKR_METRICS": "true"}
+    with gunicorn([*SEED_FLAGS, "--bind", f"127.0.0.1:{port}"], env, tmp_path / "log"):
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base + "/hello")
+        before = hello_count(requests.get(base + "/metrics", timeout=10).text)
+        for _ in range(60):  # new connections each time: gunicorn's sync workers take turns
+            response = requests.get(base + "/hello", headers={"X-Request-ID": "e2e-1"}, timeout=10)
+            assert response.headers["X-Request-ID"] == "e2e-1"
+        after = hello_count(requests.get(base + "/metrics", timeout=10).text)
+    assert after - before == 60  # all 60 counted, whichever of the 3 workers served them
+    log = (tmp_path / "log").read_text()
+    served_by = {json.loads(x).get("request_id") for x in log.splitlines()}
+    assert "e2e-1" in served_by
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -78,3 +100,9 @@ def test_refuses_to_start_without_secret(tmp_path: Path) -> None:
     with gunicorn([*SEED_FLAGS, "--bind", f"127.0.0.1:{port}"], env, tmp_path / "log") as p:
         assert p.wait(30) != 0
     assert "refusing to start without a real secret key" in (tmp_path / "log").read_text()
+
+
+def hello_count(metrics: str) -> float:
+    prefix = 'flaskr_requests_total{endpoint="hello",method="GET",status="200"}'
+    line = next(x for x in metrics.splitlines() if x.startswith(prefix))
+    return float(line.split()[-1])

@@ -1,0 +1,77 @@
+"""Prometheus metrics at /metrics, off unless METRICS is true and then only for the addresses
+in METRICS_ALLOW. Under gunicorn the figures cover every worker: prometheus_client's
+multiprocess mode, with PROMETHEUS_MULTIPROC_DIR set up by gunicorn.conf.py."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from flask import Blueprint, Flask, abort, current_app, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from sqlalchemy import event
+from werkzeug.wrappers import Response
+
+from flaskr.db import db
+
+bp = Blueprint("metrics", __name__)
+
+REQUESTS = Counter(
+    "flaskr_requests_total", "HTTP requests answered", ["endpoint", "method", "status"]
+)
+LATENCY = Histogram(
+    "flaskr_request_duration_seconds",
+    "Time to answer a request",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+DATABASE_ERRORS = Counter("flaskr_database_errors_total", "Errors raised by the database driver")
+
+
+def _start_timer() -> None:
+    g.metrics_start = time.perf_counter()
+
+
+def _observe(response: Response) -> Response:
+    endpoint = request.endpoint or "unmatched"
+    if endpoint != "metrics.metrics":
+        REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+        start = g.get("metrics_start")
+        if start is not None:
+            LATENCY.labels(endpoint).observe(time.perf_counter() - start)
+    return response
+
+
+def _count_database_error(_context: object) -> None:
+    DATABASE_ERRORS.inc()
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    allowed = current_app.config["METRICS_ALLOW"]
+    if not current_app.config["METRICS"] or request.remote_addr not in allowed:
+        abort(404)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        data = generate_latest(registry)
+    else:
+        data = generate_latest()
+    return Response(data, content_type=CONTENT_TYPE_LATEST)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    if not app.config["METRICS"]:
+        return
+    app.before_request(_start_timer)
+    app.after_request(_observe)
+    with app.app_context():
+        event.listen(db.engine, "handle_error", _count_database_error)

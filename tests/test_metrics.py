@@ -1,0 +1,51 @@
+from tests.conftest import make_app
+
+
+def test_metrics_off_by_default(client) -> None:
+    assert client.get("/metrics").status_code == 404
+
+
+def test_metrics_count_requests_by_endpoint_and_status(tmp_path) -> None:
+    app = make_app(tmp_path, METRICS=True)
+    client = app.test_client()
+    for _ in range(3):
+        client.get("/hello")
+    client.get("/no/such/page")
+    text = client.get("/metrics").text
+    assert 'flaskr_requests_total{endpoint="hello",method="GET",status="200"} 3.0' in text
+    assert 'endpoint="unmatched",method="GET",status="404"' in text
+    assert 'flaskr_request_duration_seconds_bucket{endpoint="hello",le="0.1"}' in text
+    assert "flaskr_database_errors_total" in text
+
+
+def test_metrics_only_for_allowed_addresses(tmp_path) -> None:
+    app = make_app(tmp_path, METRICS=True, METRICS_ALLOW=["10.1.1.1"])
+    client = app.test_client()
+    assert client.get("/metrics").status_code == 404
+    allowed = client.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.1.1"})
+    assert allowed.status_code == 200
+
+
+def test_database_errors_are_counted(tmp_path) -> None:
+    app = make_app(tmp_path, METRICS=True)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @app.get("/bad-sql")
+    def bad_sql() -> str:
+        from sqlalchemy import text
+
+        from flaskr.db import db
+
+        db.session.execute(text("SELECT * FROM no_such_table"))
+        return "unreachable"
+
+    client = app.test_client()
+    before = _value(client.get("/metrics").text, "flaskr_database_errors_total")
+    assert client.get("/bad-sql").status_code == 503  # an OperationalError: not ready
+    after = _value(client.get("/metrics").text, "flaskr_database_errors_total")
+    assert after == before + 1
+
+
+def _value(text: str, name: str) -> float:
+    line = next(line for line in text.splitlines() if line.startswith(name + " "))
+    return float(line.split()[1])
