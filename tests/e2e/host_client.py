@@ -1,0 +1,244 @@
+"""An HTTP client for tests/e2e/test_host.py, run inside the machine's network namespace
+(``nsenter -t PID -n python host_client.py ...``): the machine has a private network, so its
+nginx on port 80 is reachable from there only. Standard library only; prints JSON.
+
+    flow TITLE          register, log in, post with an image, read the post and the image back
+    get PATH [HOST]     one request; status, headers and the body's first bytes
+    check-post ID TITLE WIDTH HEIGHT   the post page shows TITLE and its image has that size
+    upload SIZE [--headers-only]       POST SIZE bytes to /create
+    load SECONDS        concurrent GETs until stdin closes (or SECONDS pass), counting failures;
+                        prints a progress line {"ok": N} every 0.1 s, then the totals
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import re
+import struct
+import sys
+import threading
+import time
+import uuid
+import zlib
+from urllib.parse import quote_plus as quote
+
+ADDRESS = ("127.0.0.1", 80)
+HOST = "localhost"
+
+
+class Session:
+    """A tiny browser: one connection per request, cookies kept, redirects not followed."""
+
+    def __init__(self, host: str = HOST) -> None:
+        self.host = host
+        self.cookies: dict[str, str] = {}
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        headers = {"Host": self.host}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if content_type:
+            headers["Content-Type"] = content_type
+        conn = http.client.HTTPConnection(*ADDRESS, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            for name, value in response.getheaders():
+                if name.lower() == "set-cookie":
+                    key, _, rest = value.partition("=")
+                    self.cookies[key] = rest.split(";", 1)[0]
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+        finally:
+            conn.close()
+
+    def csrf(self, path: str) -> str:
+        status, _, page = self.request("GET", path)
+        assert status == 200, (path, status)
+        match = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
+            rb'value="([^"]+)"[^>]*name="csrf_token"', page
+        )
+        assert match, f"no csrf_token in {path}"
+        return match.group(1).decode()
+
+    def post_form(self, path: str, fields: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        fields = {"csrf_token": self.csrf(path), **fields}
+        body = "&".join(f"{k}={quote(v)}" for k, v in fields.items()).encode()
+        return self.request("POST", path, body, "application/x-www-form-urlencoded")
+
+    def post_multipart(
+        self, path: str, fields: dict[str, str], files: dict[str, tuple[str, str, bytes]]
+    ) -> tuple[int, dict[str, str], bytes]:
+        fields = {"csrf_token": self.csrf(path), **fields}
+        boundary = uuid.uuid4().hex
+        out = io.BytesIO()
+        for name, value in fields.items():
+            out.write(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            )
+            out.write(value.encode() + b"\r\n")
+        for name, (filename, mimetype, data) in files.items():
+            out.write(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                f'filename="{filename}"\r\nContent-Type: {mimetype}\r\n\r\n'.encode()
+            )
+            out.write(data + b"\r\n")
+        out.write(f"--{boundary}--\r\n".encode())
+        return self.request(
+            "POST", path, out.getvalue(), f"multipart/form-data; boundary={boundary}"
+        )
+
+
+def png(width: int, height: int) -> bytes:
+    """A valid RGB PNG of the given size, made without Pillow."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    raw = b"".join(
+        b"\x00" + b"".join(bytes((x * 7 % 256, y * 5 % 256, 128)) for x in range(width))
+        for y in range(height)
+    )
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def flow(title: str) -> dict[str, object]:
+    """A person's whole visit: register, log in, write a post with an image, read it."""
+    s = Session()
+    user = "u" + uuid.uuid4().hex[:10]
+    password = "pw-" + uuid.uuid4().hex
+    status, headers, _ = s.post_form("/auth/register", {"username": user, "password": password})
+    assert status == 302 and headers["location"].endswith("/auth/login"), (status, headers)
+    status, headers, _ = s.post_form("/auth/login", {"username": user, "password": password})
+    assert status == 302, ("login", status)
+    status, _, page = s.request("GET", "/")
+    assert status == 200 and user.encode() in page, "the index does not show the logged-in user"
+    width, height = 37, 23
+    status, headers, page = s.post_multipart(
+        "/create",
+        {"title": title, "body": "Posted through nginx.", "tags": "e2e, host"},
+        {"image": ("pixel.png", "image/png", png(width, height))},
+    )
+    assert status == 302, ("create", status, page[:500])
+    status, _, index = s.request("GET", "/")
+    match = re.search(rb'href="/(\d+)"[^>]*>\s*' + re.escape(title.encode()), index)
+    assert status == 200 and match, "the new post is not on the index"
+    post_id = int(match.group(1))
+    check_post(post_id, title, width, height)
+    # Read by a visitor who is not logged in, too.
+    status, _, page = Session().request("GET", f"/{post_id}")
+    assert status == 200 and title.encode() in page
+    return {"post_id": post_id, "title": title, "user": user, "width": width, "height": height}
+
+
+def check_post(post_id: int, title: str, width: int, height: int) -> dict[str, object]:
+    s = Session()
+    status, _, page = s.request("GET", f"/{post_id}")
+    assert status == 200 and title.encode() in page, ("post page", status)
+    assert f"/{post_id}/image".encode() in page, "the post page does not show its image"
+    status, headers, data = s.request("GET", f"/{post_id}/image")
+    assert status == 200 and headers["content-type"] == "image/png", (status, headers)
+    assert image_size(data) == (width, height), image_size(data)
+    return {"post_id": post_id, "ok": True}
+
+
+def get(path: str, host: str = HOST) -> dict[str, object]:
+    try:
+        status, headers, body = Session(host).request("GET", path)
+    except (OSError, http.client.HTTPException) as e:  # refused, closed unanswered (444), ...
+        return {"error": type(e).__name__}
+    return {"status": status, "headers": headers, "body": body[:2000].decode("latin-1")}
+
+
+def upload(size: int, body: bool) -> dict[str, object]:
+    """POST ``size`` bytes to /create. Without ``body`` only the headers go: nginx refuses an
+    oversized request from its Content-Length alone, before any byte of it is sent."""
+    conn = http.client.HTTPConnection(*ADDRESS, timeout=30)
+    try:
+        conn.putrequest("POST", "/create", skip_host=True)
+        conn.putheader("Host", HOST)
+        conn.putheader("Content-Type", "application/octet-stream")
+        conn.putheader("Content-Length", str(size))
+        conn.endheaders(b"x" * size if body else None)
+        response = conn.getresponse()
+        return {"status": response.status, "body": response.read()[:300].decode("latin-1")}
+    finally:
+        conn.close()
+
+
+def load(seconds: float, concurrency: int = 6) -> dict[str, object]:
+    """GET a mix of pages from ``concurrency`` threads until stdin closes; count everything."""
+    paths = ["/", "/healthz", "/hello", "/static/style.css", "/auth/login"]
+    stop = threading.Event()
+    lock = threading.Lock()
+    counts = {"sent": 0, "ok": 0, "failed": 0}
+    errors: list[str] = []
+
+    def worker(n: int) -> None:
+        i = n
+        while not stop.is_set():
+            path = paths[i % len(paths)]
+            i += 1
+            try:
+                status, _, _ = Session().request("GET", path)
+                good = status == 200
+                why = f"{path}: HTTP {status}"
+            except Exception as e:  # every failure counts
+                good, why = False, f"{path}: {type(e).__name__}: {e}"
+            with lock:
+                counts["sent"] += 1
+                counts["ok" if good else "failed"] += 1
+                if not good and len(errors) < 20:
+                    errors.append(why)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(concurrency)]
+    for t in threads:
+        t.start()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    deadline = time.monotonic() + seconds
+    while not stop.wait(0.1):
+        with lock:
+            print(json.dumps({"ok": counts["ok"], "failed": counts["failed"]}), flush=True)
+        if time.monotonic() > deadline:
+            stop.set()
+    for t in threads:
+        t.join()
+    return {**counts, "errors": errors, "total": True}
+
+
+def main(argv: list[str]) -> None:
+    command, args = argv[0], argv[1:]
+    if command == "flow":
+        result = flow(args[0])
+    elif command == "check-post":
+        result = check_post(int(args[0]), args[1], int(args[2]), int(args[3]))
+    elif command == "get":
+        result = get(*args)
+    elif command == "upload":
+        result = upload(int(args[0]), body=args[1:] != ["--headers-only"])
+    elif command == "load":
+        result = load(float(args[0]))
+    else:
+        raise SystemExit(f"unknown command {command}")
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
