@@ -6,7 +6,17 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import TooManyRequests
@@ -34,6 +44,17 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(**kwargs)
 
     return wrapped_view
+
+
+def is_admin(user: User | None) -> bool:
+    """Admins are marked with `flask make-admin`, or named in the ADMINS setting
+    (FLASKR_ADMINS='["alice"]') so a deployment can name them without a database write."""
+    if user is None:
+        return False
+    admins = current_app.config.get("ADMINS") or []
+    if isinstance(admins, str):
+        admins = [admins]  # a single name, not a string to search for substrings
+    return user.is_admin or user.username in admins
 
 
 @bp.before_app_request

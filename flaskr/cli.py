@@ -67,6 +67,21 @@ def seed_command(posts: int, author: str) -> None:
     click.echo(f"Added {posts} posts by {author}.")
 
 
+@click.command("make-admin")
+@with_appcontext
+@click.argument("username")
+@click.option("--revoke", is_flag=True, help="Take the admin right away instead.")
+def make_admin_command(username: str, revoke: bool) -> None:
+    """Let a user see the operator pages (or stop them, with --revoke)."""
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"No user named {username}.")
+    user.is_admin = not revoke
+    db.session.commit()
+    click.echo(f"{username} is {'no longer ' if revoke else ''}an admin.")
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(make_admin_command)
     app.cli.add_command(create_user_command)
     app.cli.add_command(seed_command)

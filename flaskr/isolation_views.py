@@ -14,16 +14,9 @@ from flask import Blueprint, abort, current_app, g, render_template
 from werkzeug.wrappers import Response
 
 from flaskr import isolation
+from flaskr.auth import is_admin
 
 bp = Blueprint("isolation", __name__, url_prefix="/admin")
-
-
-def is_admin() -> bool:
-    """True for a logged-in user listed in ADMINS (FLASKR_ADMINS='["alice"]')."""
-    admins: Any = current_app.config.get("ADMINS") or []
-    if isinstance(admins, str):
-        admins = [admins]  # a single name, not a string to search for substrings
-    return g.user is not None and g.user.username in admins
 
 
 def details(section: dict[str, Any]) -> list[tuple[str, str]]:
@@ -46,7 +39,7 @@ def details(section: dict[str, Any]) -> list[tuple[str, str]]:
 @bp.get("/isolation")
 def report() -> Response:
     """Collect the report now and show it; 404 unless enabled and the user is an admin."""
-    if current_app.config.get("ISOLATION_PAGE") is not True or not is_admin():
+    if current_app.config.get("ISOLATION_PAGE") is not True or not is_admin(g.user):
         abort(404)
     data = isolation.collect()
     sections = {

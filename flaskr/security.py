@@ -7,6 +7,7 @@ from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import UnsupportedMediaType
 
 from flaskr.rendering import markdown
 
@@ -26,6 +27,16 @@ CONTENT_SECURITY_POLICY = {
 }
 
 
+#: What the site's HTML forms send. Flask-WTF would read a JSON body as form data too, and
+#: crash on one that is not an object; nothing here speaks JSON, so it is refused early.
+FORM_TYPES = {"", "application/x-www-form-urlencoded", "multipart/form-data"}
+
+
+def refuse_non_form_bodies() -> None:
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.mimetype not in FORM_TYPES:
+        raise UnsupportedMediaType("This site's forms send form data, not " + request.mimetype)
+
+
 class SessionInterface(SecureCookieSessionInterface):
     """Mark the cookie Secure whenever the request came over https (ProxyFix tells us when
     nginx terminated TLS), so one configuration serves both http in tests and https live."""
@@ -35,6 +46,7 @@ class SessionInterface(SecureCookieSessionInterface):
 
 
 def init_app(app: Flask) -> None:
+    app.before_request(refuse_non_form_bodies)
     csrf.init_app(app)
     talisman.init_app(
         app,

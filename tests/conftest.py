@@ -4,6 +4,7 @@ and an ``auth`` helper. The data is the tutorial's data.sql, old password hashes
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -77,6 +78,16 @@ def _instance_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLASKR_INSTANCE_PATH", str(tmp_path / "instance"))
     for name in ("FLASKR_SECRET_KEY", "FLASKR_SECRET_KEY_FILE", "DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _restore_flaskr_logger() -> Iterator[None]:
+    """An app built outside testing logs JSON through the global "flaskr" logger: undo it."""
+    logger = logging.getLogger("flaskr")
+    handlers, propagate, level = logger.handlers[:], logger.propagate, logger.level
+    yield
+    logger.handlers[:], logger.propagate = handlers, propagate
+    logger.setLevel(level)
 
 
 @pytest.fixture

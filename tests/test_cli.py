@@ -26,3 +26,30 @@ def test_seed(runner, client, app) -> None:
         titles = db.session.scalars(select(Post.title).order_by(Post.id)).all()
     assert titles[-1] == "Post 16"
     assert b"Post 16" in client.get("/").data
+
+
+def test_make_admin(runner, app) -> None:
+    from flaskr.auth import is_admin
+
+    assert "test is an admin." in runner.invoke(args=["make-admin", "test"]).output
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.username == "test"))
+        assert is_admin(user)
+    assert "no longer" in runner.invoke(args=["make-admin", "test", "--revoke"]).output
+    with app.app_context():
+        assert not db.session.scalar(select(User.is_admin).where(User.username == "test"))
+    missing = runner.invoke(args=["make-admin", "nobody"])
+    assert missing.exit_code == 1 and "No user named nobody." in missing.output
+
+
+def test_admins_setting(app) -> None:
+    from flaskr.auth import is_admin
+
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.username == "other"))
+        assert not is_admin(user)
+        app.config["ADMINS"] = "other"
+        assert is_admin(user)
+        app.config["ADMINS"] = "other-admins"
+        assert not is_admin(user)
+        assert not is_admin(None)

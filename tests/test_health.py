@@ -14,7 +14,7 @@ def test_readyz_when_migrated(client) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "schema": head_revision()}
-    assert head_revision().startswith("0003_")
+    assert head_revision().startswith("0004_")
 
 
 def test_readyz_before_migrations(tmp_path: Path) -> None:

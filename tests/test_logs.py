@@ -1,7 +1,6 @@
 import json
 import logging
 
-import pytest
 from pythonjsonlogger.json import JsonFormatter
 
 from flaskr import logs
@@ -27,17 +26,7 @@ def test_forged_request_id_is_replaced(client) -> None:
     assert response.headers["X-Request-ID"] != bad.replace("\n", "")
 
 
-@pytest.fixture
-def restore_logger():
-    """The "flaskr" logger is global: put it back as other tests expect it."""
-    logger = logging.getLogger("flaskr")
-    handlers, propagate, level = logger.handlers[:], logger.propagate, logger.level
-    yield
-    logger.handlers[:], logger.propagate = handlers, propagate
-    logger.setLevel(level)
-
-
-def test_app_logs_json_lines_with_request_id(tmp_path, capsys, restore_logger) -> None:
+def test_app_logs_json_lines_with_request_id(tmp_path, capsys) -> None:
     app = make_app(tmp_path, TESTING=False)
     assert not app.logger.propagate
 
@@ -55,7 +44,7 @@ def test_app_logs_json_lines_with_request_id(tmp_path, capsys, restore_logger) -
     assert "time" in event
 
 
-def test_text_logs_when_asked(tmp_path, restore_logger) -> None:
+def test_text_logs_when_asked(tmp_path) -> None:
     app = make_app(tmp_path, TESTING=False, LOG_FORMAT="text")
     assert not any(isinstance(h.formatter, JsonFormatter) for h in app.logger.handlers)
 

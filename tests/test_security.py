@@ -38,3 +38,11 @@ def test_pages_have_no_inline_script_or_style(client, auth) -> None:
         assert "<style" not in page
         assert " style=" not in page
         assert " onclick=" not in page
+
+
+@pytest.mark.parametrize("body", (b"0", b"[1]", b'{"title": "x"}', b"not json"))
+def test_json_bodies_are_refused_with_415(client, auth, app, body) -> None:
+    auth.login()
+    response = client.post("/create", data=body, content_type="application/json")
+    assert response.status_code == 415
+    assert client.get("/2").status_code == 404
