@@ -1,0 +1,355 @@
+"""Helpers for the container suite: podman driven through scripts/container inside a mount
+namespace that hides the host's Python, the stand-in base image, and a small HTTP client."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import http.cookiejar
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "container"
+
+PACKAGES = [
+    "podman",
+    "buildah",
+    "runc",
+    "netavark",
+    "aardvark-dns",
+    "iptables",
+    "mmdebstrap",
+    "uidmap",
+    "curl",
+]
+#: The Dockerfile's FROM. CI cannot pull it: a Debian bookworm root filesystem with Python
+#: (3.11) made by mmdebstrap is tagged with this name instead, so the Dockerfile stays unchanged.
+BASE_IMAGE = "docker.io/library/python:3.12.4-alpine3.20"
+STAND_IN = "localhost/flaskr-e2e-stand-in:bookworm"
+MIRROR = os.environ.get("FLASKR_E2E_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+
+#: Where the suite's podman keeps images: not the default storage of scripts/container, so
+#: the stand-in never shadows the real python image on a machine that can pull it.
+STORAGE = os.environ.get("FLASKR_E2E_PODMAN_ROOT", "/var/tmp/flaskr-podman-e2e")
+
+
+def deadline_loop(timeout: float, what: str, interval: float = 0.1) -> Iterator[None]:
+    """Yield until the caller breaks out; fail with ``what`` once ``timeout`` has passed."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        yield
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+# --- the host's Python, hidden ------------------------------------------------------------
+
+
+def host_python_paths() -> tuple[list[str], list[str]]:
+    """The folders and the executables that make up Python on this host."""
+    folders = {
+        *glob.glob("/usr/lib/python3*"),
+        *glob.glob("/usr/local/lib/python3*"),
+        *glob.glob("/root/.pyenv"),
+        *glob.glob("/root/.local/lib/python3*"),
+        sys.prefix,
+        sys.base_prefix,
+        str(ROOT / ".venv"),
+    }
+    folders = {f for f in folders if os.path.isdir(f) and f not in ("/usr", "/usr/local", "/")}
+    # A tmpfs over a folder hides what is below it too: keep only the outermost folders.
+    folders = {f for f in folders if not any(f.startswith(o + "/") for o in folders)}
+    files: set[str] = set()
+    for pattern in ("python*", "pip*"):
+        for folder in ("/usr/bin", "/usr/local/bin", "/bin"):
+            for path in glob.glob(os.path.join(folder, pattern)):
+                real = os.path.realpath(path)
+                if os.path.isfile(real) and not any(real.startswith(f + "/") for f in folders):
+                    files.add(real)
+    return sorted(folders), sorted(files)
+
+
+class HiddenPython:
+    """A process holding a private mount namespace where tmpfs covers every Python folder and
+    /dev/null every python and pip binary. Commands enter it with nsenter, so all of podman's
+    mounts (container root filesystems, network namespaces) live in that one namespace."""
+
+    def __init__(self) -> None:
+        self.folders, self.files = host_python_paths()
+        lines = ["set -e"]
+        lines += [
+            f"mount -t tmpfs -o size=1m,mode=0755 tmpfs {shlex.quote(d)}" for d in self.folders
+        ]
+        lines += [f"mount --bind /dev/null {shlex.quote(f)}" for f in self.files]
+        lines += ["echo ready", "exec sleep infinity"]
+        self.holder = subprocess.Popen(  # noqa: S603
+            ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", "\n".join(lines)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.holder.stdout is not None
+        ready = self.holder.stdout.readline().strip()
+        if ready != "ready":
+            _, err = self.stop()
+            pytest.fail(f"could not hide the host's Python: {ready!r} {err}")
+
+    def argv(self, argv: list[str]) -> list[str]:
+        return ["nsenter", f"--target={self.holder.pid}", "--mount", f"--wd={ROOT}", "--", *argv]
+
+    def stop(self) -> tuple[str, str]:
+        if self.holder.poll() is None:
+            self.holder.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return self.holder.communicate(timeout=10)
+        self.holder.kill()
+        return self.holder.communicate()
+
+
+# --- podman through scripts/container -----------------------------------------------------
+
+
+@dataclass
+class Podman:
+    """Runs scripts/container (and podman, via its `engine` command) in the hidden namespace,
+    and remembers every container, volume and image it names, to remove them all at the end."""
+
+    ns: HiddenPython
+    secret_file: Path
+    prefix: str = field(default_factory=lambda: f"flaskr-e2e-{uuid.uuid4().hex[:8]}")
+    image: str = ""
+    containers: set[str] = field(default_factory=set)
+    volumes: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.image = f"localhost/{self.prefix}:test"
+
+    def env(self, **settings: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASKR_", "CONTAINERS_"))}
+        env.update(
+            FLASKR_ENGINE="podman",
+            FLASKR_PODMAN_ROOT=STORAGE,
+            FLASKR_IMAGE=self.image,
+            FLASKR_CONTAINER_SECRET=str(self.secret_file),
+        )
+        env.update(settings)
+        return env
+
+    def script(
+        self, *args: str, timeout: float = 120, check: bool = True, **settings: str
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(  # noqa: S603
+            self.ns.argv([str(SCRIPT), *args]),
+            env=self.env(**settings),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            pytest.fail(
+                f"scripts/container {' '.join(args)} exited {done.returncode}\n"
+                f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+            )
+        return done
+
+    def popen(self, *args: str, **settings: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(  # noqa: S603
+            self.ns.argv([str(SCRIPT), *args]),
+            env=self.env(**settings),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def podman(self, *args: str, timeout: float = 120, check: bool = True) -> str:
+        return self.script("engine", *args, timeout=timeout, check=check).stdout
+
+    def exec(self, name: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.script("engine", "exec", name, *argv, check=check, timeout=60)
+
+    def container_settings(self, name: str, volume: str, port: int) -> dict[str, str]:
+        self.containers.add(name)
+        self.volumes.add(volume)
+        return {
+            "FLASKR_CONTAINER": name,
+            "FLASKR_VOLUME": volume,
+            "FLASKR_PUBLISH": f"127.0.0.1:{port}",
+        }
+
+    def remove_container(self, name: str) -> None:
+        self.podman("rm", "--force", "--time", "2", name, check=False, timeout=60)
+
+    def cleanup(self) -> None:
+        """Remove what this run made, by name, whatever state the tests left it in."""
+        for name in sorted(self.containers):
+            self.remove_container(name)
+        for volume in sorted(self.volumes):
+            self.podman("volume", "rm", "--force", volume, check=False)
+        self.podman("rmi", "--force", self.image, check=False)
+        # The build's intermediate layers: unnamed, so pruned (the tagged stand-in stays cached).
+        self.podman("image", "prune", "--force", check=False)
+
+    def ensure_base_image(self) -> None:
+        """Make the stand-in for the Dockerfile's FROM once; later runs find it in storage."""
+        if self.script("engine", "image", "exists", BASE_IMAGE, check=False).returncode == 0:
+            return
+        with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="flaskr-e2e-base-") as tmp:  # noqa: S108
+            tarball = os.path.join(tmp, "base.tar")
+            subprocess.run(  # noqa: S603
+                [
+                    "mmdebstrap",
+                    "--quiet",
+                    "--variant=minbase",
+                    "--include=python3,python3-venv,python3-pip,python-is-python3,procps",
+                    "bookworm",
+                    tarball,
+                    MIRROR,
+                ],
+                check=True,
+                timeout=900,
+                stdout=subprocess.DEVNULL,
+            )
+            self.podman(
+                "import",
+                # What the python images set; without PATH, RUN steps would find no mkdir.
+                "--change",
+                "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "--change",
+                "ENV LANG=C.UTF-8",
+                "--change",
+                'CMD ["python3"]',
+                tarball,
+                STAND_IN,
+                timeout=600,
+            )
+        self.podman("tag", STAND_IN, BASE_IMAGE)
+
+
+def install_packages(apt_install: Callable[..., None]) -> None:
+    """podman and friends, unless they are all here already."""
+    apt_install(*PACKAGES, commands=("podman", "buildah", "runc", "mmdebstrap", "nsenter", "curl"))
+    if not all(os.path.exists(f"/usr/lib/podman/{b}") for b in ("netavark", "aardvark-dns")):
+        apt_install(*PACKAGES)
+    if shutil.which("iptables") is None:
+        apt_install(*PACKAGES)
+
+
+# --- a browser of sorts ------------------------------------------------------------------
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+CSRF = re.compile(r'name="csrf_token"[^>]*?value="([^"]+)"|value="([^"]+)"[^>]*?name="csrf_token"')
+
+
+class Browser:
+    """Cookies kept, redirects not followed (so a 302 is seen as one), CSRF tokens scraped."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect()
+        )
+
+    def request(
+        self, path: str, data: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> Response:
+        req = urllib.request.Request(self.base + path, data=data, headers=headers or {})  # noqa: S310
+        try:
+            with self.opener.open(req, timeout=30) as r:
+                return Response(r.status, dict(r.headers), r.read())
+        except urllib.error.HTTPError as e:
+            with e:
+                return Response(e.code, dict(e.headers), e.read())
+
+    def get(self, path: str) -> Response:
+        return self.request(path)
+
+    def csrf(self, path: str) -> str:
+        page = self.get(path)
+        assert page.status == 200, (path, page.status)
+        match = CSRF.search(page.text)
+        assert match, f"no csrf_token on {path}"
+        return match.group(1) or match.group(2)
+
+    def post_form(
+        self, path: str, fields: dict[str, str], form_page: str | None = None
+    ) -> Response:
+        fields = {"csrf_token": self.csrf(form_page or path), **fields}
+        body = urllib.parse.urlencode(fields).encode()
+        return self.request(path, body, {"Content-Type": "application/x-www-form-urlencoded"})
+
+    def post_multipart(
+        self, path: str, fields: dict[str, str], files: dict[str, tuple[str, str, bytes]]
+    ) -> Response:
+        boundary = uuid.uuid4().hex
+        parts: list[bytes] = []
+        for name, value in {"csrf_token": self.csrf(path), **fields}.items():
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                f"{value}\r\n".encode()
+            )
+        for name, (filename, mimetype, content) in files.items():
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                f'filename="{filename}"\r\nContent-Type: {mimetype}\r\n\r\n'.encode()
+                + content
+                + b"\r\n"
+            )
+        parts.append(f"--{boundary}--\r\n".encode())
+        return self.request(
+            path, b"".join(parts), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        )
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{c.name}={c.value}" for c in self.jar)
+
+
+# --- sockets seen from inside the container ------------------------------------------------
+
+
+def tcp_sockets(proc_net_tcp: str, port: int) -> list[tuple[str, int]]:
+    """(state, rx_queue) of every socket whose local port is ``port``, from /proc/net/tcp*.
+    For a listener rx_queue is its accept backlog: 0 means every connection was accepted."""
+    found = []
+    for line in proc_net_tcp.splitlines():
+        cols = line.split()
+        if len(cols) < 5 or ":" not in cols[1] or cols[0] == "sl":
+            continue
+        local_port = int(cols[1].rsplit(":", 1)[1], 16)
+        if local_port == port:
+            found.append((cols[3], int(cols[4].split(":")[1], 16)))
+    return found

@@ -1,0 +1,363 @@
+"""The container path, end to end: the unchanged Dockerfile built and run with podman through
+scripts/container, with the host's Python hidden, and checked from outside over HTTP.
+
+CI cannot pull python:3.12.4-alpine3.20: a Debian bookworm stand-in made by mmdebstrap is
+tagged with that name (once; later runs find it in the suite's podman storage)."""
+
+from __future__ import annotations
+
+import io
+import re
+import socket
+import subprocess
+import time
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.e2e.conftest import apt_install, free_port, wait_for_http
+from tests.e2e.container_podman import (
+    Browser,
+    HiddenPython,
+    Podman,
+    deadline_loop,
+    install_packages,
+    tcp_sockets,
+)
+
+#: Seconds `podman stop` waits before SIGKILL (scripts/container passes --stop-timeout 10).
+STOP_TIMEOUT = 10
+
+
+@pytest.fixture(scope="module")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
+    install_packages(apt_install)
+    ns = HiddenPython()
+    secret_dir = tmp_path_factory.mktemp("container-secret")
+    runner = Podman(ns, secret_dir / "keys" / "flaskr_secret_key")
+    try:
+        runner.ensure_base_image()
+        yield runner
+    finally:
+        try:
+            runner.cleanup()
+        finally:
+            ns.stop()
+
+
+@pytest.fixture(scope="module")
+def image(podman: Podman) -> str:
+    podman.script("build", timeout=900)
+    return podman.image
+
+
+@dataclass
+class Site:
+    name: str
+    volume: str
+    port: int
+    run_to_200: float
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def start_site(podman: Podman, name: str, volume: str) -> Site:
+    port = free_port()
+    settings = podman.container_settings(name, volume, port)
+    started = time.monotonic()
+    podman.script("run", **settings)
+    wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=90)
+    deployed = Site(name, volume, port, time.monotonic() - started)
+    print(f"{name}: run to the first 200 in {deployed.run_to_200:.2f}s")
+    return deployed
+
+
+@pytest.fixture(scope="module")
+def site(podman: Podman, image: str) -> Iterator[Site]:
+    deployed = start_site(podman, f"{podman.prefix}-web", f"{podman.prefix}-data")
+    yield deployed
+    podman.remove_container(deployed.name)
+
+
+def png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 40, 90)).save(out, "PNG")
+    return out.getvalue()
+
+
+@dataclass
+class Post:
+    username: str
+    password: str
+    title: str
+    tag: str
+    id: int
+    image_size: tuple[int, int]
+    browser: Browser
+
+
+@pytest.fixture(scope="module")
+def post(site: Site) -> Post:
+    """A person's whole flow: register, log in, create a post with an image and tags."""
+    browser = Browser(site.base)
+    suffix = uuid.uuid4().hex[:8]
+    username, password = f"ada{suffix}", f"correct horse {suffix}"
+    registered = browser.post_form("/auth/register", {"username": username, "password": password})
+    assert registered.status == 302, registered.text[:2000]
+    assert registered.headers["Location"].endswith("/auth/login")
+    logged_in = browser.post_form("/auth/login", {"username": username, "password": password})
+    assert logged_in.status == 302, logged_in.text[:2000]
+    title, tag = f"Shipped in a container {suffix}", f"e2e{suffix}"
+    created = browser.post_multipart(
+        "/create",
+        {
+            "title": title,
+            "body": "Built from the *unchanged* Dockerfile.",
+            "tags": f"{tag}, podman",
+        },
+        {"image": ("dot.png", "image/png", png(40, 30))},
+    )
+    assert created.status == 302, created.text[:2000]
+    tagged = browser.get(f"/tag/{tag}")
+    assert tagged.status == 200
+    ids = set(re.findall(r'href="/(\d+)"', tagged.text))
+    assert len(ids) == 1, ids
+    return Post(username, password, title, tag, int(ids.pop()), (40, 30), browser)
+
+
+def check_post_readable(site: Site, post: Post) -> None:
+    """The post's page, its tags and its image, as anyone sees them."""
+    visitor = Browser(site.base)
+    page = visitor.get(f"/{post.id}")
+    assert page.status == 200
+    assert post.title in page.text
+    assert f"/tag/{post.tag}" in page.text and "/tag/podman" in page.text
+    assert f"/{post.id}/image" in page.text
+    image = visitor.get(f"/{post.id}/image")
+    assert image.status == 200
+    assert image.headers["Content-Type"] == "image/png"
+    assert Image.open(io.BytesIO(image.body)).size == post.image_size
+    assert str(post.id) in visitor.get(f"/tag/{post.tag}").text
+
+
+def test_build_and_run_need_no_python_on_the_host(podman: Podman, site: Site) -> None:
+    """The image was built and the container started inside the namespace below, where no
+    python or pip runs: the container path needs none on the host."""
+    assert podman.ns.folders and podman.ns.files, "found no Python on the host to hide"
+    probe = podman.ns.argv(
+        [
+            "sh",
+            "-c",
+            "export PATH=$PATH:/usr/local/bin:/usr/bin:/bin:/root/.pyenv/shims; "
+            "for p in python python3 pip pip3 "
+            + " ".join(Path(f).name for f in podman.ns.files)
+            + '; do if "$p" --version >/dev/null 2>&1; then echo "$p runs"; fi; done; '
+            'for d in "$@"; do ls -A "$d"; done',
+            "sh",
+            *podman.ns.folders,
+        ]
+    )
+    seen = subprocess.run(probe, capture_output=True, text=True, check=True, timeout=30)  # noqa: S603
+    assert seen.stdout.strip() == "", seen.stdout
+    assert site.run_to_200 < 60
+
+
+def test_a_person_posts_with_an_image_and_tags(site: Site, post: Post) -> None:
+    check_post_readable(site, post)
+    # The author is logged in and sees the post as theirs.
+    page = post.browser.get(f"/{post.id}")
+    assert post.username in page.text
+    assert f"/{post.id}/update" in page.text
+
+
+def test_ps_aux_inside_lists_gunicorn_and_its_three_workers(podman: Podman, site: Site) -> None:
+    out = podman.exec(site.name, "ps", "aux").stdout
+    rows = out.strip().splitlines()[1:]
+    commands = [row.split(None, 10)[10] for row in rows]
+    gunicorn = [c for c in commands if "gunicorn" in c and "hello:app" in c]
+    assert len(gunicorn) == 4, out
+    assert [c for c in commands if c not in gunicorn] == ["ps aux"], out
+    # gunicorn is PID 1 and the parent of exactly three workers; ps came from `podman exec`.
+    tree = podman.exec(site.name, "ps", "-eo", "pid=,ppid=,args=").stdout
+    procs = [row.split(None, 2) for row in tree.strip().splitlines()]
+    by_parent = sorted((int(ppid), args) for pid, ppid, args in procs if int(pid) != 1)
+    assert [args for pid, ppid, args in procs if pid == "1"][0].endswith("hello:app"), tree
+    assert [ppid for ppid, _ in by_parent] == [0, 1, 1, 1], tree
+    assert all("gunicorn" in args for ppid, args in by_parent if ppid == 1), tree
+
+
+def test_python_and_pip_inside_are_the_venvs(podman: Podman, site: Site) -> None:
+    # One name per `command -v`: dash (the stand-in's sh) answers only for the first of several.
+    out = podman.exec(site.name, "sh", "-c", "for c in python pip; do command -v $c; done").stdout
+    assert out.split() == ["/opt/venv/bin/python", "/opt/venv/bin/pip"]
+    pip = podman.exec(site.name, "pip", "--version").stdout
+    assert "/opt/venv/" in pip, pip
+
+
+def test_runs_as_non_root_on_a_read_only_root(podman: Podman, site: Site) -> None:
+    status = podman.exec(site.name, "cat", "/proc/1/status").stdout
+    uids = re.search(r"^Uid:\s+(\d+)\s+(\d+)", status, re.M)
+    assert uids and uids.group(1) != "0" and uids.group(2) != "0", status
+    assert podman.exec(site.name, "id", "-u").stdout.strip() != "0"
+    inspect = podman.podman(
+        "container",
+        "inspect",
+        "--format",
+        "{{.HostConfig.ReadonlyRootfs}}|{{range .Mounts}}{{.Destination}} {{end}}|{{.HostConfig.Tmpfs}}",
+        site.name,
+    ).strip()
+    read_only, mounts, tmpfs = inspect.split("|")
+    assert read_only == "true"
+    assert sorted(mounts.split()) == ["/run/secrets/flaskr_secret_key", "/var/lib/flaskr"]
+    assert "/tmp" in tmpfs and "/run" not in tmpfs and "/var/tmp" not in tmpfs, tmpfs
+    denied = podman.exec(site.name, "touch", "/flaskr/x", check=False)
+    assert denied.returncode != 0 and "Read-only file system" in denied.stderr
+    assert podman.exec(site.name, "touch", "/var/lib/flaskr/.w", "/tmp/.w").returncode == 0
+    assert "flaskr.sqlite" in podman.exec(site.name, "ls", "/var/lib/flaskr").stdout
+
+
+def test_the_secret_key_comes_from_outside_the_image(podman: Podman, site: Site) -> None:
+    image_env = podman.podman("image", "inspect", "--format", "{{.Config.Env}}", podman.image)
+    assert "SECRET_KEY" not in image_env
+    env = podman.exec(site.name, "env").stdout
+    assert "FLASKR_SECRET_KEY_FILE=/run/secrets/flaskr_secret_key" in env
+    assert "FLASKR_SECRET_KEY=" not in env
+    assert podman.secret_file.stat().st_mode & 0o777 == 0o444
+    assert podman.secret_file.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_healthcheck_uses_what_the_image_has(podman: Podman, site: Site) -> None:
+    health = podman.script("health", FLASKR_CONTAINER=site.name).stdout
+    assert health.strip().splitlines()[-1] == "healthy"
+
+
+def test_containers_starting_together_migrate_once(podman: Podman, image: str) -> None:
+    volume = f"{podman.prefix}-race"
+    names = [f"{podman.prefix}-race{i}" for i in range(3)]
+    ports = [free_port() for _ in names]
+    starts = [
+        podman.popen("run", **podman.container_settings(n, volume, p))
+        for n, p in zip(names, ports, strict=True)
+    ]
+    try:
+        for started in starts:
+            out, err = started.communicate(timeout=120)
+            assert started.returncode == 0, err
+        for port in ports:
+            wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=90)
+        logs = [podman.script("logs", FLASKR_CONTAINER=n).stdout for n in names]
+        outcomes = sorted(
+            line
+            for log in logs
+            for line in log.splitlines()
+            if line in ("Initialized the database.", "The database is up to date.")
+        )
+        assert outcomes == ["Initialized the database."] + ["The database is up to date."] * 2
+        # All three serve the one database: a user registered on one logs in on another.
+        first = Browser(f"http://127.0.0.1:{ports[0]}")
+        assert (
+            first.post_form("/auth/register", {"username": "racer", "password": "a long password"})
+        ).status == 302
+        second = Browser(f"http://127.0.0.1:{ports[2]}")
+        assert (
+            second.post_form("/auth/login", {"username": "racer", "password": "a long password"})
+        ).status == 302
+    finally:
+        for started in starts:
+            if started.poll() is None:
+                started.kill()
+                started.communicate()
+        for name in names:
+            podman.remove_container(name)
+
+
+def slow_login(site: Site, post: Post) -> tuple[socket.socket, bytes]:
+    """A login POST whose body is only half sent: a worker sits reading it."""
+    browser = Browser(site.base)
+    token = browser.csrf("/auth/login")
+    body = urllib.parse.urlencode(
+        {"csrf_token": token, "username": post.username, "password": post.password}
+    ).encode()
+    head = (
+        f"POST /auth/login HTTP/1.1\r\nHost: 127.0.0.1:{site.port}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\nCookie: {browser.cookie_header()}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    conn = socket.create_connection(("127.0.0.1", site.port), timeout=30)
+    conn.sendall(head + body[: len(body) // 2])
+    return conn, body[len(body) // 2 :]
+
+
+def test_stop_finishes_the_request_in_flight_and_a_new_container_keeps_everything(
+    podman: Podman, site: Site, post: Post
+) -> None:
+    conn, rest = slow_login(site, post)
+    with conn:
+        # Wait until a worker has accepted the connection (the listener's backlog is empty)
+        # and read what was sent, so the request is truly in flight when the stop begins.
+        for _ in deadline_loop(30, "a worker to take the slow request"):
+            proc = podman.exec(
+                site.name, "sh", "-c", "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; true"
+            ).stdout
+            sockets = tcp_sockets(proc, 8000)
+            listening = [rx for state, rx in sockets if state == "0A"]
+            established = [rx for state, rx in sockets if state == "01"]
+            if listening == [0] and established and not any(established):
+                break
+        # Read the log file itself: `podman logs` would wait for the lock `podman stop` holds.
+        log_file = Path(
+            podman.podman(
+                "container", "inspect", "--format", "{{.HostConfig.LogConfig.Path}}", site.name
+            ).strip()
+        )
+        started = time.monotonic()
+        stopping = podman.popen("stop", FLASKR_CONTAINER=site.name)
+        try:
+            for _ in deadline_loop(STOP_TIMEOUT, "gunicorn to receive SIGTERM"):
+                if "Handling signal: term" in log_file.read_text(errors="replace"):
+                    break
+            assert stopping.poll() is None, "the container stopped before the request finished"
+            conn.sendall(rest)
+            response = b""
+            while chunk := conn.recv(65536):
+                response += chunk
+        finally:
+            out, err = stopping.communicate(timeout=STOP_TIMEOUT + 20)
+        took = time.monotonic() - started
+    status_line = response.split(b"\r\n", 1)[0]
+    assert status_line.startswith(b"HTTP/1.1 302"), response[:500]
+    assert stopping.returncode == 0, err
+    assert took < STOP_TIMEOUT, f"stop took {took:.1f}s"
+    print(f"stop with a request in flight: {took:.2f}s")
+    state = podman.podman(
+        "container", "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", site.name
+    )
+    assert state.split() == ["exited", "0"]
+
+    # Remove it and start a fresh container on the same volume: everything is still there.
+    podman.script("rm", FLASKR_CONTAINER=site.name)
+    assert podman.script("engine", "container", "exists", site.name, check=False).returncode == 1
+    fresh = start_site(podman, site.name, site.volume)
+    check_post_readable(fresh, post)
+    again = Browser(fresh.base)
+    assert (
+        again.post_form("/auth/login", {"username": post.username, "password": post.password})
+    ).status == 302
+    # The same key file is mounted again, so the author's session cookie is still valid.
+    post.browser.base = fresh.base
+    assert post.browser.get("/create").status == 200
+
+    # `upgrade` rebuilds (from cache here) and replaces the container on the same volume.
+    podman.script(
+        "upgrade", timeout=900, **podman.container_settings(fresh.name, fresh.volume, fresh.port)
+    )
+    wait_for_http(f"{fresh.base}/healthz", timeout=90)
+    check_post_readable(fresh, post)
