@@ -1,0 +1,292 @@
+"""A small load generator for the fault suites: one thread per client, each with its own
+requests.Session, looping until a deadline (or until told to stop); every request is timed and
+counted by kind, and every write the server acknowledged is recorded so that the database can
+be checked for it afterwards."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from tests.e2e.browser import TOKEN, Visitor
+
+#: (connect, read) seconds: generous, the machine is shared with other heavy suites.
+TIMEOUT = (10, 60)
+
+
+def make_session(pool: int = 4) -> requests.Session:
+    """A Session of its own for one client thread: a bounded pool and no silent retries (a
+    retried POST would hide a failure, or write twice)."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool, max_retries=0)
+    session.mount("http://", adapter)
+    return session
+
+
+@dataclass(frozen=True)
+class Result:
+    """One request: what it was for, when it ran (time.monotonic()) and how it ended."""
+
+    kind: str
+    key: str  # the unique title / comment body / "user:post" it wrote, or the path it read
+    started: float
+    ended: float
+    status: int | None  # None when no HTTP response came back
+    error: str | None  # the exception when no response came back
+    ok: bool
+
+    @property
+    def connection_error(self) -> bool:
+        """No response at all because the connection was refused, reset or cut."""
+        return self.status is None and bool(self.error) and not self.error.startswith("Timeout")
+
+
+class Tally:
+    """Every Result of a run, shared by the client threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._results: list[Result] = []
+
+    def add(self, result: Result) -> None:
+        with self._lock:
+            self._results.append(result)
+
+    @property
+    def results(self) -> list[Result]:
+        with self._lock:
+            return list(self._results)
+
+    def count(self, ok: bool | None = None, since: float | None = None) -> int:
+        """How many requests ended (after ``since``), only the (un)successful ones if ``ok``."""
+        return sum(
+            1
+            for r in self.results
+            if (ok is None or r.ok == ok) and (since is None or r.ended > since)
+        )
+
+    def acknowledged(self, kind: str) -> set[str]:
+        """The keys of the writes of ``kind`` the server answered with success."""
+        return {r.key for r in self.results if r.kind == kind and r.ok}
+
+    def failures(self) -> list[Result]:
+        return [r for r in self.results if not r.ok]
+
+    def summary(self, results: Iterable[Result] | None = None) -> dict[str, dict[str, Any]]:
+        """Per kind (and "all"): requests sent, ok, failed, and the statuses and errors seen."""
+        out: dict[str, dict[str, Any]] = {}
+        for r in self.results if results is None else results:
+            for kind in (r.kind, "all"):
+                entry = out.setdefault(
+                    kind,
+                    {"sent": 0, "ok": 0, "failed": 0, "statuses": Counter(), "errors": Counter()},
+                )
+                entry["sent"] += 1
+                entry["ok" if r.ok else "failed"] += 1
+                entry["statuses"][str(r.status)] += 1
+                if r.error:
+                    entry["errors"][r.error.split(":")[0]] += 1
+        for entry in out.values():
+            entry["statuses"] = dict(entry["statuses"])
+            entry["errors"] = dict(entry["errors"])
+        return out
+
+
+def describe(error: BaseException) -> str:
+    """'ConnectionError: ...refused...' kept short, with the root cause named."""
+    name = "Timeout" if isinstance(error, requests.Timeout) else type(error).__name__
+    text = str(error)
+    for cause in ("Connection refused", "Connection reset", "RemoteDisconnected", "Broken pipe"):
+        if cause in text:
+            return f"{name}: {cause}"
+    return f"{name}: {text[:200]}"
+
+
+class Client(Visitor):
+    """One logged-in (or anonymous) person whose requests are timed into a Tally."""
+
+    def __init__(self, base: str, tally: Tally, name: str = "") -> None:
+        super().__init__(base, make_session())
+        self.tally = tally
+        self.name = name
+        self.token: str | None = None
+
+    def fetch_token(self, form_path: str = "/create") -> None:
+        """Read a CSRF token once: it is bound to this session and does not expire."""
+        page = self.get(form_path)
+        page.raise_for_status()
+        found = TOKEN.search(page.text)
+        assert found, f"no CSRF token on {form_path}"
+        self.token = found.group(1)
+
+    def request(
+        self,
+        kind: str,
+        method: str,
+        path: str,
+        key: str,
+        succeeded: Callable[[requests.Response], bool],
+        **kw: Any,
+    ) -> Result:
+        started = time.monotonic()
+        status = error = None
+        ok = False
+        try:
+            response = self.http.request(
+                method, self.base + path, allow_redirects=False, timeout=TIMEOUT, **kw
+            )
+            response.content  # noqa: B018 - read the whole body: a cut one is a failure
+            status = response.status_code
+            ok = succeeded(response)
+        except requests.RequestException as e:
+            error = describe(e)
+        result = Result(kind, key, started, time.monotonic(), status, error, ok)
+        self.tally.add(result)
+        return result
+
+    def read(self, kind: str, path: str) -> Result:
+        return self.request(kind, "GET", path, path, lambda r: r.status_code == 200)
+
+    def write(self, kind: str, path: str, data: dict[str, str], key: str, location: str) -> Result:
+        """POST a form with this session's token; a success is the redirect to ``location``."""
+        assert self.token, "fetch_token() first"
+        return self.request(
+            kind,
+            "POST",
+            path,
+            key,
+            lambda r: r.status_code == 302 and r.headers.get("Location") == location,
+            data={**data, "csrf_token": self.token},
+        )
+
+
+TAGS = ["load", "sqlite", "gunicorn", "faults", "burst"]
+
+
+@dataclass
+class Writer:
+    """A client that writes: new posts with unique titles, comments with unique bodies on
+    random posts, and a like on each post of ``to_like`` once (a like toggles, so a second one
+    would undo the first)."""
+
+    client: Client
+    post_ids: list[int]
+    seed: int
+    to_like: list[int] = field(default_factory=list)
+    n: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)  # noqa: S311 - not for security
+        self.to_like = list(self.post_ids)
+        self.rng.shuffle(self.to_like)
+
+    def step(self) -> Result:
+        self.n += 1
+        c = self.client
+        kinds = ["post", "comment", "like"] if self.to_like else ["post", "comment"]
+        kind = self.rng.choice(kinds)
+        if kind == "post":
+            title = f"{c.name} post {self.n}"
+            tags = ", ".join(self.rng.sample(TAGS, 2))
+            data = {"title": title, "body": f"Written by {c.name} under load.", "tags": tags}
+            return c.write("post", "/create", data, title, "/")
+        if kind == "comment":
+            post = self.rng.choice(self.post_ids)
+            body = f"{c.name} comment {self.n}"
+            return c.write("comment", f"/{post}/comment", {"body": body}, body, f"/{post}#comments")
+        post = self.to_like.pop()
+        return c.write("like", f"/{post}/like", {}, f"{c.name}:{post}", f"/{post}")
+
+
+@dataclass
+class Reader:
+    """An anonymous client reading ``paths`` (kind -> path) in turn; each request carries a
+    unique query string, so that the access log tells which requests a worker served."""
+
+    client: Client
+    paths: dict[str, str]
+    n: int = 0
+
+    def step(self) -> Result:
+        self.n += 1
+        kinds = list(self.paths)
+        kind = kinds[self.n % len(kinds)]
+        result = self.client.read(kind, f"{self.paths[kind]}?r={self.client.name}-{self.n}")
+        if result.connection_error:
+            time.sleep(0.01)  # the server is gone or going: do not spin
+        return result
+
+
+class Load:
+    """Run ``step(client)`` in a loop on one thread per client, until ``seconds`` have passed
+    or stop() is called; a step that raises (a bug in the test, not a failed request, which is
+    only counted) is re-raised by stop()."""
+
+    def __init__(self, clients: list[Any], step: Callable[[Any], object], seconds: float) -> None:
+        self.clients = clients
+        self.step = step
+        self.seconds = seconds
+        self.started = 0.0
+        self.deadline = 0.0
+        self._stop = threading.Event()
+        self._errors: list[str] = []
+        self._threads: list[threading.Thread] = []
+
+    def _loop(self, client: Any) -> None:
+        try:
+            while not self._stop.is_set() and time.monotonic() < self.deadline:
+                self.step(client)
+        except BaseException:
+            self._errors.append(traceback.format_exc())
+
+    def __enter__(self) -> Load:
+        self.started = time.monotonic()
+        self.deadline = self.started + self.seconds
+        for i, client in enumerate(self.clients):
+            thread = threading.Thread(target=self._loop, args=(client,), name=f"load-{i}")
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop(check=exc[0] is None)
+
+    def wait(self) -> None:
+        """Let the run go on to its deadline, then stop it."""
+        while time.monotonic() < self.deadline and not self._stop.is_set():
+            time.sleep(0.05)
+        self.stop()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> float:
+        """Poll ``predicate`` while the load runs; the time it became true."""
+        limit = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < limit, f"{what}: not within {timeout}s"
+            assert not self._errors, self._errors[0]
+            time.sleep(0.02)
+        return time.monotonic()
+
+    def stop(self, check: bool = True) -> None:
+        self._stop.set()
+        # A request in flight ends by its own timeout at the latest.
+        limit = time.monotonic() + sum(TIMEOUT) + 10
+        for thread in self._threads:
+            thread.join(max(0.0, limit - time.monotonic()))
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if check:
+            assert not alive, f"load threads still running: {alive}"
+            assert not self._errors, self._errors[0]
+
+
+def as_dicts(results: Iterable[Result], limit: int = 20) -> list[dict[str, Any]]:
+    """The first ``limit`` results, JSON-ready, to show what failed."""
+    return [asdict(r) for r in list(results)[:limit]]

@@ -1,0 +1,491 @@
+"""Load and faults (issue 7): gunicorn with 3 workers on SQLite under concurrent writers, its
+signals under a steady load (HUP, TERM, kill -9 of a worker), and a power cut of the whole
+app in the middle of a write burst. Each test prints its numbers and writes them to
+numbers.json in its pytest tmp dir."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.security import generate_password_hash
+
+from tests.e2e.browser import Visitor
+from tests.e2e.conftest import free_port, wait_for_http
+from tests.e2e.load import Client, Load, Reader, Tally, Writer, as_dicts
+from tests.e2e.servers import app_env, gunicorn, init_db
+
+SEED_FLAGS = ["--workers", "3", "--timeout", "120"]
+PASSWORD = "load and faults"
+#: Requests served by the workers before a signal is sent, and after the service recovers.
+STEADY = 30
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    base: str
+    log: Path
+    db: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def workers(self) -> set[int]:
+        return children(self.pid)
+
+
+def children(pid: int) -> set[int]:
+    """The child processes of ``pid``: gunicorn's workers, for its master."""
+    try:
+        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except FileNotFoundError:  # a kernel without CONFIG_PROC_CHILDREN
+        found = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(stat.parent.name))
+        return found
+
+
+def sockets(pid: int) -> int:
+    """How many sockets ``pid`` holds: a sync worker holds the listener, and while it serves
+    a request, that request's connection too."""
+    count = 0
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                count += os.readlink(fd).startswith("socket:")
+            except OSError:  # closed meanwhile
+                continue
+    except FileNotFoundError:  # the process is gone
+        return 0
+    return count
+
+
+def poll(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout}s")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    env = app_env(tmp_path / "instance")
+    init_db(env)
+    return env
+
+
+def db_path(env: dict[str, str]) -> Path:
+    return Path(env["FLASKR_INSTANCE_PATH"]) / "flaskr.sqlite"
+
+
+@contextmanager
+def serve(env: dict[str, str], log: Path) -> Iterator[Server]:
+    """The seed's gunicorn (3 workers) on a free loopback port, ready on all three workers."""
+    port = free_port()
+    args = [*SEED_FLAGS, "--bind", f"127.0.0.1:{port}"]
+    with gunicorn(args, env, log) as process:
+        server = Server(process, f"http://127.0.0.1:{port}", log, db_path(env))
+        wait_for_http(server.base + "/readyz", timeout=60)
+        poll(lambda: len(server.workers()) == 3, 60, "three workers")
+        yield server
+
+
+def totals(tally: Tally, results: list) -> dict[str, Any]:
+    """Requests sent, ok and failed (with the errors) among ``results``."""
+    return tally.summary(results).get("all", {"sent": 0, "ok": 0, "failed": 0})
+
+
+def record(tmp_path: Path, name: str, numbers: dict[str, Any]) -> None:
+    """Print a test's numbers and keep them in numbers.json beside its other files."""
+    path = tmp_path / "numbers.json"
+    path.write_text(json.dumps(numbers, indent=2, sort_keys=True, default=str) + "\n")
+    print(f"\n{name} ({path}):")
+    for key, value in numbers.items():
+        if isinstance(value, dict) and "all" in value:  # a Tally summary: totals, then kinds
+            value = {"all": value["all"], **{k: v for k, v in value.items() if k != "all"}}
+        print(f"  {key}: {json.dumps(value, default=str)}")
+
+
+def query(db: Path, sql: str) -> list[tuple]:
+    with closing(sqlite3.connect(db, timeout=30)) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def stored_writes(db: Path) -> dict[str, set[str]]:
+    """What the database holds, keyed as the Writer keys its writes."""
+    return {
+        "post": {t for (t,) in query(db, "SELECT title FROM post")},
+        "comment": {b for (b,) in query(db, "SELECT body FROM comment")},
+        "like": {
+            f"{u}:{p}"
+            for u, p in query(
+                db,
+                "SELECT user.username, post_like.post_id FROM post_like"
+                " JOIN user ON user.id = post_like.user_id",
+            )
+        },
+    }
+
+
+def check_writes(tally: Tally, db: Path) -> tuple[dict[str, dict[str, int]], dict[str, list]]:
+    """Per kind, the writes acknowledged and found; and the acknowledged ones missing."""
+    stored = stored_writes(db)
+    counts, missing = {}, {}
+    for kind, found in stored.items():
+        acknowledged = tally.acknowledged(kind)
+        counts[kind] = {"acknowledged": len(acknowledged), "found": len(acknowledged & found)}
+        missing[kind] = sorted(acknowledged - found)[:20]
+    return counts, missing
+
+
+@functools.cache
+def password_hash() -> str:
+    """One scrypt hash of PASSWORD, shared by every seeded user (hashing is slow on purpose)."""
+    return generate_password_hash(PASSWORD)
+
+
+def seed_users(db: Path, names: list[str]) -> dict[str, int]:
+    """Users written straight into the database before gunicorn starts, each with a post of
+    its own: registering 50 users over HTTP would spend the time budget on scrypt. Each one
+    still logs in over HTTP, so every client holds a session the app made."""
+    with closing(sqlite3.connect(db, timeout=30)) as connection, connection:
+        ids = {}
+        for name in names:
+            ids[name] = connection.execute(
+                "INSERT INTO user (username, password) VALUES (?, ?)", (name, password_hash())
+            ).lastrowid
+            connection.execute(
+                "INSERT INTO post (author_id, title, body) VALUES (?, ?, ?)",
+                (ids[name], f"{name} seed", "A post to comment on and like."),
+            )
+    return ids
+
+
+def log_lines(log: Path) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """Each line of the gunicorn log, with its JSON object when it is one (the default
+    format) and None when it is gunicorn's text format (FLASKR_LOG_FORMAT=text)."""
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        yield line, record if isinstance(record, dict) else None
+
+
+ACCESS_TEXT = re.compile(r'"([A-Z]+) (\S+) HTTP/1\.[01]" (\d{3}) ')
+
+
+def access_log(log: Path) -> list[tuple[str, str, int]]:
+    """(method, path with query, status) of every request a worker answered."""
+    out = []
+    for line, record in log_lines(log):
+        if record is not None:
+            if record.get("logger") == "gunicorn.access" and "status" in record:
+                query = record.get("query") or ""
+                path = record["path"] + ("?" + query if query else "")
+                out.append((record["method"], path, int(record["status"])))
+        elif found := ACCESS_TEXT.search(line):
+            out.append((found.group(1), found.group(2), int(found.group(3))))
+    return out
+
+
+def log_problems(log: Path) -> list[str]:
+    """Lines of the gunicorn log that tell of an application error or a 5xx answer."""
+    pattern = re.compile(r"Traceback|database is locked|OperationalError|Exception on ")
+    problems = [line for line, _ in log_lines(log) if pattern.search(line)]
+    problems += [f"{m} {p} -> {s}" for m, p, s in access_log(log) if s >= 500]
+    return problems[:20]
+
+
+# --- 7. Concurrent writes ---------------------------------------------------------------------
+
+CLIENTS = 50
+WRITE_SECONDS = 20
+
+
+def test_concurrent_writes_are_all_stored(env, tmp_path: Path) -> None:
+    tally = Tally()
+    names = [f"writer{i:02d}" for i in range(CLIENTS)]
+    seed_users(db_path(env), names)
+    with serve(env, tmp_path / "gunicorn.log") as server:
+        setup_started = time.monotonic()
+        clients = logged_in_writers(server, tally, names)
+        setup_seconds = time.monotonic() - setup_started
+        with Load(clients, Writer.step, WRITE_SECONDS) as load:
+            load.wait()
+    counts, missing = check_writes(tally, server.db)
+    summary = tally.summary()
+    server_errors = [r for r in tally.results if r.status is not None and r.status >= 500]
+    record(
+        tmp_path,
+        "concurrent writes",
+        {
+            "clients": CLIENTS,
+            "seconds": WRITE_SECONDS,
+            "setup_seconds": round(setup_seconds, 1),
+            "requests": summary,
+            "writes": counts,
+            "writes_per_second": round(summary["all"]["ok"] / WRITE_SECONDS, 1),
+            "failures": as_dicts(tally.failures()),
+        },
+    )
+    assert not server_errors, as_dicts(server_errors)
+    assert not tally.failures(), as_dicts(tally.failures())
+    assert not any(missing.values()), missing
+    assert all(c["acknowledged"] > 0 for c in counts.values()), counts
+    assert not log_problems(server.log), log_problems(server.log)
+
+
+def logged_in_writers(server: Server, tally: Tally, names: list[str]) -> list[Writer]:
+    """One Writer per seeded user, logged in over HTTP before the timed phase, with a CSRF
+    token for its session; they comment on and like the seeded posts."""
+
+    def log_in(name: str) -> Client:
+        client = Client(server.base, tally, name)
+        r = client.submit("/auth/login", {"username": name, "password": PASSWORD})
+        assert r.status_code == 302 and r.headers["Location"] == "/", r.text[:500]
+        client.fetch_token()
+        return client
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        clients = list(pool.map(log_in, names))
+    post_ids = [pid for (pid,) in query(server.db, "SELECT id FROM post ORDER BY id")]
+    assert len(post_ids) == len(names)
+    return [Writer(c, post_ids, seed=i) for i, c in enumerate(clients)]
+
+
+# --- 8. Signals under a steady load ---------------------------------------------------------
+
+READERS = 6
+
+
+def seed_pages(db: Path) -> int:
+    """Four small posts and a big one (long markdown, 30 comments) to read; the big one's id."""
+    author = seed_users(db, ["author"])["author"]
+    body = "\n\n".join(
+        f"Paragraph {i}: *some* **markdown** with [a link](https://example.org/{i}) and text."
+        for i in range(200)
+    )[:19_000]
+    with closing(sqlite3.connect(db, timeout=30)) as connection, connection:
+        big = connection.execute(
+            "INSERT INTO post (author_id, title, body) VALUES (?, 'The big page', ?)",
+            (author, body),
+        ).lastrowid
+        connection.executemany(
+            "INSERT INTO comment (post_id, author_id, body) VALUES (?, ?, ?)",
+            [(big, author, f"Comment {i} on the big page.") for i in range(30)],
+        )
+        for i in range(3):
+            connection.execute(
+                "INSERT INTO post (author_id, title, body) VALUES (?, ?, 'Short.')",
+                (author, f"Small post {i}"),
+            )
+    return big
+
+
+def readers(server: Server, tally: Tally, big: int) -> list[Reader]:
+    """Anonymous clients looping over the index and a bigger page: a long post with comments."""
+    paths = {"index": "/", "big page": f"/{big}"}
+    return [Reader(Client(server.base, tally, f"c{i}"), paths) for i in range(READERS)]
+
+
+def served(log: Path) -> dict[str, int]:
+    """The GET requests the access log shows a worker answered: path with query -> status."""
+    return {path: status for method, path, status in access_log(log) if method == "GET"}
+
+
+def test_hup_reloads_without_failing_a_request(env, tmp_path: Path) -> None:
+    tally = Tally()
+    big = seed_pages(db_path(env))
+    with serve(env, tmp_path / "gunicorn.log") as server:
+        clients = readers(server, tally, big)
+        with Load(clients, Reader.step, 120) as load:
+            load.wait_for(lambda: tally.count(ok=True) >= STEADY, 60, "steady load")
+            old = server.workers()
+            hup = time.monotonic()
+            os.kill(server.pid, signal.SIGHUP)
+
+            def replaced() -> bool:
+                now = server.workers()
+                return len(now) == 3 and not now & old
+
+            reloaded = load.wait_for(replaced, 60, "three new workers after HUP")
+            new = server.workers()
+            load.wait_for(
+                lambda: tally.count(ok=True, since=reloaded) >= STEADY, 60, "load after reload"
+            )
+    numbers = {
+        "requests": tally.summary(),
+        "during_reload": tally.summary(r for r in tally.results if r.ended > hup),
+        "reload_seconds": round(reloaded - hup, 2),
+        "old_workers": sorted(old),
+        "new_workers": sorted(new),
+        "failures": as_dicts(tally.failures()),
+    }
+    record(tmp_path, "HUP", numbers)
+    assert not tally.failures(), as_dicts(tally.failures())
+    assert "Hang up" in server.log.read_text()
+    assert not log_problems(server.log), log_problems(server.log)
+
+
+def test_kill_9_of_a_worker_fails_at_most_its_request(env, tmp_path: Path) -> None:
+    tally = Tally()
+    big = seed_pages(db_path(env))
+    with serve(env, tmp_path / "gunicorn.log") as server:
+        idle = min(sockets(pid) for pid in server.workers())
+        clients = readers(server, tally, big)
+        with Load(clients, Reader.step, 120) as load:
+            load.wait_for(lambda: tally.count(ok=True) >= STEADY, 60, "steady load")
+            old = server.workers()
+            victim = 0
+
+            def serving() -> bool:  # a worker with a client's connection open: kill that one
+                nonlocal victim
+                busy = [pid for pid in old if sockets(pid) > idle]
+                victim = busy[0] if busy else 0
+                return bool(victim)
+
+            load.wait_for(serving, 30, "a worker serving a request")
+            killed = time.monotonic()
+            os.kill(victim, signal.SIGKILL)
+
+            def replaced() -> bool:
+                now = server.workers()
+                return len(now) == 3 and victim not in now
+
+            respawned = load.wait_for(replaced, 60, "a new worker after kill -9")
+            new = server.workers() - old
+            load.wait_for(
+                lambda: tally.count(ok=True, since=respawned) >= STEADY, 60, "load after respawn"
+            )
+    failures = tally.failures()
+    numbers = {
+        "requests": tally.summary(),
+        "after_kill": tally.summary(r for r in tally.results if r.ended > killed),
+        "killed_worker": victim,
+        "failed_at_kill": len(failures),
+        "new_workers": sorted(new),
+        "respawn_seconds": round(respawned - killed, 2),
+        "failures": as_dicts(failures),
+    }
+    record(tmp_path, "kill -9 of a worker", numbers)
+    assert len(new) == 1, (old, new)
+    assert len(failures) <= 1, as_dicts(failures)
+    for failure in failures:
+        # Only the request the killed worker was serving: cut, never an HTTP error.
+        assert failure.connection_error and failure.started < killed, failure
+    assert tally.count(ok=True, since=respawned) >= STEADY
+    assert f"Worker (pid:{victim}) was sent SIGKILL" in server.log.read_text()
+
+
+def test_term_finishes_requests_in_flight_and_exits_0(env, tmp_path: Path) -> None:
+    tally = Tally()
+    big = seed_pages(db_path(env))
+    with serve(env, tmp_path / "gunicorn.log") as server:
+        clients = readers(server, tally, big)
+        with Load(clients, Reader.step, 120) as load:
+            load.wait_for(lambda: tally.count(ok=True) >= STEADY, 60, "steady load")
+            term = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            code = server.process.wait(30)
+            exited = time.monotonic()
+            # A moment more of load: the clients now find nothing listening.
+            load.wait_for(
+                lambda: tally.count(ok=False, since=exited) >= READERS, 30, "refusals after exit"
+            )
+    results = tally.results
+    answered = served(server.log)
+    before = [r for r in results if r.started < term]
+    accepted = [r for r in before if r.key in answered]  # a worker took it
+    in_flight = [r for r in accepted if r.ended > term]  # ... and was still on it at TERM
+    never_accepted = [r for r in before if r.key not in answered]
+    after = [r for r in results if r.started >= term]
+    numbers = {
+        "exit_code": code,
+        "stop_seconds": round(exited - term, 2),
+        "started_before_term": totals(tally, before),
+        "accepted_before_term": totals(tally, accepted),
+        "in_flight_at_term": totals(tally, in_flight),
+        "started_before_term_never_accepted": totals(tally, never_accepted),
+        "started_after_term": totals(tally, after),
+        "requests": tally.summary(),
+        "failures_before_term": as_dicts(r for r in before if not r.ok),
+    }
+    record(tmp_path, "TERM", numbers)
+    assert code == 0
+    # The access log is read right: it holds every request that got its answer.
+    assert all(r.key in answered for r in results if r.ok), "access log not parsed"
+    # Every request a worker accepted completed with 200, those in flight at TERM included.
+    assert all(r.ok for r in accepted), as_dicts(r for r in accepted if not r.ok)
+    assert in_flight, "no request was in a worker at TERM"
+    # No HTTP error at all: what was not served was refused or cut before a worker took it.
+    assert all(r.ok or r.connection_error for r in results), as_dicts(results)
+    assert all(answered[r.key] == 200 for r in results if r.key in answered)
+    assert all(not r.ok for r in results if r.started > exited)
+    assert "Shutting down: Master" in server.log.read_text()
+    assert not log_problems(server.log), log_problems(server.log)
+
+
+# --- 9. Durability --------------------------------------------------------------------------
+
+BURST_WRITERS = 12
+#: Writes acknowledged before the power cut.
+BEFORE_CUT = 150
+
+
+def test_power_cut_in_a_write_burst_keeps_every_acknowledged_write(env, tmp_path: Path) -> None:
+    tally = Tally()
+    names = [f"burst{i:02d}" for i in range(BURST_WRITERS)]
+    seed_users(db_path(env), names)
+    with serve(env, tmp_path / "gunicorn.log") as server:
+        clients = logged_in_writers(server, tally, names)
+        with Load(clients, Writer.step, 120) as load:
+            load.wait_for(lambda: tally.count(ok=True) >= BEFORE_CUT, 60, "write burst")
+            cut = time.monotonic()
+            os.killpg(server.pid, signal.SIGKILL)  # master and workers, as a power cut would
+            server.process.wait(10)
+            poll(lambda: not server.workers(), 10, "workers gone")
+            load.wait_for(
+                lambda: tally.count(ok=False, since=cut) >= BURST_WRITERS, 30, "writes refused"
+            )
+    integrity = query(server.db, "PRAGMA integrity_check")
+    counts, missing = check_writes(tally, server.db)
+    cut_short = [r for r in tally.results if not r.ok and r.started < cut]
+    # The database serves again: a new gunicorn opens it and reads it.
+    with serve(env, tmp_path / "restart.log") as again:
+        title = sorted(tally.acknowledged("post"))[-1]
+        assert title in Visitor(again.base).get("/", params={"q": title}).text
+    numbers = {
+        "writers": BURST_WRITERS,
+        "requests": tally.summary(),
+        "writes": counts,
+        "in_flight_at_cut": len(cut_short),
+        "integrity_check": integrity,
+        "missing": missing,
+    }
+    record(tmp_path, "power cut", numbers)
+    assert integrity == [("ok",)]
+    assert not any(missing.values()), missing
+    assert all(r.ok or r.connection_error for r in tally.results), as_dicts(tally.failures())
+    assert not [r for r in tally.results if not r.ok and r.ended < cut]
