@@ -17,7 +17,8 @@ accesslog = "-"
 errorlog = "-"
 
 # Finish in-flight requests on SIGTERM within 8 s, inside `docker stop`'s 10 s and the
-# unit's TimeoutStopSec, so a deploy drops no request.
+# unit's TimeoutStopSec. Connections still queued for a worker at that moment are reset
+# (tests/e2e/test_faults.py counts them): take an instance out of the proxy before stopping it.
 graceful_timeout = 8
 
 # The control socket (gunicornc) is not used by these deployments, and would be written to a
