@@ -178,10 +178,25 @@ def form_failed(form: PostForm, template: str, **context: Any) -> tuple[str, int
     return render_template(template, form=form, **context), 400
 
 
+def preview(form: PostForm, template: str, **context: Any) -> Any:
+    """The form again, with its Markdown rendered above it; nothing is saved. Errors show as
+    they would on saving, so a preview also tells what still needs fixing."""
+    if not form.validate():
+        return form_failed(form, template, preview=form.body.data or "", **context)
+    return render_template(template, form=form, preview=form.body.data or "", **context)
+
+
+def wants_preview() -> bool:
+    """The form was sent with its Preview button (name="preview"), not Save."""
+    return request.method == "POST" and "preview" in request.form
+
+
 @bp.route("/create", methods=("GET", "POST"))
 @login_required
 def create() -> Any:
     form = PostForm()
+    if wants_preview():
+        return preview(form, "blog/create.html")
     if form.validate_on_submit():
         if save_post(form, Post(author_id=g.user.id)) is None:
             return redirect(url_for("blog.index"))
@@ -198,6 +213,8 @@ def update(id: int) -> Any:
     if request.method == "GET":
         form.tags.data = ", ".join(t.name for t in post.tags)
         return render_template("blog/update.html", form=form, post=post)
+    if wants_preview():
+        return preview(form, "blog/update.html", post=post)
     if form.validate_on_submit() and save_post(form, post) is None:
         return redirect(url_for("blog.index"))
     return form_failed(form, "blog/update.html", post=post)

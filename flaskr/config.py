@@ -53,10 +53,23 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
     else:
         app.config.from_mapping(test_config)
 
+    _merge_engine_options(app)
     _load_secret_key(app)
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app)
     if not (app.debug or app.testing or _is_cli_command()):
         check_secret_key(app.config["SECRET_KEY"])
+
+
+def _merge_engine_options(app: Flask) -> None:
+    """FLASKR_SQLALCHEMY_ENGINE_OPTIONS='{"pool_size": 5}' adds to the defaults (pre-ping
+    stays on) rather than replacing them; anything but a JSON object is refused."""
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    if not isinstance(options, dict):
+        raise ConfigError(
+            "flaskr: SQLALCHEMY_ENGINE_OPTIONS must be a JSON object, for example "
+            """FLASKR_SQLALCHEMY_ENGINE_OPTIONS='{"pool_size": 5, "pool_recycle": 1800}'"""
+        )
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True, **options}
 
 
 def _load_secret_key(app: Flask) -> None:

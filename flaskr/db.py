@@ -16,6 +16,7 @@ from flask_migrate import Migrate, stamp, upgrade
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event, inspect
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 #: Constraint names that Alembic can find again on every backend.
 NAMING = {
@@ -52,8 +53,19 @@ def init_app(app: Flask) -> None:
     """Bind the extension objects and the ``init-db`` command to the app."""
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # SQLite needs no pool pings; each worker keeps its own file handle.
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"].pop("pool_pre_ping", None)
     db.init_app(app)
+
+    @app.teardown_appcontext
+    def end_session(_error: BaseException | None) -> None:
+        """Runs before Flask-SQLAlchemy's own teardown. When the database went away during the
+        request (PostgreSQL restarting), the final ROLLBACK fails; the connection is already
+        invalidated, so forget the session instead of crashing the worker after the response."""
+        try:
+            db.session.remove()
+        except SQLAlchemyError:
+            db.session.registry.clear()
+
     migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)
     app.cli.add_command(init_db_command)
 

@@ -58,15 +58,29 @@ def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
     loads new code; init-db takes a lock, so containers starting together migrate once."""
     if os.environ.get("FLASKR_MIGRATE_ON_START") != "1":
         return
+    import signal
     import subprocess
     import sys
 
+    # gunicorn installs its signal handlers only after this hook: as PID 1 in a container a
+    # TERM sent now would be ignored. Remember it, finish the migration, then stop.
+    stop = []
+    previous = {
+        sig: signal.signal(sig, lambda signum, _frame: stop.append(signum))
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+    }
     here = os.path.dirname(os.path.abspath(__file__))
-    done = subprocess.run(  # noqa: S603 - fixed command, our own interpreter
-        [sys.executable, "-m", "flask", "--app", "flaskr", "init-db"],
-        cwd=os.path.dirname(here),
-        check=False,
-    )
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed command, our own interpreter
+            [sys.executable, "-m", "flask", "--app", "flaskr", "init-db"],
+            cwd=os.path.dirname(here),
+            check=False,
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stop:
+        raise SystemExit(0)
     if done.returncode != 0:
         raise SystemExit(f"flaskr: migrations failed (exit {done.returncode}); not starting")
 
@@ -98,7 +112,9 @@ if os.environ.get("FLASKR_LOG_FORMAT", "json") == "json":
                     "method": atoms["m"],
                     "path": atoms["U"],
                     "query": atoms["q"],
-                    "status": resp.status_code,
+                    # atoms["s"], not resp.status_code: gunicorn's own error
+                    # responses (an exception escaped the app) have no status_code.
+                    "status": int(atoms["s"]) if str(atoms["s"]).isdigit() else atoms["s"],
                     "bytes": atoms["B"],
                     "duration_ms": round(request_time.total_seconds() * 1000, 3),
                     "request_id": atoms.get("{x-request-id}o"),

@@ -301,3 +301,33 @@ def test_bad_image_keeps_everything_typed(client, auth, app) -> None:
     assert b"not a JPEG, PNG, GIF or WebP image" in response.data
     assert b'value="kept title"' in response.data
     assert count(app, Post) == 1
+
+
+@pytest.mark.parametrize("path", ("/create", "/1/update"))
+def test_preview_renders_markdown_and_saves_nothing(client, auth, app, path) -> None:
+    auth.login()
+    data = {"title": "Draft", "body": "Some **bold**", "tags": "drafts", "preview": "1"}
+    response = client.post(path, data=data)
+    assert response.status_code == 200
+    assert b'class="preview"' in response.data
+    assert b"<strong>bold</strong>" in response.data
+    assert b'value="Draft"' in response.data  # the form keeps what was typed
+    assert b"Some **bold**" in response.data
+    assert count(app, Post) == 1
+    with app.app_context():
+        assert db.session.get(Post, 1).title == "test title"
+
+
+def test_preview_shows_errors_too(client, auth, app) -> None:
+    auth.login()
+    response = client.post("/create", data={"title": "", "body": "*kept*", "preview": "1"})
+    assert response.status_code == 400
+    assert b"Title is required." in response.data
+    assert b"<em>kept</em>" in response.data
+    assert count(app, Post) == 1
+
+
+def test_post_form_has_save_then_preview(client, auth) -> None:
+    auth.login()
+    page = client.get("/create").text
+    assert page.index('value="Save"') < page.index('name="preview"')  # Enter saves

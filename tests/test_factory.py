@@ -109,3 +109,18 @@ def test_forwarded_headers_ignored_without_proxy_fix(client, app) -> None:
 
     response = client.get("/whoami", headers={"X-Forwarded-For": "203.0.113.9"})
     assert response.text == "127.0.0.1 http"
+
+
+def test_engine_options_add_to_the_defaults(monkeypatch) -> None:
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "x" * 32)
+    monkeypatch.setenv("FLASKR_DATABASE_URL", "postgresql://u@h/db")
+    monkeypatch.setenv("FLASKR_SQLALCHEMY_ENGINE_OPTIONS", '{"pool_size": 5, "pool_recycle": 60}')
+    options = create_app().config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options == {"pool_pre_ping": True, "pool_size": 5, "pool_recycle": 60}
+
+
+def test_engine_options_must_be_an_object(monkeypatch) -> None:
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "x" * 32)
+    monkeypatch.setenv("FLASKR_SQLALCHEMY_ENGINE_OPTIONS", "pool_size=5")
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        create_app()

@@ -31,9 +31,24 @@ def apt_install(*packages: str, commands: tuple[str, ...] = ()) -> None:
     if os.geteuid() != 0:
         pytest.fail(f"need root to install {' '.join(packages)} (or install them first)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
     subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+        ["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=300"],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        # Wait for another apt run (another suite, unattended-upgrades) instead of failing.
+        [
+            "apt-get",
+            "install",
+            "-y",
+            "-q",
+            "-o",
+            "DPkg::Lock::Timeout=300",
+            "--no-install-recommends",
+            *packages,
+        ],  # fmt: skip
         check=True,
         env=env,
         stdout=subprocess.DEVNULL,

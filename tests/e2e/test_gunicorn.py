@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import signal
 import socket
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,34 @@ def hello_count(metrics: str) -> float:
     prefix = 'flaskr_requests_total{endpoint="hello",method="GET",status="200"}'
     line = next(x for x in metrics.splitlines() if x.startswith(prefix))
     return float(line.split()[-1])
+
+
+def test_term_during_start_up_migrations_stops_cleanly(tmp_path: Path) -> None:
+    """FLASKR_MIGRATE_ON_START=1 (the image's setting): a TERM that arrives while the
+    migrations run, before gunicorn has its own signal handlers, still stops it, with 0."""
+    env = app_env(tmp_path / "instance", FLASKR_MIGRATE_ON_START="1")
+    port = free_port()
+    with gunicorn([*SEED_FLAGS, "--bind", f"127.0.0.1:{port}"], env, tmp_path / "log") as p:
+        deadline = time.monotonic() + 60
+        while not any(b"init-db" in cmdline(child) for child in children(p.pid)):
+            assert p.poll() is None and time.monotonic() < deadline, "init-db never started"
+            time.sleep(0.02)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(60) == 0
+    assert (tmp_path / "instance" / "flaskr.sqlite").exists()  # the migration finished
+    assert "Booting worker" not in (tmp_path / "log").read_text()
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(c) for c in text.split()]
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
