@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, render_template
+from flask import Blueprint, abort, current_app, g, jsonify, render_template
 from werkzeug.wrappers import Response
 
 from flaskr import isolation
@@ -53,5 +53,16 @@ def report() -> Response:
         sections=sections,
     )
     response = current_app.response_class(page, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/isolation.json")
+def report_json() -> Response:
+    """The same report as JSON, for `flask isolation compare` and the end-to-end suites:
+    collected inside the serving worker, so it shows the sandbox the service really runs in."""
+    if current_app.config.get("ISOLATION_PAGE") is not True or not is_admin(g.user):
+        abort(404)
+    response = jsonify(isolation.collect())
     response.headers["Cache-Control"] = "no-store"
     return response

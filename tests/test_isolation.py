@@ -401,6 +401,15 @@ def test_page_for_admin(tmp_path: Path) -> None:
     assert "style=" not in html and "<script" not in html
 
 
+def test_page_as_json(tmp_path: Path) -> None:
+    client = page_app(tmp_path, ISOLATION_PAGE=True, ADMINS="test").test_client()
+    assert client.get("/admin/isolation.json").status_code == 404
+    login(client)
+    report = client.get("/admin/isolation.json").get_json()
+    assert report["pid"] == os.getpid()  # collected inside the process serving the request
+    assert {"dependencies", "processes", "privileges"} <= report.keys()
+
+
 def test_page_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """FLASKR_ISOLATION_PAGE=true and FLASKR_ADMINS='["test"]', as an operator sets them."""
     monkeypatch.setenv("FLASKR_ISOLATION_PAGE", "true")
