@@ -17,7 +17,7 @@ import platform
 import shutil
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -341,15 +341,18 @@ def processes(root: str = "/") -> dict[str, Any]:
         reasons["visible"] = _why("proc", e)
     else:
         visible = _visible(root, sorted(pids, key=int))
+    hidepid = _proc_hidepid(root)
     pid1 = read_cmdline(root, "1")
     if pid1 is None:
-        reasons["pid1"] = read_text(root, "proc/1/cmdline")[1] or "no command line"
+        why = read_text(root, "proc/1/cmdline")[1] or "no command line"
+        # systemd's ProtectProc=invisible: another user's PID 1 is not even listed.
+        reasons["pid1"] = f"hidden: /proc is mounted with {hidepid}" if hidepid else why
     return {
         **namespace,
         "pid1": pid1,
         "count": len(visible) if visible is not None else None,
         "visible": visible,
-        "proc_hidepid": _proc_hidepid(root),
+        "proc_hidepid": hidepid,
         "reasons": reasons,
     }
 
@@ -542,7 +545,17 @@ def supervisor(root: str = "/", environ: Mapping[str, str] | None = None) -> dic
     ppid = status.get("PPid") if status else None
     parent = None
     if ppid == "0":
-        reasons["parent"] = "PPid 0: the first process of its PID namespace"
+        # PPid 0 has two causes: PID 1 of its namespace has no parent, and a process that
+        # entered the namespace with setns (nsenter, `docker exec`) has one outside it.
+        fields = status or {}
+        ids = _ids(fields.get("NSpid") or fields.get("Pid"))  # its pid in its own namespace last
+        pid = ids[-1] if ids else None
+        reasons["parent"] = (
+            "PPid 0: the first process of its PID namespace"
+            if pid in (1, None)
+            else f"PPid 0: its parent is outside its PID namespace (pid {pid} there: "
+            "entered with setns, as nsenter and docker exec do)"
+        )
     elif ppid:
         parent = {"pid": int(ppid), "command": read_cmdline(root, ppid)}
     pid1_status, pid1_why = read_status(root, "1")
@@ -693,7 +706,10 @@ def summary_rows(report: Mapping[str, Any]) -> list[tuple[str, str]]:
         supervised = "not systemd"
     else:
         supervised = _unknown(report, "supervisor", "systemd")
-    parent = (sup.get("parent") or {}).get("command") or _unknown(report, "supervisor", "parent")
+    if sup.get("parent"):
+        parent = sup["parent"]["command"] or f"pid {sup['parent']['pid']} (command left out)"
+    else:
+        parent = _unknown(report, "supervisor", "parent")
     user = (
         f"{priv.get('user') or '?'} (uid {priv['euid']})"
         if priv.get("euid") is not None
@@ -720,7 +736,11 @@ def summary_rows(report: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("NSpid", " ".join(str(p) for p in procs.get("nspid") or []) or "unknown"),
         (
             "processes visible",
-            str(count) if count is not None else _unknown(report, "processes", "visible"),
+            _unknown(report, "processes", "visible")
+            if count is None
+            else f"{count} (/proc {procs['proc_hidepid']}: other users' are hidden)"
+            if procs.get("proc_hidepid")
+            else str(count),
         ),
         ("PID 1", procs.get("pid1") or _unknown(report, "processes", "pid1")),
         ("container markers", ", ".join(box.get("markers") or []) or "none"),
@@ -809,12 +829,16 @@ def format_compare(
 # -- the command line ------------------------------------------------------------------------
 
 
-def without_commands(report: dict[str, Any]) -> dict[str, Any]:
+def without_commands(
+    report: dict[str, Any], keep: Callable[[dict[str, Any]], bool] | None = None
+) -> dict[str, Any]:
     """The report with other processes' command lines left out, for reports saved where
-    others read them: a command line can carry a password or a token."""
-    keep = {1, report.get("pid")}
-    for process in _get(report, "processes", "visible") or []:
-        if process["pid"] not in keep:
+    others read them: a command line can carry a password or a token. PID 1's and the
+    reporting process's own stay, and those of the processes ``keep`` accepts (the app's)."""
+    own = {1, report.get("pid")}
+    parent = _get(report, "supervisor", "parent")
+    for process in [*(_get(report, "processes", "visible") or []), *([parent] if parent else [])]:
+        if process["pid"] not in own and not (keep and keep(process)):
             process["command"] = None
     return report
 

@@ -126,6 +126,46 @@ def test_systemd_service() -> None:
     assert isolation.supervisor(case("systemd-service"), environ={})["systemd"] is True
 
 
+def test_nspawn_service() -> None:
+    """Recorded from the host suite's machine: a gunicorn worker of the installed unit, under a
+    real systemd in systemd-nspawn (ProtectProc=invisible, PrivateUsers=yes, no capabilities)."""
+    report = isolation.collect(case("nspawn-service"), environ={"INVOCATION_ID": "cf4e"})
+    procs, box, sup, priv = (
+        report[k] for k in ("processes", "container", "supervisor", "privileges")
+    )
+    # The machine is a container on the CI host: its PID namespace is not the initial one.
+    assert procs["pid_namespace"] == "own"
+    # ProtectProc=invisible: only the service user's processes are listed, PID 1 is hidden.
+    assert procs["proc_hidepid"] == "hidepid=invisible"
+    assert procs["count"] == 4 and {p["user"] for p in procs["visible"]} == {"flaskr"}
+    assert all(p["command"].endswith("hello:app") for p in procs["visible"])
+    assert procs["pid1"] is None
+    assert procs["reasons"]["pid1"] == "hidden: /proc is mounted with hidepid=invisible"
+    assert box["in_container"] is True and box["runtime"] == "systemd-nspawn"
+    assert box["runtime_source"] == "/run/systemd/container"
+    assert sup["systemd"] is True and sup["unit"] == "flaskr.service"
+    assert sup["parent"]["command"].endswith("hello:app")
+    assert priv["user"] == "flaskr" and priv["euid"] != 0
+    assert priv["capabilities"] == [] and priv["no_new_privs"] is True
+    assert priv["seccomp"] == "filter" and priv["read_only_root"] is True
+    rows = dict(isolation.summary_rows(report))
+    assert rows["processes visible"] == "4 (/proc hidepid=invisible: other users' are hidden)"
+    assert rows["PID 1"] == "unknown (hidden: /proc is mounted with hidepid=invisible)"
+
+
+def test_parent_outside_the_namespace(tmp_path: Path) -> None:
+    """PPid 0 for a process that is not PID 1 of its namespace: nsenter or docker exec."""
+    write(tmp_path, "proc/self/status", "Pid:\t297\nPPid:\t0\nNSpid:\t297\n")
+    reason = isolation.supervisor(str(tmp_path), environ={})["reasons"]["parent"]
+    assert reason.startswith("PPid 0: its parent is outside its PID namespace (pid 297 there")
+    write(tmp_path, "proc/self/status", "Pid:\t12\nPPid:\t0\n")
+    reason = isolation.supervisor(str(tmp_path), environ={})["reasons"]["parent"]
+    assert "(pid 12 there" in reason
+    write(tmp_path, "proc/self/status", "PPid:\t0\n")
+    reason = isolation.supervisor(str(tmp_path), environ={})["reasons"]["parent"]
+    assert reason == "PPid 0: the first process of its PID namespace"
+
+
 def test_not_linux(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "platform", "darwin")
     report = isolation.collect(str(tmp_path), environ={})
@@ -310,6 +350,20 @@ def test_without_commands() -> None:
     commands = [p["command"] for p in report["processes"]["visible"]]
     assert commands[0] and commands[1:] == [None, None, None, None]
     assert "(left out)" in isolation.format_report(report)
+
+
+def test_without_commands_keeps_the_apps() -> None:
+    """The e2e suites keep gunicorn's command lines, and blank the others and the parent's."""
+    report = isolation.collect(case("systemd-service"), environ={})
+    kept = isolation.without_commands(report, keep=lambda p: "gunicorn" in (p["command"] or ""))
+    commands = {p["pid"]: p["command"] for p in kept["processes"]["visible"]}
+    assert commands[1] == "/sbin/init splash" and commands[2] is None and commands[812] is None
+    assert "gunicorn" in commands[1234] and "gunicorn" in commands[1240]
+    assert "gunicorn" in kept["supervisor"]["parent"]["command"]
+    report = isolation.without_commands(isolation.collect(case("systemd-service"), environ={}))
+    assert report["supervisor"]["parent"]["command"] is None
+    rows = dict(isolation.summary_rows(report))
+    assert rows["parent process"] == "pid 1234 (command left out)"
 
 
 def test_cli_compare(tmp_path: Path) -> None:

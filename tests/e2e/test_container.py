@@ -7,9 +7,12 @@ tagged with that name (once; later runs find it in the suite's podman storage)."
 from __future__ import annotations
 
 import io
+import json
+import os
 import re
 import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 import uuid
@@ -20,7 +23,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import apt_install, free_port, wait_for_http
+from flaskr import isolation
+from tests.e2e.conftest import ROOT, apt_install, free_port, wait_for_http
 from tests.e2e.container_podman import (
     Browser,
     HiddenPython,
@@ -242,6 +246,10 @@ def test_containers_starting_together_migrate_once(podman: Podman, image: str) -
     volume = f"{podman.prefix}-race"
     names = [f"{podman.prefix}-race{i}" for i in range(3)]
     ports = [free_port() for _ in names]
+    # The race under test is the migration's, not podman's: three `run`s creating one named
+    # volume at once can fail with "volume already exists" (podman 4.3), so it exists first.
+    podman.volumes.add(volume)
+    podman.podman("volume", "create", volume)
     starts = [
         podman.popen("run", **podman.container_settings(n, volume, p))
         for n, p in zip(names, ports, strict=True)
@@ -361,3 +369,121 @@ def test_stop_finishes_the_request_in_flight_and_a_new_container_keeps_everythin
     )
     wait_for_http(f"{fresh.base}/healthz", timeout=90)
     check_post_readable(fresh, post)
+
+
+# --- the seed's claims, measured: the isolation report from inside and from the host ---------
+
+
+def isolation_out(tmp_path: Path) -> Path:
+    """Where the reports go: FLASKR_ISOLATION_OUT (scripts/isolation-report --from-suites sets
+    it to docs/isolation), else this test's temporary folder."""
+    out = Path(os.environ.get("FLASKR_ISOLATION_OUT") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def save_report(out: Path, name: str, report: dict[str, object]) -> None:
+    (out / name).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"saved {out / name}")
+
+
+def is_gunicorn(process: dict[str, object]) -> bool:
+    command = str(process.get("command") or "")
+    return "gunicorn" in command and command.endswith("hello:app")
+
+
+def test_isolation_report_from_the_serving_worker_and_the_host_beside_it(
+    podman: Podman, image: str, tmp_path: Path
+) -> None:
+    """The seed's claims, read by the app itself: the report collected by the gunicorn worker
+    serving /admin/isolation.json sees its own PID namespace with gunicorn alone, the venv's
+    python, a non-root user without capabilities; the host beside it, outside the namespace
+    that hides its Python, sees its own PID namespace, many processes and python and pip."""
+    name, volume = f"{podman.prefix}-iso", f"{podman.prefix}-iso-data"
+    port = free_port()
+    admin = f"op{uuid.uuid4().hex[:8]}"
+    podman.script(
+        "run",
+        "-e",
+        "FLASKR_ISOLATION_PAGE=true",
+        "-e",
+        f'FLASKR_ADMINS=["{admin}"]',
+        **podman.container_settings(name, volume, port),
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/healthz", timeout=90)
+        assert Browser(base).get("/admin/isolation.json").status == 404  # not for visitors
+        browser = Browser(base)
+        password = f"correct horse {admin}"
+        fields = {"username": admin, "password": password}
+        assert browser.post_form("/auth/register", fields).status == 302
+        assert browser.post_form("/auth/login", fields).status == 302
+        answer = browser.get("/admin/isolation.json")
+        assert answer.status == 200, answer.text[:2000]
+        assert answer.headers["Cache-Control"] == "no-store"
+        inside = json.loads(answer.body)
+        # The same collector run with `podman exec` (the seed's `docker exec`): one more process.
+        exec_report = json.loads(
+            podman.script(
+                "engine", "exec", "--workdir", "/", name, "python", "-m", "flaskr.isolation",
+                "--json", timeout=60,
+            ).stdout
+        )  # fmt: skip
+    finally:
+        podman.remove_container(name)
+    # The host beside it: this machine's own interpreter, outside the hidden-Python namespace.
+    beside = json.loads(
+        subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "flaskr.isolation", "--json", "--no-commands"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout
+    )
+
+    procs, deps, priv = inside["processes"], inside["dependencies"], inside["privileges"]
+    commands = [p["command"] for p in procs["visible"]]
+    # Its own PID namespace, where gunicorn is PID 1 and nothing but gunicorn runs.
+    assert procs["pid_namespace"] == "own", procs
+    assert procs["ns_pid"] != beside["processes"]["ns_pid"]
+    assert procs["pid1"].startswith("/opt/venv/bin/") and procs["pid1"].endswith("hello:app")
+    assert procs["count"] == 4 and all(is_gunicorn(p) for p in procs["visible"]), commands
+    assert inside["pid"] in [p["pid"] for p in procs["visible"] if p["pid"] != 1]
+    assert inside["supervisor"]["systemd"] is False
+    assert inside["supervisor"]["parent"]["pid"] == 1
+    # python and pip are the image's venv's.
+    assert deps["prefix"] == "/opt/venv" and deps["executable"].startswith("/opt/venv/bin/")
+    assert deps["on_path"]["python"]["path"] == "/opt/venv/bin/python"
+    assert deps["on_path"]["pip"]["path"] == "/opt/venv/bin/pip"
+    # (requirements.txt also pins tzdata for Windows only: "not installed" is right for it.)
+    assert all(deps["packages"][n] for n in ("flask", "gunicorn", "werkzeug")), deps["packages"]
+    # Not root, no capabilities, no privilege gain, a read-only root in a podman container.
+    assert priv["euid"] == 10001 and priv["uid"] == 10001, priv
+    assert priv["capabilities"] == [] and priv["no_new_privs"] is True
+    assert priv["read_only_root"] is True
+    box = inside["container"]
+    assert box["in_container"] is True and box["runtime"] == "podman", box
+
+    exec_commands = [p["command"] for p in exec_report["processes"]["visible"]]
+    assert exec_report["processes"]["ns_pid"] == procs["ns_pid"]
+    assert exec_report["processes"]["count"] == 5, exec_commands
+    assert sorted(c for c in exec_commands if not c.endswith("hello:app")) == [
+        "python -m flaskr.isolation --json"
+    ]
+    # Its parent, podman's exec, is outside the container's PID namespace.
+    assert "outside its PID namespace" in exec_report["supervisor"]["reasons"]["parent"]
+
+    # The host: another PID namespace (the initial one, unless CI itself runs in a
+    # container), many more processes, and python and pip on PATH, as the seed says.
+    hp, hd = beside["processes"], beside["dependencies"]
+    assert hp["pid_namespace"] == "host" or hp["ns_pid"] != procs["ns_pid"], hp["evidence"]
+    assert hp["count"] > 10, hp["count"]
+    assert hd["on_path"]["python"] or hd["on_path"]["python3"]
+    assert hd["on_path"]["pip"] or hd["on_path"]["pip3"]
+
+    out = isolation_out(tmp_path)
+    save_report(out, "container.json", isolation.without_commands(inside, keep=is_gunicorn))
+    save_report(out, "host-beside-container.json", beside)
