@@ -1,0 +1,50 @@
+"""Add what `flask seed` does not make, through the app's own models: one post to find
+("Needle in a haystack", the rare search term), with a tag, comments, a like and an image,
+so the post page shows every part. Prints its id and the number of posts as JSON.
+
+Run by bench/run.py with the project's venv and the same FLASKR_* environment as gunicorn."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from PIL import Image as PILImage
+from sqlalchemy import func, select
+
+from flaskr import create_app
+from flaskr.db import db
+from flaskr.models import Comment, Image, Like, Post, Tag, User
+
+NEEDLE = "Needle in a haystack"
+
+
+def main() -> None:
+    app = create_app()
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.username == "demo"))
+        assert user is not None, "run `flask seed` first: it makes the user 'demo'"
+        tag = db.session.scalar(select(Tag).where(Tag.name == "python"))
+        post = Post(
+            author_id=user.id,
+            title=NEEDLE,
+            body="The one post whose title holds *needle*.\n\n- found by search\n- or not",
+            tags=[tag] if tag is not None else [],
+        )
+        db.session.add(post)
+        db.session.flush()
+        for n in range(3):
+            db.session.add(Comment(post_id=post.id, author_id=user.id, body=f"Comment **{n}**"))
+        db.session.add(Like(user_id=user.id, post_id=post.id))
+        out = io.BytesIO()
+        PILImage.new("RGB", (64, 48), (10, 120, 200)).save(out, "PNG")
+        db.session.add(
+            Image(post_id=post.id, mimetype="image/png", width=64, height=48, data=out.getvalue())
+        )
+        db.session.commit()
+        total = db.session.scalar(select(func.count()).select_from(Post))
+        print(json.dumps({"needle_id": post.id, "posts": total}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""`bench/run --smoke` keeps working: tiny data, one short round of every section. Figures are
+never pass or fail here (the machine may be busy); the table, its rows and zero errors are."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.e2e.conftest import ROOT, apt_install
+
+MAIN_ROWS = [
+    ("bare WSGI", "Hello, World!"),
+    ("Flask hello", "Hello, World!"),
+    ("flaskr", "index"),
+    ("flaskr", "post page"),
+    ("flaskr", "search, common word"),
+    ("flaskr", "search, rare word"),
+    ("flaskr", "tag page"),
+    ("flaskr", "feed"),
+    ("flaskr", "login POST"),
+    ("flaskr", "create POST"),
+]
+GROWTH_ROWS = ["index", "search, common word", "search, rare word", "tag page"]
+
+
+def rows(output: str, title: str) -> list[dict[str, str]]:
+    """The Markdown table under the heading ``## title``, as dicts keyed by its header."""
+    section = output.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    return [
+        dict(zip(head, (c.strip() for c in line.strip("|").split("|")), strict=True))
+        for line in lines[2:]
+    ]
+
+
+def test_bench_smoke_prints_every_row_without_errors() -> None:
+    apt_install("wrk", commands=("wrk",))
+    done = subprocess.run(
+        [str(ROOT / "bench" / "run"), "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+
+    main = rows(out, "Pages and forms against bare apps")
+    assert [(r["config"], r["page"]) for r in main] == MAIN_ROWS
+    for r in main:
+        assert int(r["errors"]) == 0, r
+        float(r["req/s"].replace(",", ""))  # a number, whatever its value
+    for r in main[2:]:
+        assert r["× Flask hello"] != "–" and r["× bare WSGI"] != "–", r
+
+    startup = rows(out, "Launch to first 200")
+    assert [r["config"] for r in startup] == ["bare WSGI", "Flask hello", "flaskr"]
+
+    growth = rows(out, "Growth with the number of posts")
+    assert [r["page"] for r in growth] == GROWTH_ROWS
+    assert all(int(r["errors"]) == 0 for r in growth), growth
+
+    memory = rows(out, "Memory")
+    assert [r["process"] for r in memory][:1] == ["master"] and len(memory) == 4, memory
+
+    workers = rows(out, "Worker classes and counts")
+    assert {r["gunicorn"] for r in workers} == {"sync × 3", "gthread × 3 (4 threads)"}
+    assert all(int(r["errors"]) == 0 for r in workers), workers
+
+    assert "wrote bench/RESULTS.md" not in out
