@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import socket
 import subprocess
@@ -33,6 +32,7 @@ from tests.e2e.container_podman import (
     install_packages,
     tcp_sockets,
 )
+from tests.e2e.isolation_reports import is_gunicorn, isolation_out, save_report
 
 #: Seconds `podman stop` waits before SIGKILL (scripts/container passes --stop-timeout 10).
 STOP_TIMEOUT = 10
@@ -372,24 +372,6 @@ def test_stop_finishes_the_request_in_flight_and_a_new_container_keeps_everythin
 
 
 # --- the seed's claims, measured: the isolation report from inside and from the host ---------
-
-
-def isolation_out(tmp_path: Path) -> Path:
-    """Where the reports go: FLASKR_ISOLATION_OUT (scripts/isolation-report --from-suites sets
-    it to docs/isolation), else this test's temporary folder."""
-    out = Path(os.environ.get("FLASKR_ISOLATION_OUT") or tmp_path)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def save_report(out: Path, name: str, report: dict[str, object]) -> None:
-    (out / name).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"saved {out / name}")
-
-
-def is_gunicorn(process: dict[str, object]) -> bool:
-    command = str(process.get("command") or "")
-    return "gunicorn" in command and command.endswith("hello:app")
 
 
 def test_isolation_report_from_the_serving_worker_and_the_host_beside_it(

@@ -35,6 +35,7 @@ from tests.e2e.host_machine import (
     rootfs_tarball,
     wheelhouse,
 )
+from tests.e2e.isolation_reports import is_gunicorn, isolation_out, save_report
 
 SRC = "/srv/src"
 INSTALL = [f"{SRC}/flaskr/scripts/install-host", "--wheels", "/srv/wheels"]
@@ -316,24 +317,6 @@ def test_reboot_brings_it_back_with_every_post(host: Host, post: dict[str, objec
 
 #: Turns the operator page on for the installed service, for one test; removed afterwards.
 DROP_IN = "/etc/systemd/system/flaskr.service.d/isolation.conf"
-
-
-def isolation_out(tmp_path: Path) -> Path:
-    """Where the reports go: FLASKR_ISOLATION_OUT (scripts/isolation-report --from-suites sets
-    it), else this test's temporary folder."""
-    out = Path(os.environ.get("FLASKR_ISOLATION_OUT") or tmp_path)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def save_report(out: Path, name: str, report: dict[str, object]) -> None:
-    (out / name).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"saved {out / name}")
-
-
-def is_gunicorn(process: dict[str, object]) -> bool:
-    command = str(process.get("command") or "")
-    return "gunicorn" in command and command.endswith("hello:app")
 
 
 def test_isolation_report_from_the_service_and_the_server_beside_it(
