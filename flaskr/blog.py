@@ -15,8 +15,8 @@ from flask import (
     request,
     url_for,
 )
-from sqlalchemy import Select, exists, func, select
 from sqlalchemy import delete as sa_delete
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from werkzeug.wrappers import Response
@@ -25,45 +25,27 @@ from flaskr.auth import login_required
 from flaskr.db import db
 from flaskr.forms import CommentForm, PostForm, split_tags
 from flaskr.images import ImageError, read_image
-from flaskr.models import Comment, Image, Like, Post, Tag, post_tag
+from flaskr.listing import Listing, everything, page_of, tagged, titles_containing
+from flaskr.models import Comment, Image, Like, Post, Tag
 
 bp = Blueprint("blog", __name__)
 
 SEARCH_MAX = 200
 
 
-def like_count() -> Any:
-    return select(func.count()).where(Like.post_id == Post.id).correlate(Post).scalar_subquery()
-
-
-def page_of_posts(stmt: Select[Any], query: str = "", tag: str | None = None) -> str:
-    """Render one page of ``stmt``'s posts, newest first, with a fixed number of queries:
-    one for the posts with their authors and counts, one for their tags."""
+def page_of_posts(listing: Listing, query: str = "", tag: str | None = None) -> str:
+    """Render the requested page of a listing (index, search or tag)."""
     page = request.args.get("page", 1, type=int)
     if page < 1:
         abort(404)
-    per_page = current_app.config["POSTS_PER_PAGE"]
-    comment_count = (
-        select(func.count()).where(Comment.post_id == Post.id).correlate(Post).scalar_subquery()
-    )
-    has_image = exists().where(Image.post_id == Post.id).correlate(Post)
-    rows = db.session.execute(
-        stmt.add_columns(
-            like_count().label("likes"),
-            comment_count.label("comments"),
-            has_image.label("has_image"),
-        )
-        .order_by(Post.created.desc(), Post.id.desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page + 1)
-    ).all()
-    if page > 1 and not rows:
+    posts, more = page_of(listing, page, current_app.config["POSTS_PER_PAGE"])
+    if page > 1 and not posts:
         abort(404)
     return render_template(
         "blog/index.html",
-        rows=rows[:per_page],
+        posts=posts,
         prev_url=page_url(page - 1, query) if page > 1 else None,
-        next_url=page_url(page + 1, query) if len(rows) > per_page else None,
+        next_url=page_url(page + 1, query) if more else None,
         query=query,
         tag=tag,
     )
@@ -79,11 +61,7 @@ def page_url(page: int, query: str) -> str:
 def index() -> str:
     """All posts, or those whose title holds ``q``, five a page."""
     query = request.args.get("q", "").strip()[:SEARCH_MAX]
-    stmt = select(Post)
-    if query:
-        escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        stmt = stmt.where(Post.title.ilike(f"%{escaped}%", escape="\\"))
-    return page_of_posts(stmt, query=query)
+    return page_of_posts(titles_containing(query) if query else everything(), query=query)
 
 
 @bp.route("/tag/<string:name>")
@@ -93,12 +71,7 @@ def tag(name: str) -> str:
     tag_id = db.session.scalar(select(Tag.id).where(Tag.name == name))
     if tag_id is None:
         abort(404)
-    stmt = (
-        select(Post)
-        .join(post_tag, post_tag.c.post_id == Post.id)
-        .where(post_tag.c.tag_id == tag_id)
-    )
-    return page_of_posts(stmt, tag=name)
+    return page_of_posts(tagged(tag_id), tag=name)
 
 
 def get_post(id: int, check_author: bool = True) -> Post:

@@ -66,6 +66,7 @@ def test_tutorial_database_upgrades_in_place(tmp_path: Path) -> None:
     response = client.post("/auth/login", data={"username": "other", "password": "other"})
     assert response.headers["Location"] == "/"
     assert b"old post 6" in client.get("/").data
+    assert b"old post 3" in client.get("/?q=post 3").data  # the search index holds old posts
     with app.app_context():
         # the old pbkdf2 hash was replaced by a scrypt one at login
         assert db.session.get(User, 2).password.startswith("scrypt:")

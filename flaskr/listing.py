@@ -1,0 +1,162 @@
+"""Pages of posts for the index, search and tag listings, at a cost that does not grow with
+the number of posts.
+
+Every listing is newest first by post id (ids only grow, and the primary key, the tag index
+and the search index all hand them out in that order), so a page reads its own rows and
+stops: no listing sorts or counts all matching posts. Each page costs two queries whatever
+its size: the posts with their authors and counts, then their tags. The statements are built
+once and take the page's values as parameters, and rows stay plain values rather than ORM
+objects; docs/performance.md has the profile that asked for both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import Any, NamedTuple
+
+from flask import current_app
+from sqlalchemy import (
+    Integer,
+    Select,
+    bindparam,
+    column,
+    exists,
+    func,
+    inspect,
+    literal_column,
+    select,
+    table,
+)
+
+from flaskr.db import db
+from flaskr.models import Comment, Image, Like, Post, Tag, User, post_tag
+
+POST = Post.__table__
+#: Migration 0005's FTS5 trigram index of post titles (SQLite only, outside the models).
+POST_SEARCH = table("post_search", column("rowid", Integer))
+#: Trigrams: a shorter search cannot use the index and scans titles instead.
+INDEXED_SEARCH_MIN = 3
+
+
+class Author(NamedTuple):
+    username: str
+
+
+class TagName(NamedTuple):
+    name: str
+
+
+@dataclass(slots=True)
+class ListedPost:
+    """What a listing shows of a post (the templates read it like a ``Post``)."""
+
+    id: int
+    title: str
+    body: str
+    created: datetime
+    author_id: int
+    author: Author
+    likes: int
+    comments: int
+    has_image: bool
+    tags: list[TagName] = field(default_factory=list)
+
+
+class Listing(NamedTuple):
+    """Which posts a listing holds: a kind of statement and its parameters."""
+
+    kind: str
+    params: dict[str, Any]
+
+
+def everything() -> Listing:
+    return Listing("index", {})
+
+
+def tagged(tag_id: int) -> Listing:
+    return Listing("tag", {"tag_id": tag_id})
+
+
+def titles_containing(text: str) -> Listing:
+    """Posts whose title contains ``text``, any case; ``%`` and ``_`` are plain characters."""
+    if len(text) >= INDEXED_SEARCH_MIN and has_title_index():
+        return Listing("match", {"match": '"' + text.replace('"', '""') + '"'})
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return Listing("like", {"pattern": f"%{escaped}%"})
+
+
+def has_title_index() -> bool:
+    """Whether migration 0005 could build the SQLite FTS5 index (PostgreSQL's pg_trgm index
+    serves the plain ILIKE, so it needs no other statement)."""
+    extensions = current_app.extensions
+    if "flaskr.title_index" not in extensions:
+        engine = db.engine
+        extensions["flaskr.title_index"] = engine.dialect.name == "sqlite" and inspect(
+            engine
+        ).has_table("post_search")
+    return bool(extensions["flaskr.title_index"])
+
+
+def _ids(kind: str) -> Select[Any]:
+    """The ids of a listing's posts, newest first."""
+    if kind == "tag":
+        ids = select(post_tag.c.post_id).where(post_tag.c.tag_id == bindparam("tag_id"))
+    elif kind == "match":
+        match = literal_column("post_search").op("MATCH")(bindparam("match"))
+        ids = select(POST_SEARCH.c.rowid).where(match)
+    elif kind == "like":
+        ids = select(POST.c.id).where(POST.c.title.ilike(bindparam("pattern"), escape="\\"))
+    else:
+        ids = select(POST.c.id)
+    return ids.order_by(ids.selected_columns[0].desc())
+
+
+def _count(model: Any) -> Any:
+    return select(func.count()).where(model.post_id == POST.c.id).correlate(POST).scalar_subquery()
+
+
+@cache
+def page_statement(kind: str) -> Select[Any]:
+    page_ids = _ids(kind).offset(bindparam("offset")).limit(bindparam("limit"))
+    user = User.__table__
+    return (
+        select(
+            POST.c.id,
+            POST.c.title,
+            POST.c.body,
+            POST.c.created,
+            POST.c.author_id,
+            user.c.username,
+            _count(Like).label("likes"),
+            _count(Comment).label("comments"),
+            exists().where(Image.post_id == POST.c.id).correlate(POST).label("has_image"),
+        )
+        .join(user, user.c.id == POST.c.author_id)
+        .where(POST.c.id.in_(page_ids.scalar_subquery()))
+        .order_by(POST.c.id.desc())
+    )
+
+
+TAGS_OF = (
+    select(post_tag.c.post_id, Tag.__table__.c.name)
+    .join(Tag.__table__, Tag.__table__.c.id == post_tag.c.tag_id)
+    .where(post_tag.c.post_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Tag.__table__.c.name)
+)
+
+
+def page_of(listing: Listing, page: int, per_page: int) -> tuple[list[ListedPost], bool]:
+    """Page ``page`` (from 1) of the listing, and whether another page follows."""
+    params = {**listing.params, "offset": (page - 1) * per_page, "limit": per_page + 1}
+    rows = db.session.execute(page_statement(listing.kind), params).all()
+    posts = [
+        ListedPost(id, title, body, created, author_id, Author(username), *counts)
+        for id, title, body, created, author_id, username, *counts in rows[:per_page]
+    ]
+    if posts:
+        by_id = {post.id: post for post in posts}
+        for post_id, name in db.session.execute(TAGS_OF, {"ids": list(by_id)}):
+            by_id[post_id].tags.append(TagName(name))
+    return posts, len(rows) > per_page
