@@ -1,7 +1,10 @@
 from pathlib import Path
 
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
 from flaskr import create_app
-from flaskr.db import db
+from flaskr.db import MIGRATIONS, db
 from flaskr.health import head_revision
 from tests.conftest import config_for
 
@@ -14,7 +17,14 @@ def test_readyz_when_migrated(client) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "schema": head_revision()}
-    assert head_revision().startswith("0004_")
+    newest = max(p.stem for p in Path(MIGRATIONS, "versions").glob("0*.py"))
+    assert head_revision() == newest
+
+
+def test_head_revision_is_alembics() -> None:
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
 
 
 def test_readyz_before_migrations(tmp_path: Path) -> None:
