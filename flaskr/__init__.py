@@ -45,6 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         isolation,
         logs,
         metrics,
+        page_cache,
         security,
     )
 
@@ -53,6 +54,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     logs.init_app(app)
     metrics.init_app(app)
+    page_cache.init_app(app)
     cli.init_app(app)
     isolation.init_app(app)
     app.register_blueprint(auth.bp)

@@ -27,6 +27,7 @@ from flaskr.forms import CommentForm, PostForm, split_tags
 from flaskr.images import ImageError, read_image
 from flaskr.listing import Listing, everything, page_of, tagged, titles_containing
 from flaskr.models import Comment, Image, Like, Post, Tag
+from flaskr.page_cache import cached
 
 bp = Blueprint("blog", __name__)
 
@@ -58,6 +59,7 @@ def page_url(page: int, query: str) -> str:
 
 
 @bp.route("/")
+@cached
 def index() -> str:
     """All posts, or those whose title holds ``q``, five a page."""
     query = request.args.get("q", "").strip()[:SEARCH_MAX]
@@ -65,6 +67,7 @@ def index() -> str:
 
 
 @bp.route("/tag/<string:name>")
+@cached
 def tag(name: str) -> str:
     """The posts carrying one tag."""
     name = name.lower()
@@ -85,12 +88,14 @@ def get_post(id: int, check_author: bool = True) -> Post:
 
 
 @bp.route("/<int:id>")
+@cached
 def detail(id: int) -> str:
     post = get_post(id, check_author=False)
-    return render_post(post, CommentForm())
+    # Visitors get no form: building one makes a CSRF token, and so a session, for nothing.
+    return render_post(post, CommentForm() if g.user else None)
 
 
-def render_post(post: Post, comment_form: CommentForm, status: int = 200) -> Any:
+def render_post(post: Post, comment_form: CommentForm | None, status: int = 200) -> Any:
     likes = db.session.scalar(select(func.count()).where(Like.post_id == post.id))
     liked = g.user is not None and db.session.get(Like, (g.user.id, post.id)) is not None
     comments = db.session.scalars(

@@ -134,11 +134,13 @@ def _upgrade_schema() -> str:
 
 
 def drop_all() -> None:
-    """Remove every table, the Alembic version and the search index (migration 0005) included."""
+    """Remove every table, the Alembic version and what migrations add beside the models."""
     db.drop_all()
     with db.engine.begin() as connection:
         connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
         connection.exec_driver_sql("DROP TABLE IF EXISTS post_search")
+        if connection.dialect.name == "postgresql":  # the triggers' function (migration 0006)
+            connection.exec_driver_sql("DROP FUNCTION IF EXISTS content_changed()")
 
 
 @click.command("init-db")

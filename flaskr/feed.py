@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from flaskr.db import db
 from flaskr.models import Post
+from flaskr.page_cache import cached
 
 bp = Blueprint("feed", __name__)
 
@@ -14,6 +15,7 @@ FEED_SIZE = 20
 
 
 @bp.get("/feed.atom")
+@cached
 def atom() -> tuple[str, int, dict[str, str]]:
     posts = db.session.scalars(
         select(Post).order_by(Post.created.desc(), Post.id.desc()).limit(FEED_SIZE)

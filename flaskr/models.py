@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     ForeignKey,
     Index,
@@ -122,3 +123,13 @@ class LoginFailure(db.Model):
     username: Mapped[str] = mapped_column(String(64), index=True)
     remote_addr: Mapped[str] = mapped_column(String(64), index=True)
     created: Mapped[datetime] = mapped_column(index=True)
+
+
+class ContentVersion(db.Model):
+    """One row, whose number database triggers raise whenever something a page shows changes
+    (migration 0006): the key that tells a worker its cached pages still hold."""
+
+    __tablename__ = "content_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from flaskr.db import MIGRATIONS, db, schema_revision, upgrade_schema
 from flaskr.health import head_revision
@@ -41,6 +41,8 @@ def test_migrations_build_the_schema(pg_app) -> None:
         assert db.engine.dialect.name == "postgresql"
         assert schema_revision() == head_revision()
         assert upgrade_schema() == "The database is up to date."
+        indexes = {i["name"] for i in db.inspect(db.engine).get_indexes("post")}
+        assert "ix_post_title_trgm" in indexes  # title search's pg_trgm index (0005)
     result = pg_app.test_cli_runner().invoke(args=["db", "check", "-d", MIGRATIONS])
     assert result.exit_code == 0, result.output
 
@@ -119,3 +121,17 @@ def test_instances_starting_together_migrate_once(pg_url: str, tmp_path: Path) -
 
         drop_all()
         db.engine.dispose()
+
+
+def test_cached_pages_follow_writes_from_anywhere(pg_app) -> None:
+    """The content version's triggers (migration 0006) on PostgreSQL: a write made outside
+    this app's requests still reaches a visitor's next page at once."""
+    visitor = pg_app.test_client()
+    assert b"Written elsewhere" not in visitor.get("/").data
+    with pg_app.app_context():
+        db.session.execute(
+            text("INSERT INTO post (title, body, author_id) VALUES ('Written elsewhere', '', 1)")
+        )
+        db.session.commit()
+    assert b"Written elsewhere" in visitor.get("/?q=elsewhere").data
+    assert b"Written elsewhere" in visitor.get("/").data

@@ -1,0 +1,88 @@
+"""Whole pages for visitors who are not logged in, kept by each worker and served again until
+anything they show changes.
+
+A page is stored under its full URL and the database's content version (migration 0006),
+which triggers raise on every write to what pages show, whoever writes. Serving a stored
+page costs one single-row read instead of the page's queries and its rendering (the profile
+in docs/performance.md: the index costs about 4 times less). No page is ever stale: the
+version is read before the page, so a write seen by the page has raised the number first.
+
+Only requests without a session are served from here: a logged-in user, a message waiting
+to be flashed or a form's CSRF token all live in the session and make a page personal. A
+page whose rendering touched the session is not stored either. PAGE_CACHE_SIZE (pages per
+worker, 0 turns the cache off) bounds the memory: the least recently used page goes first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Flask, current_app, request, session
+from sqlalchemy import select
+
+from flaskr.db import db
+from flaskr.models import ContentVersion
+
+VERSION = select(ContentVersion.__table__.c.version).where(ContentVersion.__table__.c.id == 1)
+
+
+class Pages:
+    """A bounded, least-recently-used store, safe for gthread workers' threads."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._pages: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int]) -> Any:
+        with self._lock:
+            page = self._pages.get(key)
+            if page is not None:
+                self._pages.move_to_end(key)
+            return page
+
+    def put(self, key: tuple[str, int], page: Any) -> None:
+        with self._lock:
+            self._pages[key] = page
+            self._pages.move_to_end(key)
+            while len(self._pages) > self.size:
+                self._pages.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._pages)
+
+
+def content_version() -> int:
+    """The database's content version: a connection of its own, not the ORM session, whose
+    bookkeeping would cost a cache hit more than its one read."""
+    with db.engine.connect() as connection:
+        return int(connection.execute(VERSION).scalar_one())
+
+
+def cached(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Serve ``view``'s page from the cache when the visitor has no session."""
+
+    @wraps(view)
+    def serve(**kwargs: Any) -> Any:
+        pages: Pages | None = current_app.extensions.get("flaskr.pages")
+        if pages is None or session or request.method != "GET":
+            return view(**kwargs)
+        key = (request.url, content_version())
+        page = pages.get(key)
+        if page is None:
+            page = view(**kwargs)
+            if isinstance(page, str | tuple) and not session.modified:
+                pages.put(key, page)  # text, not a Response: after_request hooks change those
+        return page
+
+    return serve
+
+
+def init_app(app: Flask) -> None:
+    size = app.config["PAGE_CACHE_SIZE"]
+    if size > 0:
+        app.extensions["flaskr.pages"] = Pages(size)

@@ -1,0 +1,106 @@
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event, text
+
+from flaskr import create_app
+from flaskr.db import db
+from flaskr.page_cache import Pages, content_version
+from tests.conftest import config_for
+
+
+@pytest.fixture
+def statements(app: Flask) -> Iterator[list[str]]:
+    """Every statement the app sends to the database."""
+    sent: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield sent
+    event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.mark.parametrize("path", ["/", "/?q=test", "/tag/none", "/1", "/feed.atom"])
+def test_visitors_get_a_stored_page_for_one_read(
+    client: FlaskClient, statements: list[str], path: str
+) -> None:
+    first = client.get(path)
+    statements.clear()
+    again = client.get(path)
+    assert (again.status_code, again.data) == (first.status_code, first.data)
+    if first.status_code == 200:
+        assert statements == [statements[0]] and "content_version" in statements[0]
+        assert "Set-Cookie" not in again.headers  # visitors get no session
+        assert again.headers["Content-Type"] == first.headers["Content-Type"]
+
+
+def test_a_write_from_anywhere_shows_at_once(app: Flask, client: FlaskClient, tmp_path) -> None:
+    assert b"A new post" not in client.get("/").data
+    # Another worker or instance on the same database: this app's cache cannot know of it.
+    other = create_app(config_for(tmp_path))
+    with other.app_context():
+        db.session.execute(
+            text("INSERT INTO post (title, body, author_id) VALUES ('A new post', '', 1)")
+        )
+        db.session.commit()
+    assert b"A new post" in client.get("/").data
+    assert b"A new post" in client.get("/feed.atom").data
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE post SET body = 'changed' WHERE id = 1",
+        "INSERT INTO tag (name) VALUES ('new')",
+        "INSERT INTO post_tag (post_id, tag_id) SELECT 1, id FROM tag WHERE name = 'seed'",
+        "INSERT INTO comment (post_id, author_id, body) VALUES (1, 2, 'hi')",
+        "INSERT INTO post_like (user_id, post_id) VALUES (2, 1)",
+        "INSERT INTO image (post_id, mimetype, width, height, data) VALUES (1, 'image/png', 1, 1, x'00')",
+        "UPDATE user SET username = 'renamed' WHERE id = 1",
+        "DELETE FROM post WHERE id = 1",
+    ],
+)
+def test_every_shown_table_raises_the_version(app: Flask, statement: str) -> None:
+    with app.app_context():
+        db.session.execute(text("INSERT INTO tag (name) VALUES ('seed')"))
+        db.session.commit()
+        before = content_version()
+        db.session.execute(text(statement))
+        db.session.commit()
+        assert content_version() > before
+
+
+def test_logged_in_users_never_share_pages(client: FlaskClient, auth) -> None:
+    visitor_page = client.get("/").data
+    auth.login()
+    mine = client.get("/").data
+    assert mine != visitor_page and b"Log Out" in mine and b"Log Out" not in visitor_page
+    auth.logout()
+    assert b"Log Out" not in client.get("/").data
+
+
+def test_a_page_with_a_message_is_not_stored(client: FlaskClient) -> None:
+    with client.session_transaction() as session:
+        session["_flashes"] = [("error", "Only for this visitor.")]
+    assert b"Only for this visitor." in client.get("/").data
+    stranger = client.application.test_client()
+    assert b"Only for this visitor." not in stranger.get("/").data
+
+
+def test_size_bounds_the_pages_kept(tmp_path: Path) -> None:
+    pages = Pages(2)
+    for i in range(3):
+        pages.put((f"/{i}", 0), f"page {i}")
+    assert len(pages) == 2 and pages.get(("/0", 0)) is None and pages.get(("/2", 0)) == "page 2"
+
+
+def test_size_zero_turns_it_off(tmp_path: Path) -> None:
+    app = create_app(config_for(tmp_path, PAGE_CACHE_SIZE=0))
+    assert "flaskr.pages" not in app.extensions
