@@ -528,8 +528,9 @@ FORM = "application/x-www-form-urlencoded"
 
 
 def form_pages(base: str) -> list[Page]:
-    """The login POST (an anonymous session and its token, replayed) and the create POST
-    (a logged-in session and its token). Each is tried once so a wrong setup fails loudly."""
+    """The index for a logged-in user (never from the page cache), the login POST (an
+    anonymous session and its token, replayed) and the create POST (a logged-in session and
+    its token). Each POST is tried once so a wrong setup fails loudly."""
     anon = Browser(base)
     token = anon.token("/auth/login")
     login = Page(
@@ -562,6 +563,7 @@ def form_pages(base: str) -> list[Page]:
         FORM,
         302,
     )
+    signed_in = Page("index, logged in (not cached)", "/", cookie=user.cookie())
     for page in (login, create):
         req = urllib.request.Request(
             base + page.path,
@@ -575,7 +577,7 @@ def form_pages(base: str) -> list[Page]:
             status = e.code
         if status != page.expect:
             raise RuntimeError(f"{page.name}: answered {status}, not {page.expect}")
-    return [login, create]
+    return [signed_in, login, create]
 
 
 def read_pages(needle_id: int) -> list[Page]:
@@ -640,9 +642,12 @@ class Bench:
 
     # -- helpers
 
-    def flaskr(self, size: int, name: str, extra=()) -> Server:
+    def flaskr(self, size: int, name: str, extra=(), page_cache: bool = True) -> Server:
         instance = fresh_instance(self.dbs[size], self.out, name)
-        return Server(name, "hello:app", run_env(instance), self.out, extra)
+        env = run_env(instance)
+        if not page_cache:
+            env["FLASKR_PAGE_CACHE_SIZE"] = "0"
+        return Server(name, "hello:app", env, self.out, extra)
 
     def warm(self, server: Server, pages: list[Page]) -> None:
         """``warmup`` requests per GET page, 4 at a time, so every worker has served each."""
@@ -660,6 +665,7 @@ class Bench:
         runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
         startup: dict[str, list[float]] = {c: [] for c in configs}
         rss: list[dict[str, Any]] = []
+        floor: dict[str, list[float]] = {}
         for rnd in range(s.rounds):
             order = configs[rnd % 3 :] + configs[: rnd % 3]
             for config in order:
@@ -690,12 +696,15 @@ class Bench:
                         )
                     if config == "flaskr":
                         rss.append({"warm": before, "after": server.rss()})
+                    else:  # the floor: a worker of the same gunicorn and Python, nearly no app
+                        floor.setdefault(config, []).extend(server.rss()["workers"].values())
                 finally:
                     server.stop()
         self.results["main"] = {
             "rows": {f"{c}|{p}": summarise(v) for (c, p), v in runs.items()},
             "startup": startup,
             "rss": rss,
+            "floor_rss": {c: med(v) for c, v in floor.items()},
         }
 
     def main_table(self) -> str:
@@ -758,8 +767,10 @@ class Bench:
                     for p in read_pages(self.dbs[size]["needle_id"])
                     if p.name not in ("post page", "feed")
                 ]
-                server = self.flaskr(size, f"growth-{size}-r{rnd}")
-                self.commands["flaskr (growth)"] = server.command
+                # Page cache off: every request runs the page's queries, whose cost is what
+                # may grow with the data (a cached page costs one read at any size).
+                server = self.flaskr(size, f"growth-{size}-r{rnd}", page_cache=False)
+                self.commands["flaskr (growth, FLASKR_PAGE_CACHE_SIZE=0)"] = server.command
                 try:
                     server.start()
                     self.warm(server, pages)
@@ -1073,8 +1084,11 @@ def report(bench: Bench, info: dict[str, Any]) -> str:
         "made by bench/extras.py through the models, 'Needle in a haystack' with a tag, 3 "
         f"comments, a like and an image (the post page and the rare search word). The main "
         f"database has {s.posts:,} posts.\n"
-        "- Search: 'post' is in every title (the query stops after one page of matches); "
-        "'needle' is in one title only (the query reads every title).\n"
+        "- Search: 'post' is in every title, 'needle' in one only.\n"
+        "- Pages for visitors come from flaskr's page cache (flaskr/page_cache.py: one "
+        "single-row read a request) except 'index, logged in', which replays a logged-in "
+        "session and is rendered every time; the growth section turns the cache off "
+        "(FLASKR_PAGE_CACHE_SIZE=0) so that it measures the queries.\n"
         "- The login POST replays one anonymous session cookie and its CSRF token; the create "
         "POST replays a logged-in session; both answer 302.\n"
     )
@@ -1108,6 +1122,13 @@ def report(bench: Bench, info: dict[str, Any]) -> str:
             f"{soak['errors']}.\n"
         )
         add(bench.memory_table() + "\n")
+        floor = r.get("main", {}).get("floor_rss", {})
+        if floor:
+            figures = ", ".join(f"{c} {mb:.1f} MB" for c, mb in floor.items())
+            add(
+                f"For scale, a worker's RSS after its load in the main section: {figures} "
+                "(same gunicorn, same Python, nearly no app).\n"
+            )
     if "workers" in r:
         add("## Worker classes and counts\n")
         add(bench.workers_table() + "\n")
