@@ -34,7 +34,7 @@ from flaskr.db import db
 from flaskr.models import Comment, Image, Like, Post, Tag, User, post_tag
 
 POST = Post.__table__
-#: Migration 0005's FTS5 trigram index of post titles (SQLite only, outside the models).
+#: Migration 0005's FTS5 trigram index of post titles, rowid = -post.id (SQLite only).
 POST_SEARCH = table("post_search", column("rowid", Integer))
 #: Trigrams: a shorter search cannot use the index and scans titles instead.
 INDEXED_SEARCH_MIN = 3
@@ -100,17 +100,19 @@ def has_title_index() -> bool:
 
 
 def _ids(kind: str) -> Select[Any]:
-    """The ids of a listing's posts, newest first."""
+    """The ids of a listing's posts, newest first, in the order an index yields them."""
     if kind == "tag":
-        ids = select(post_tag.c.post_id).where(post_tag.c.tag_id == bindparam("tag_id"))
-    elif kind == "match":
+        post_id = post_tag.c.post_id
+        return (
+            select(post_id).where(post_tag.c.tag_id == bindparam("tag_id")).order_by(post_id.desc())
+        )
+    if kind == "match":  # rowids are negated ids (migration 0005): ascending is newest first
         match = literal_column("post_search").op("MATCH")(bindparam("match"))
-        ids = select(POST_SEARCH.c.rowid).where(match)
-    elif kind == "like":
-        ids = select(POST.c.id).where(POST.c.title.ilike(bindparam("pattern"), escape="\\"))
-    else:
-        ids = select(POST.c.id)
-    return ids.order_by(ids.selected_columns[0].desc())
+        return select(-POST_SEARCH.c.rowid).where(match).order_by(POST_SEARCH.c.rowid)
+    ids = select(POST.c.id).order_by(POST.c.id.desc())
+    if kind == "like":
+        return ids.where(POST.c.title.ilike(bindparam("pattern"), escape="\\"))
+    return ids
 
 
 def _count(model: Any) -> Any:

@@ -1,7 +1,10 @@
 """An index for title search, so a word found in few posts costs the same as one in many.
 
-SQLite: an FTS5 table with the trigram tokenizer over post titles (external content: it holds
-only the index), kept in step by triggers. PostgreSQL: a pg_trgm GIN index on post.title.
+SQLite: a contentless FTS5 table with the trigram tokenizer over post titles, kept in step by
+triggers. Its rowids are the posts' ids negated: FTS5 walks matches in ascending rowid order
+cheaply and in descending order by reading them all, and listings want the newest first
+(a word in every title: 16 µs against 136 µs at 100,000 posts). PostgreSQL: a pg_trgm GIN
+index on post.title.
 Without FTS5, or without the right to create pg_trgm, the migration adds nothing and search
 scans titles as before (blog.search_ids): slower at scale, same results.
 
@@ -25,16 +28,17 @@ depends_on = None
 
 log = logging.getLogger("alembic.runtime.migration")
 
+#: A contentless table forgets a row only when told its old values ('delete').
 TRIGGERS = (
     """CREATE TRIGGER post_search_insert AFTER INSERT ON post BEGIN
-         INSERT INTO post_search (rowid, title) VALUES (new.id, new.title);
+         INSERT INTO post_search (rowid, title) VALUES (-new.id, new.title);
        END""",
     """CREATE TRIGGER post_search_delete AFTER DELETE ON post BEGIN
-         INSERT INTO post_search (post_search, rowid, title) VALUES ('delete', old.id, old.title);
+         INSERT INTO post_search (post_search, rowid, title) VALUES ('delete', -old.id, old.title);
        END""",
     """CREATE TRIGGER post_search_update AFTER UPDATE OF id, title ON post BEGIN
-         INSERT INTO post_search (post_search, rowid, title) VALUES ('delete', old.id, old.title);
-         INSERT INTO post_search (rowid, title) VALUES (new.id, new.title);
+         INSERT INTO post_search (post_search, rowid, title) VALUES ('delete', -old.id, old.title);
+         INSERT INTO post_search (rowid, title) VALUES (-new.id, new.title);
        END""",
 )
 
@@ -44,15 +48,14 @@ def upgrade():
     if bind.dialect.name == "sqlite":
         try:
             op.execute(
-                "CREATE VIRTUAL TABLE post_search USING fts5("
-                "title, content='post', content_rowid='id', tokenize='trigram')"
+                "CREATE VIRTUAL TABLE post_search USING fts5(title, content='', tokenize='trigram')"
             )
         except sa.exc.OperationalError as error:  # an SQLite built without FTS5 or trigram
             log.warning("No title search index (%s): search will scan titles.", error.orig)
             return
         for trigger in TRIGGERS:
             op.execute(trigger)
-        op.execute("INSERT INTO post_search (post_search) VALUES ('rebuild')")
+        op.execute("INSERT INTO post_search (rowid, title) SELECT -id, title FROM post")
     elif bind.dialect.name == "postgresql":
         savepoint = bind.begin_nested()
         try:
