@@ -16,6 +16,7 @@ MAIN_ROWS = [
     ("flaskr", "search, rare word"),
     ("flaskr", "tag page"),
     ("flaskr", "feed"),
+    ("flaskr", "index, logged in (not cached)"),
     ("flaskr", "login POST"),
     ("flaskr", "create POST"),
 ]
@@ -69,3 +70,20 @@ def test_bench_smoke_prints_every_row_without_errors() -> None:
     assert all(int(r["errors"]) == 0 for r in workers), workers
 
     assert "wrote bench/RESULTS.md" not in out
+
+
+def test_profile_prints_a_figure_per_page() -> None:
+    done = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "bench/in_process.py", "--posts", "10"]
+        + ["--requests", "50", "--rounds", "1", "--profile", "/", "/?q=post", "/hello"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    for path in ("bare Flask hello", "/", "/?q=post", "/hello"):
+        assert any(line.startswith(f"{path} ") and "µs/request" in line for line in lines), path
+    assert "page_cache.py" in done.stdout  # the profile of "/" shows where a cached page comes from
