@@ -3,6 +3,7 @@
     .venv/bin/python bench/in_process.py / /?q=post /hello          # µs per request
     .venv/bin/python bench/in_process.py --posts 100000 --no-cache /?q=post
     .venv/bin/python bench/in_process.py --profile /                # and cProfile's top entries
+    .venv/bin/python bench/in_process.py --imports                  # RSS each import adds
 
 Seeds a scratch database with `flask seed`, builds the app as production does (a real secret
 key, no debug, no testing), calls it as a WSGI server would, and prints the median over
@@ -17,7 +18,6 @@ import cProfile
 import io
 import os
 import pstats
-import secrets
 import statistics
 import subprocess
 import sys
@@ -29,6 +29,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from run import flask_cmd, run_env  # noqa: E402 - bench/ is on the path only from here
 
 
 def caller(app: Any, path: str) -> Callable[[], None]:
@@ -60,6 +62,30 @@ def per_request_us(call: Callable[[], None], requests: int, rounds: int) -> floa
     return statistics.median(means)
 
 
+#: What a flaskr worker loads, in order, and what only migrations and uploads need (Alembic,
+#: Pillow): ``--imports`` prints the resident memory each step adds to those before it.
+IMPORT_STEPS = [
+    ("python", "pass"),
+    ("flask", "import flask"),
+    ("sqlalchemy + its ORM", "import sqlalchemy.orm, flask_sqlalchemy"),
+    ("flaskr's app, every blueprint", "from flaskr import create_app; create_app()"),
+    ("alembic + flask_migrate", "import flask_migrate"),
+    ("Pillow", "import PIL.Image"),
+]
+MEASURE = """
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+before = rss_mb()
+for name, code in STEPS:
+    exec(code)
+    after = rss_mb()
+    print(f"{name:32} +{after - before:5.1f} MB  ({after:5.1f} MB)")
+    before = after
+"""
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("paths", nargs="*", default=["/", "/?q=post", "/tag/flask", "/1", "/hello"])
@@ -68,6 +94,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--no-cache", action="store_true", help="FLASKR_PAGE_CACHE_SIZE=0")
     p.add_argument("--profile", action="store_true", help="print cProfile's top 30 per path")
+    p.add_argument("--imports", action="store_true", help="RSS each import adds, then stop")
     args = p.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="flaskr-profile-") as scratch:
@@ -75,19 +102,19 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, scratch: Path) -> None:
-    os.environ.update(
-        FLASKR_INSTANCE_PATH=str(scratch),
-        FLASKR_SECRET_KEY=secrets.token_hex(32),
-        FLASKR_LOG_LEVEL="WARNING",
-        FLASKR_PAGE_CACHE_SIZE="0" if args.no_cache else "256",
-    )
-    os.environ.pop("FLASKR_DATABASE_URL", None)
-    os.environ.pop("DATABASE_URL", None)
-    flask = [sys.executable, "-m", "flask", "--app", "flaskr"]
-    subprocess.run([*flask, "init-db"], cwd=ROOT, check=True, capture_output=True)
-    subprocess.run(
-        [*flask, "seed", "--posts", str(args.posts)], cwd=ROOT, check=True, capture_output=True
-    )
+    env = run_env(scratch)  # bench/run's: no FLASKR_* from the caller, a real key
+    env["FLASKR_LOG_LEVEL"] = "WARNING"
+    if args.no_cache:
+        env["FLASKR_PAGE_CACHE_SIZE"] = "0"
+    flask_cmd(env, "init-db")
+    if args.imports:
+        code = f"STEPS = {IMPORT_STEPS!r}\n{MEASURE}"
+        cmd = [sys.executable, "-c", code]
+        subprocess.run(cmd, cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, check=True)  # noqa: S603
+        return
+    flask_cmd(env, "seed", "--posts", str(args.posts))
+    os.environ.clear()
+    os.environ.update(env)  # create_app reads its settings from the environment
 
     from hello_flask import app as hello
 

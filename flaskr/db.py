@@ -64,7 +64,8 @@ def init_app(app: Flask) -> None:
             db.session.registry.clear()
 
     if click.get_current_context(silent=True) is not None:
-        # Alembic (9 MB per worker, 0.1 s CPU to import) only where migrations run: the CLI.
+        # Alembic only where migrations run, the CLI: it adds 7.8 MB to a worker
+        # (`bench/in_process.py --imports`).
         use_migrate(app)
     app.cli.add_command(init_db_command)
 
@@ -79,7 +80,7 @@ def use_migrate(app: Flask) -> None:
 
 def schema_revision() -> str | None:
     """The Alembic revision the database is at, or None for an unversioned one. Plain SQL, so
-    that /readyz does not make a serving worker import Alembic (10 MB)."""
+    that /readyz does not make a serving worker import Alembic."""
     with db.engine.connect() as connection:
         if not inspect(connection).has_table("alembic_version"):
             return None

@@ -32,7 +32,8 @@ def read_image(upload: FileStorage) -> Image:
 
     The pixel count is checked from the header before any decoding, so a small file that
     would decompress to gigabytes (a decompression bomb) is refused, not decoded."""
-    # Pillow only here, where uploads are read: serving workers stay 2 MB smaller without it.
+    # Pillow only here, where uploads are read: serving workers stay 2 MB smaller without it
+    # (`bench/in_process.py --imports`).
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
     from PIL.Image import DecompressionBombWarning

@@ -1,10 +1,14 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from flaskr import create_app
 from flaskr.config import ConfigError
-from tests.conftest import config_for
+from tests.conftest import config_for, make_app
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_config_testing(tmp_path: Path) -> None:
@@ -124,3 +128,21 @@ def test_engine_options_must_be_an_object(monkeypatch) -> None:
     monkeypatch.setenv("FLASKR_SQLALCHEMY_ENGINE_OPTIONS", "pool_size=5")
     with pytest.raises(ConfigError, match="must be a JSON object"):
         create_app()
+
+
+def test_serving_workers_load_neither_alembic_nor_pillow(tmp_path: Path) -> None:
+    """Migrations and uploads load them where they run: a worker serving pages, /readyz
+    included, stays without (bench/in_process.py --imports: 7.8 and 2.1 MB)."""
+    make_app(tmp_path)  # the database, migrated here rather than in the worker below
+    code = f"""
+import sys
+from flaskr import create_app
+app = create_app({{"SECRET_KEY": "s" * 32, "DATABASE_URL": "sqlite:///{tmp_path}/test.sqlite"}})
+for path in ("/", "/1", "/?q=test", "/feed.atom", "/readyz", "/1/image"):
+    app.test_client().get(path)
+print(sorted({{m.split(".")[0] for m in sys.modules}} & {{"alembic", "flask_migrate", "PIL"}}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr

@@ -1,30 +1,14 @@
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from flaskr import create_app
 from flaskr.db import db
 from flaskr.page_cache import Pages, content_version
 from tests.conftest import config_for
-
-
-@pytest.fixture
-def statements(app: Flask) -> Iterator[list[str]]:
-    """Every statement the app sends to the database."""
-    sent: list[str] = []
-    with app.app_context():
-        engine = db.engine
-
-    def record(_conn, _cursor, statement, *_args) -> None:
-        sent.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield sent
-    event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.mark.parametrize("path", ["/", "/?q=test", "/tag/none", "/1", "/feed.atom"])
