@@ -19,6 +19,7 @@ import argparse
 import atexit
 import datetime as dt
 import http.cookiejar
+import importlib.metadata
 import json
 import os
 import platform
@@ -49,6 +50,7 @@ FLASKR_DIR = ROOT / "flaskr"
 #: copy (a changed app to compare; the data is still seeded by this checkout's flask seed).
 APP_DIR = [FLASKR_DIR]
 SEED_FLAGS = ["--workers", "3", "--timeout", "120"]
+PACKAGES = ("flask", "werkzeug", "gunicorn", "sqlalchemy")
 WRK_FLAGS = ["-t1", "-c16", "--latency", "--timeout", "10s"]
 MATPLOTLIB = "matplotlib==3.11.2"
 SECRET = re.compile(r"(csrf_token=|session=)[^&;]+")
@@ -61,17 +63,16 @@ TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 @dataclass
 class Settings:
     rounds: int = 3
-    duration: float = 10.0  # seconds of load per page and round, main section
-    warmup: int = 200  # requests per page before measuring
+    duration: float = 8.0  # seconds of load per page and round, main section
+    warmup: int = 100  # requests per page before measuring
     posts: int = 1_000  # posts in the main section's database
     growth_sizes: list[int] = field(default_factory=lambda: [100, 10_000, 100_000])
-    growth_duration: float = 5.0
+    growth_duration: float = 4.0  # seconds per page in the growth and workers sections
     soak_requests: int = 100_000
     soak_warmup: int = 5_000
     soak_max_seconds: float = 1800.0
-    worker_counts: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
+    worker_counts: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
     threads: int = 4
-    workers_duration: float = 5.0
     sections: list[str] = field(default_factory=lambda: ["main", "growth", "memory", "workers"])
     write_results: bool = True
     plot: bool = True
@@ -79,23 +80,24 @@ class Settings:
     smoke: bool = False
 
 
-def parse_args(argv: list[str]) -> tuple[Settings, argparse.Namespace]:
+def parse_args(argv: list[str]) -> Settings:
     p = argparse.ArgumentParser(
         prog="bench/run",
         description="Benchmark flaskr under gunicorn (the seed's flags) with wrk.",
     )
     p.add_argument("--smoke", action="store_true", help="tiny data, 1 round, ~1 s per config")
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 3; smoke 1)")
-    p.add_argument("--duration", type=float, help="seconds per page and round (default 10)")
+    p.add_argument("--duration", type=float, help="seconds per page and round (default 8)")
     p.add_argument("--posts", type=int, help="posts in the main database (default 1000)")
     p.add_argument("--growth", help="comma-separated post counts (default 100,10000,100000)")
-    p.add_argument("--growth-duration", type=float, help="seconds per growth page (default 5)")
+    p.add_argument(
+        "--growth-duration", type=float, help="seconds per growth and workers page (default 4)"
+    )
     p.add_argument("--soak", type=int, help="requests in the memory run (default 100000)")
     p.add_argument("--soak-max-seconds", type=float, help="time cap of the memory run (1800)")
-    p.add_argument("--warmup", type=int, help="warm-up requests per page (default 200)")
-    p.add_argument("--workers", help="sync worker counts to try (default 1,2,3,4,5,6)")
+    p.add_argument("--warmup", type=int, help="warm-up requests per page (default 100)")
+    p.add_argument("--workers", help="sync worker counts to try (default 1,2,3,4,5)")
     p.add_argument("--only", help="sections to run: main,growth,memory,workers")
-    p.add_argument("--write-results", action="store_true", help="write bench/RESULTS.md")
     p.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     p.add_argument("--no-plot", action="store_true", help="do not draw bench/growth.png")
     p.add_argument(
@@ -115,7 +117,6 @@ def parse_args(argv: list[str]) -> tuple[Settings, argparse.Namespace]:
             soak_requests=200,
             soak_warmup=50,
             worker_counts=[3],
-            workers_duration=1.0,
             write_results=False,
             plot=False,
             smoke=True,
@@ -130,7 +131,6 @@ def parse_args(argv: list[str]) -> tuple[Settings, argparse.Namespace]:
         s.growth_sizes = sorted(int(x) for x in args.growth.split(","))
     if args.growth_duration:
         s.growth_duration = args.growth_duration
-        s.workers_duration = args.growth_duration
     if args.soak:
         s.soak_requests = args.soak
     if args.soak_max_seconds:
@@ -144,8 +144,6 @@ def parse_args(argv: list[str]) -> tuple[Settings, argparse.Namespace]:
         unknown = set(s.sections) - {"main", "growth", "memory", "workers"}
         if unknown:
             p.error(f"unknown sections: {', '.join(sorted(unknown))}")
-    if args.write_results:
-        s.write_results = True
     if args.no_write:
         s.write_results = False
     if args.no_plot or not s.write_results:
@@ -153,7 +151,7 @@ def parse_args(argv: list[str]) -> tuple[Settings, argparse.Namespace]:
     s.keep = args.keep
     if args.app_dir:
         APP_DIR[0] = args.app_dir.resolve()
-    return s, args
+    return s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,8 +204,8 @@ class Server:
     def command(self) -> str:
         return shlex.join(["gunicorn", *self.args, self.app]).replace(str(ROOT) + "/", "../")
 
-    def start(self, probe: str = "/", timeout: float = 60.0) -> float:
-        """Launch gunicorn; return the seconds from launch to the first 200 on ``probe``."""
+    def start(self, timeout: float = 60.0) -> float:
+        """Launch gunicorn; return the seconds from launch to the first 200 on ``/``."""
         with open(self.log_path, "ab") as err:
             started = time.monotonic()
             self.process = subprocess.Popen(
@@ -219,7 +217,7 @@ class Server:
                 start_new_session=True,
             )
         RUNNING.add(self)
-        url = self.base + probe
+        url = self.base + "/"
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name}: gunicorn exited; see {self.log_path}")
@@ -671,14 +669,12 @@ class Bench:
             for config in order:
                 if config == "flaskr":
                     server = self.flaskr(s.posts, f"flaskr-r{rnd}")
-                    probe = "/"
                 else:
                     app = "bare_wsgi:app" if config == "bare WSGI" else "hello_flask:app"
                     server = Server(config.replace(" ", "-"), app, run_env(), self.out)
-                    probe = "/"
                 self.commands[config] = server.command
                 try:
-                    startup[config].append(server.start(probe))
+                    startup[config].append(server.start())
                     pages = (
                         read_pages(needle) if config == "flaskr" else [Page("Hello, World!", "/")]
                     )
@@ -928,7 +924,7 @@ class Bench:
                     server.start()
                     self.warm(server, pages)
                     for page in pages:
-                        r = wrk(server, page, s.workers_duration)
+                        r = wrk(server, page, s.growth_duration)
                         runs.setdefault((name, page.name), []).append(r)
                         log(
                             f"  round {rnd + 1} {name:22} {page.name:10} {r['rps']:8,.0f} req/s"
@@ -1005,17 +1001,6 @@ def machine() -> dict[str, str]:
         mem = f"{kb / 1024 / 1024:.0f} GiB"
     except (OSError, ValueError, IndexError):
         pass
-    versions = subprocess.run(
-        [
-            str(VENV_BIN / "python"),
-            "-c",
-            "import importlib.metadata as m, sys; print(sys.version.split()[0], "
-            "*(m.version(p) for p in ('flask','werkzeug','gunicorn','sqlalchemy')))",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
     wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
     wrk_version = (wrk_v.stdout or wrk_v.stderr).split("\n", 1)[0].split(" [")[0]
     debian = (
@@ -1029,11 +1014,9 @@ def machine() -> dict[str, str]:
         "memory": mem,
         "os": f"{platform.system()} {platform.release()}"
         + (f", Debian {debian}" if debian else ""),
-        "python": versions[0] if versions else "?",
-        "flask": versions[1] if len(versions) > 1 else "?",
-        "werkzeug": versions[2] if len(versions) > 2 else "?",
-        "gunicorn": versions[3] if len(versions) > 3 else "?",
-        "sqlalchemy": versions[4] if len(versions) > 4 else "?",
+        # bench/run runs this file with the project's .venv: its packages are gunicorn's.
+        "python": platform.python_version(),
+        **{name: importlib.metadata.version(name) for name in PACKAGES},
         "wrk": wrk_version,
     }
 
@@ -1177,7 +1160,7 @@ def draw(bench: Bench, out: Path) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    settings, _args = parse_args(argv)
+    settings = parse_args(argv)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
     atexit.register(stop_all)
