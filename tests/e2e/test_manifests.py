@@ -209,6 +209,7 @@ def test_compose_file_parses_and_scales_out(compose_config: dict) -> None:
         assert env["FLASKR_DATABASE_URL"].startswith("postgresql://flaskr:")
         assert env["FLASKR_DATABASE_URL"].endswith("@db:5432/flaskr")
         assert json.loads(env["FLASKR_SQLALCHEMY_ENGINE_OPTIONS"]) == ENGINE_OPTIONS
+        assert env["FLASKR_PROXY_FIX"] == "1"  # behind compose/nginx.conf, which is one proxy
         assert service["secrets"] == ["secret_key"]
         assert service["read_only"] is True and service["tmpfs"] == ["/tmp"]
     assert "readyz" in " ".join(app["healthcheck"]["test"])
