@@ -7,7 +7,7 @@ nginx on port 80 is reachable from there only. Standard library only; prints JSO
     check-post ID TITLE WIDTH HEIGHT   the post page shows TITLE and its image has that size
     upload SIZE [--headers-only]       POST SIZE bytes to /create
     load SECONDS        concurrent GETs until stdin closes (or SECONDS pass), counting failures;
-                        prints a progress line {"ok": N} every 0.1 s, then the totals
+                        prints a progress line {"ok": N, "failed": M} every 0.1 s, then the totals
     isolation USER      register and log in USER, then GET /admin/isolation.json (a visitor's
                         status first); the report as JSON
 """

@@ -20,7 +20,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -369,7 +368,3 @@ class Load:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def workdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="flaskr-host-test-", dir="/var/tmp"))  # noqa: S108

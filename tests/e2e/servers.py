@@ -102,19 +102,19 @@ def postgresql(port: int) -> Iterator[str]:
     user = pwd.getpwnam("postgres")
     base = Path(tempfile.mkdtemp(prefix="flaskr-pg-"))
     data, sockets = base / "data", base / "sock"
-    sockets.mkdir()
-    os.chown(base, user.pw_uid, user.pw_gid)
-    os.chown(sockets, user.pw_uid, user.pw_gid)
     as_postgres = ["runuser", "-u", "postgres", "--"]
 
     def run(*cmd: str) -> None:
-        subprocess.run([*as_postgres, *cmd], check=True, capture_output=True, cwd=base)
+        subprocess.run([*as_postgres, *cmd], check=True, capture_output=True, cwd=base, timeout=120)
 
-    run(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
-    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
-    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "log"), "-w",
-        "start")  # fmt: skip
-    try:
+    try:  # from here on, a failure still stops the cluster and removes its folder
+        sockets.mkdir()
+        os.chown(base, user.pw_uid, user.pw_gid)
+        os.chown(sockets, user.pw_uid, user.pw_gid)
+        run(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
+        options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "log"),
+            "-w", "start")  # fmt: skip
         run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "flaskr")
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/flaskr"
     finally:

@@ -101,7 +101,7 @@ def db_path(env: dict[str, str]) -> Path:
 
 @contextmanager
 def serve(env: dict[str, str], log: Path) -> Iterator[Server]:
-    """The seed's gunicorn (3 workers) on a free loopback port, ready on all three workers."""
+    """The seed's gunicorn (3 workers) on a free loopback port, once it answers /readyz."""
     port = free_port()
     args = [*SEED_FLAGS, "--bind", f"127.0.0.1:{port}"]
     with gunicorn(args, env, log) as process:

@@ -3,17 +3,20 @@ real gunicorn workers, and migrations that run once when instances start togethe
 
 from __future__ import annotations
 
+import io
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from sqlalchemy import func, select, text
 
-from flaskr.db import MIGRATIONS, db, schema_revision, upgrade_schema
+from flaskr import create_app
+from flaskr.db import MIGRATIONS, db, drop_all, schema_revision, upgrade_schema
 from flaskr.health import head_revision
 from flaskr.models import Comment, Image, Like, Post, Tag
-from tests.conftest import make_app
+from tests.conftest import config_for, make_app
 from tests.e2e.browser import Visitor, png
 from tests.e2e.conftest import free_port, wait_for_http
 from tests.e2e.servers import ROOT, VENV_BIN, app_env, gunicorn, postgresql
@@ -26,14 +29,21 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_app(pg_url: str, tmp_path: Path):
-    app = make_app(tmp_path, DATABASE_URL=pg_url)
-    yield app
+def empty_after(pg_url: str, tmp_path: Path) -> Iterator[str]:
+    """The module's database, emptied after the test however it ends, for the next one."""
+    yield pg_url
+    app = create_app(config_for(tmp_path, DATABASE_URL=pg_url))
     with app.app_context():
-        from flaskr.db import drop_all
-
         drop_all()
         db.engine.dispose()
+
+
+@pytest.fixture
+def pg_app(empty_after: str, tmp_path: Path) -> Iterator[Flask]:
+    app = make_app(tmp_path, DATABASE_URL=empty_after)
+    yield app
+    with app.app_context():
+        db.engine.dispose()  # its connections closed before empty_after drops the tables
 
 
 def test_migrations_build_the_schema(pg_app) -> None:
@@ -54,7 +64,7 @@ def test_every_feature(pg_app) -> None:
     for i in range(7):
         data = {"title": f"pg post {i}", "body": "*hi*", "tags": "pg, Post_Gres"}
         if i == 6:
-            data["image"] = (__import__("io").BytesIO(png()), "p.png")
+            data["image"] = (io.BytesIO(png()), "p.png")
         assert client.post("/create", data=data).status_code == 302
     assert client.post("/8/like").status_code == 302
     assert client.post("/8/comment", data={"body": "first"}).status_code == 302
@@ -86,8 +96,8 @@ def test_seed_uses_returning(pg_app) -> None:
     assert client.post("/create", data={"title": "after seed"}).status_code == 302
 
 
-def test_instances_starting_together_migrate_once(pg_url: str, tmp_path: Path) -> None:
-    env = app_env(tmp_path, FLASKR_DATABASE_URL=pg_url)
+def test_instances_starting_together_migrate_once(empty_after: str, tmp_path: Path) -> None:
+    env = app_env(tmp_path, FLASKR_DATABASE_URL=empty_after)
     starts = [
         subprocess.Popen(
             [str(VENV_BIN / "flask"), "--app", "flaskr", "init-db"],
@@ -115,12 +125,6 @@ def test_instances_starting_together_migrate_once(pg_url: str, tmp_path: Path) -
         post_id = visitor.post_id("Served by three workers")
         for _ in range(6):  # several requests, so more than one worker answers
             assert visitor.get(f"/{post_id}/image").status_code == 200
-    app = make_app(tmp_path / "check", DATABASE_URL=pg_url)
-    with app.app_context():
-        from flaskr.db import drop_all
-
-        drop_all()
-        db.engine.dispose()
 
 
 def test_cached_pages_follow_writes_from_anywhere(pg_app) -> None:

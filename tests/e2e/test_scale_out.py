@@ -61,10 +61,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield Cluster(pg, fleet, instances, lb, logs)
 
 
-def post_count(pg: Postgres) -> int:
-    return pg.query("SELECT count(*) FROM post")[0][0]
-
-
 def test_instances_starting_together_migrate_once(cluster: Cluster) -> None:
     logs = list(cluster.logs.values())
     assert sum("Initialized the database." in log for log in logs) == 1, logs
@@ -77,9 +73,9 @@ def test_instances_starting_together_migrate_once(cluster: Cluster) -> None:
 def test_engine_options_are_settings(
     cluster: Cluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """FLASKR_SQLALCHEMY_ENGINE_OPTIONS is JSON, parsed by from_prefixed_env; it replaces the
-    default options, so pool_pre_ping must be in it. FLASKR_SQLALCHEMY_ENGINE_OPTIONS__KEY sets
-    one option and keeps the others."""
+    """FLASKR_SQLALCHEMY_ENGINE_OPTIONS is JSON, parsed by from_prefixed_env and added to the
+    default options. FLASKR_SQLALCHEMY_ENGINE_OPTIONS__KEY sets one option and keeps the
+    others."""
     from flaskr import create_app
     from flaskr.db import db
 
