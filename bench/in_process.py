@@ -4,6 +4,7 @@
     .venv/bin/python bench/in_process.py --posts 100000 --no-cache /?q=post
     .venv/bin/python bench/in_process.py --profile /                # and cProfile's top entries
     .venv/bin/python bench/in_process.py --imports                  # RSS each import adds
+    .venv/bin/python bench/in_process.py --posts 100000 --search-index
 
 Seeds a scratch database with `flask seed`, builds the app as production does (a real secret
 key, no debug, no testing), calls it as a WSGI server would, and prints the median over
@@ -18,12 +19,14 @@ import cProfile
 import io
 import os
 import pstats
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +89,18 @@ for name, code in STEPS:
 """
 
 
+def search_index(database: Path, requests: int) -> None:
+    """A page of matches for a word in every title ('post') and in none ('needle'), read in
+    the order listings use (ascending negated ids: newest first) and in the opposite one."""
+    connection = sqlite3.connect(database)
+    query = "SELECT -rowid FROM post_search WHERE post_search MATCH ? ORDER BY rowid {} LIMIT 6"
+    for word in ("post", "needle"):
+        for order, name in (("ASC", "as listings read it"), ("DESC", "the other way")):
+            read = partial(connection.execute, query.format(order), (f'"{word}"',))
+            us = per_request_us(lambda read=read: read().fetchall(), requests, 5)
+            print(f"search index, {word!r}, {name:20} {us:7.1f} µs/query")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("paths", nargs="*", default=["/", "/?q=post", "/tag/flask", "/1", "/hello"])
@@ -95,6 +110,11 @@ def main() -> None:
     p.add_argument("--no-cache", action="store_true", help="FLASKR_PAGE_CACHE_SIZE=0")
     p.add_argument("--profile", action="store_true", help="print cProfile's top 30 per path")
     p.add_argument("--imports", action="store_true", help="RSS each import adds, then stop")
+    p.add_argument(
+        "--search-index",
+        action="store_true",
+        help="time the FTS5 title index walked both ways (migration 0005), then stop",
+    )
     args = p.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="flaskr-profile-") as scratch:
@@ -113,6 +133,9 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
         subprocess.run(cmd, cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, check=True)  # noqa: S603
         return
     flask_cmd(env, "seed", "--posts", str(args.posts))
+    if args.search_index:
+        search_index(scratch / "flaskr.sqlite", args.requests)
+        return
     os.environ.clear()
     os.environ.update(env)  # create_app reads its settings from the environment
 

@@ -29,9 +29,6 @@ control_socket_disable = True
 # then picks up new code, as the unit's ExecReload expects.
 preload_app = False
 
-# Trust X-Forwarded-* only from a local proxy (nginx on the same host or socket).
-forwarded_allow_ips = "127.0.0.1,::1"
-
 
 def _metrics_enabled() -> bool:
     return os.environ.get("FLASKR_METRICS", "").lower() in ("1", "true")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from tests.e2e.conftest import ROOT, apt_install
 
 MAIN_ROWS = [
@@ -34,18 +36,21 @@ def rows(output: str, title: str) -> list[dict[str, str]]:
     ]
 
 
-def test_bench_smoke_prints_every_row_without_errors() -> None:
-    apt_install("wrk", commands=("wrk",))
+def run(*command: str) -> str:
+    """Run a bench command from the checkout; its standard output, once it exited 0."""
     done = subprocess.run(
-        [str(ROOT / "bench" / "run"), "--smoke"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        list(command), cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    out = done.stdout
+    return done.stdout
+
+
+IN_PROCESS = (str(ROOT / ".venv" / "bin" / "python"), "bench/in_process.py")
+
+
+def test_bench_smoke_prints_every_row_without_errors() -> None:
+    apt_install("wrk", commands=("wrk",))
+    out = run(str(ROOT / "bench" / "run"), "--smoke")
 
     main = rows(out, "Pages and forms against bare apps")
     assert [(r["config"], r["page"]) for r in main] == MAIN_ROWS
@@ -73,17 +78,26 @@ def test_bench_smoke_prints_every_row_without_errors() -> None:
 
 
 def test_profile_prints_a_figure_per_page() -> None:
-    done = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "python"), "bench/in_process.py", "--posts", "10"]
-        + ["--requests", "50", "--rounds", "1", "--profile", "/", "/?q=post", "/hello"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    lines = done.stdout.splitlines()
+    out = run(*IN_PROCESS, "--posts", "10", "--requests", "50", "--rounds", "1", "--profile",
+              "/", "/?q=post", "/hello")  # fmt: skip
+    lines = out.splitlines()
     for path in ("bare Flask hello", "/", "/?q=post", "/hello"):
         assert any(line.startswith(f"{path} ") and "µs/request" in line for line in lines), path
-    assert "page_cache.py" in done.stdout  # the profile of "/" shows where a cached page comes from
+    assert "page_cache.py" in out  # the profile of "/" shows where a cached page comes from
+
+
+@pytest.mark.parametrize(
+    ("args", "lines"),
+    [
+        (["--imports"], ["flask ", "alembic + flask_migrate ", "Pillow "]),
+        (["--posts", "10", "--requests", "20", "--search-index"], ["search index, 'post', "]),
+    ],
+)
+def test_in_process_measures_imports_and_the_search_index(
+    args: list[str], lines: list[str]
+) -> None:
+    """The figures docs/performance.md quotes for memory and the search index come from here."""
+    out = run(*IN_PROCESS, *args)
+    for start in lines:
+        found = [line for line in out.splitlines() if line.startswith(start)]
+        assert found and all(("MB" in f or "µs/query" in f) for f in found), (start, out)

@@ -40,7 +40,7 @@ from tests.e2e.isolation_reports import is_gunicorn, isolation_out, save_report
 SRC = "/srv/src"
 INSTALL = [f"{SRC}/flaskr/scripts/install-host", "--wheels", "/srv/wheels"]
 SOCKET = "/run/flaskr/flaskr.sock"
-MAX_EXPOSURE = 2.0
+MAX_EXPOSURE = 0.5  # measured 0.3 on Debian 12's systemd 252; docs/deploy-host.md quotes it
 #: What install-host owns on the machine: a re-run must leave every one of these untouched.
 INSTALLED = "/opt/flaskr /etc/flaskr /etc/systemd/system/flaskr.service /etc/nginx"
 

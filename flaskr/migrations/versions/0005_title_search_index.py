@@ -1,12 +1,11 @@
 """An index for title search, so a word found in few posts costs the same as one in many.
 
 SQLite: a contentless FTS5 table with the trigram tokenizer over post titles, kept in step by
-triggers. Its rowids are the posts' ids negated: FTS5 walks matches in ascending rowid order
-cheaply and in descending order by reading them all, and listings want the newest first
-(a word in every title: 16 µs against 136 µs at 100,000 posts). PostgreSQL: a pg_trgm GIN
-index on post.title.
+triggers. Its rowids are the posts' ids negated: FTS5 reads matches lazily in ascending
+rowid order only, and listings want the newest first (`bench/in_process.py --search-index`
+times both orders). PostgreSQL: a pg_trgm GIN index on post.title.
 Without FTS5, or without the right to create pg_trgm, the migration adds nothing and search
-scans titles as before (blog.search_ids): slower at scale, same results.
+scans titles as before (listing.titles_containing): slower at scale, same results.
 
 A later batch migration of ``post`` (table copy) drops the SQLite triggers with the old table;
 it must create them again (TRIGGERS below).

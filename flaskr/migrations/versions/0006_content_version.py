@@ -3,8 +3,8 @@ keep whole pages for visitors and know, with one read, whether they still hold (
 
 Triggers, not application code, raise it: every writer (another worker, another instance,
 the CLI, plain SQL) is seen. On PostgreSQL the triggers run before each statement, so a
-writing transaction takes the row's lock before any other row lock, and writers queue there
-instead of deadlocking.
+writing transaction takes the row's lock before any row lock in the tables they watch:
+writers queue on that one row rather than wait for each other's rows in opposite orders.
 
 Revision ID: 0006_content_version
 Revises: 0005_title_search_index
