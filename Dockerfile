@@ -15,8 +15,9 @@ RUN python3 -m venv $VIRTUAL_ENV
 ENV PATH="$VIRTUAL_ENV/bin:$PATH"
 
 COPY ./requirements.txt .
-# The pins carry hashes: pip installs exactly the reviewed files; --no-cache-dir keeps the layer small.
-RUN pip install --no-cache-dir --require-hashes -r requirements.txt
+# The lock is complete and hashed: pip installs exactly the reviewed files and resolves nothing
+# (--no-deps), so an upstream release cannot change the image; pip check proves nothing is missing.
+RUN pip install --no-cache-dir --no-deps --require-hashes -r requirements.txt && pip check
 
 # The database, and everything else the app writes, lives in this one volume: a new container
 # on the same volume has every post, user and image. Owned by the app's user, not root.
