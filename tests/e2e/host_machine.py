@@ -48,10 +48,10 @@ def _locked(name: str) -> Iterator[None]:
         yield
 
 
-def rootfs_tarball() -> Path:
+def rootfs_tarball(suite: str = SUITE, packages: tuple[str, ...] = tuple(PACKAGES)) -> Path:
     """The cached minbase root filesystem; built once with mmdebstrap (about 30 s)."""
-    key = hashlib.sha256(" ".join([SUITE, MIRROR, *PACKAGES]).encode()).hexdigest()[:12]
-    tarball = CACHE / f"rootfs-{SUITE}-{key}.tar"
+    key = hashlib.sha256(" ".join([suite, MIRROR, *packages]).encode()).hexdigest()[:12]
+    tarball = CACHE / f"rootfs-{suite}-{key}.tar"
     with _locked("rootfs"):
         if not tarball.exists():
             partial = tarball.with_suffix(".partial.tar")
@@ -60,8 +60,8 @@ def rootfs_tarball() -> Path:
                     "mmdebstrap",
                     "--quiet",
                     "--variant=minbase",
-                    f"--include={','.join(PACKAGES)}",
-                    SUITE,
+                    f"--include={','.join(packages)}",
+                    suite,
                     str(partial),
                     MIRROR,
                 ],
@@ -91,6 +91,7 @@ def wheelhouse(requirements: Path) -> Path:
                     "--quiet",
                     "--disable-pip-version-check",
                     "--require-hashes",
+                    "--no-deps",
                     "--only-binary=:all:",
                     "-r",
                     str(requirements),
