@@ -59,8 +59,9 @@ def test_migrations_build_the_schema(pg_app) -> None:
 
 def test_every_feature(pg_app) -> None:
     client = pg_app.test_client()
-    client.post("/auth/register", data={"username": "pat", "password": "pw"})
-    assert client.post("/auth/login", data={"username": "pat", "password": "pw"}).status_code == 302
+    fields = {"username": "pat", "password": "pat password"}
+    client.post("/auth/register", data=fields)
+    assert client.post("/auth/login", data=fields).status_code == 302
     for i in range(7):
         data = {"title": f"pg post {i}", "body": "*hi*", "tags": "pg, Post_Gres"}
         if i == 6:
@@ -120,7 +121,7 @@ def test_instances_starting_together_migrate_once(empty_after: str, tmp_path: Pa
         base = f"http://127.0.0.1:{port}"
         wait_for_http(base + "/healthz")
         visitor = Visitor(base)
-        visitor.register_and_login("gina", "pw")
+        visitor.register_and_login("gina", "gina password")
         visitor.create_post("Served by three workers", tags="pg", image=png())
         post_id = visitor.post_id("Served by three workers")
         for _ in range(6):  # several requests, so more than one worker answers
