@@ -118,11 +118,16 @@ def form_page(template: str, form: FlaskForm) -> tuple[str, int]:
     return render_template(template, form=form), status
 
 
-def too_many(attempt: throttle.Attempt) -> TooManyRequests:
-    wait = attempt.wait or 1
-    return TooManyRequests(
-        f"Too many failed logins. Try again in {wait // 60} min {wait % 60} s.", retry_after=wait
-    )
+def begin_attempt(username: str) -> throttle.Attempt:
+    """Count a password check for ``username``; a 429 when a throttle limit refuses it."""
+    attempt = throttle.begin(username)
+    if attempt.wait is not None:
+        wait = attempt.wait
+        raise TooManyRequests(
+            f"Too many failed logins. Try again in {wait // 60} min {wait % 60} s.",
+            retry_after=wait,
+        )
+    return attempt
 
 
 @bp.route("/register", methods=("GET", "POST"))
@@ -151,9 +156,7 @@ def login() -> tuple[str, int] | Response:
     form = LoginForm()
     if not form.validate_on_submit():
         return form_page("auth/login.html", form)
-    attempt = throttle.begin(form.username.data)
-    if attempt.wait is not None:
-        raise too_many(attempt)
+    attempt = begin_attempt(form.username.data)
     user = find_user(form.username.data)
     hashed = user.password if user is not None else _unknown_user_hash()
     if not check_password_hash(hashed, form.password.data) or user is None:
@@ -196,9 +199,7 @@ def password() -> tuple[str, int] | Response:
     form = PasswordChangeForm()
     if not form.validate_on_submit():
         return form_page("auth/password.html", form)
-    attempt = throttle.begin(g.user.username)
-    if attempt.wait is not None:
-        raise too_many(attempt)
+    attempt = begin_attempt(g.user.username)
     if not check_password_hash(g.user.password, form.current.data):
         form.current.errors = ["Current password is incorrect."]
         return form_page("auth/password.html", form)

@@ -16,6 +16,14 @@ from flaskr.models import Post, Tag, User, post_tag
 DEMO_TAGS = ["flask", "python", "gunicorn", "containers", "systemd"]
 
 
+def named_user(username: str) -> User:
+    """The account called ``username`` (whatever its case), or the command fails."""
+    user = find_user(username)
+    if user is None:
+        raise click.ClickException(f"No user named {username}.")
+    return user
+
+
 @click.command("create-user")
 @with_appcontext
 @click.argument("username")
@@ -81,9 +89,7 @@ def seed_command(posts: int, author: str) -> None:
 @click.option("--revoke", is_flag=True, help="Take the admin right away instead.")
 def make_admin_command(username: str, revoke: bool) -> None:
     """Let a user see the operator pages (or stop them, with --revoke)."""
-    user = find_user(username)
-    if user is None:
-        raise click.ClickException(f"No user named {username}.")
+    user = named_user(username)
     user.is_admin = not revoke
     db.session.commit()
     click.echo(f"{username} is {'no longer ' if revoke else ''}an admin.")

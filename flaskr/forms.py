@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -39,16 +40,22 @@ def at_most(label: str, limit: int) -> Length:
     return Length(max=limit, message=f"{label} must be at most {limit} characters.")
 
 
-class LoginForm(FlaskForm):
-    """Any name may be tried: accounts from before the pattern existed still log in."""
-
-    username = StringField(
+def username_field(*rules: Any) -> StringField:
+    """A username: required and bounded, plus ``rules``."""
+    return StringField(
         "Username",
         validators=[
             DataRequired("Username is required."),
             at_most("Username", USERNAME_MAX),
+            *rules,
         ],
     )
+
+
+class LoginForm(FlaskForm):
+    """Any name may be tried: accounts from before the pattern existed still log in."""
+
+    username = username_field()
     password = PasswordField(
         "Password",
         validators=[
@@ -74,16 +81,11 @@ def new_password(label: str = "Password") -> PasswordField:
 
 
 class RegisterForm(LoginForm):
-    username = StringField(
-        "Username",
-        validators=[
-            DataRequired("Username is required."),
-            at_most("Username", USERNAME_MAX),
-            Regexp(
-                USERNAME_PATTERN,
-                message="Username may only hold the letters A-Z and a-z, digits, '.', '-' and '_'.",
-            ),
-        ],
+    username = username_field(
+        Regexp(
+            USERNAME_PATTERN,
+            message="Username may only hold the letters A-Z and a-z, digits, '.', '-' and '_'.",
+        )
     )
     password = new_password()
 

@@ -7,6 +7,7 @@ so no cached page shows removed content.
 from __future__ import annotations
 
 import getpass
+from typing import Any
 
 import click
 from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, url_for
@@ -14,7 +15,8 @@ from flask.cli import with_appcontext
 from sqlalchemy import delete
 from werkzeug.wrappers import Response
 
-from flaskr.auth import admin_required, end_sessions, find_user
+from flaskr.auth import admin_required, end_sessions
+from flaskr.cli import named_user
 from flaskr.db import db
 from flaskr.models import Comment, Post, User
 
@@ -99,9 +101,7 @@ def cli_actor() -> str:
 @click.option("--enable", is_flag=True, help="Let the account log in again instead.")
 def disable_user_command(username: str, enable: bool) -> None:
     """Disable an account: its sessions end at once and it cannot log in (or --enable it)."""
-    found = find_user(username)
-    if found is None:
-        raise click.ClickException(f"No user named {username}.")
+    found = named_user(username)
     set_disabled(found, not enable, cli_actor())
     click.echo(f"{found.username} is {'enabled' if enable else 'disabled'}.")
 
@@ -111,10 +111,7 @@ def disable_user_command(username: str, enable: bool) -> None:
 @click.argument("post_id", type=int)
 def remove_post_command(post_id: int) -> None:
     """Remove a post, with its comments, likes and image."""
-    found = db.session.get(Post, post_id)
-    if found is None:
-        raise click.ClickException(f"No post with id {post_id}.")
-    remove_post(found, cli_actor())
+    remove_post(found_or_fail(Post, post_id), cli_actor())
     click.echo(f"Removed post {post_id}.")
 
 
@@ -123,11 +120,16 @@ def remove_post_command(post_id: int) -> None:
 @click.argument("comment_id", type=int)
 def remove_comment_command(comment_id: int) -> None:
     """Remove one comment."""
-    found = db.session.get(Comment, comment_id)
-    if found is None:
-        raise click.ClickException(f"No comment with id {comment_id}.")
-    remove_comment(found, cli_actor())
+    remove_comment(found_or_fail(Comment, comment_id), cli_actor())
     click.echo(f"Removed comment {comment_id}.")
+
+
+def found_or_fail(model: type[Post] | type[Comment], id_: int) -> Any:
+    """The row, or the command fails saying it is not there."""
+    found = db.session.get(model, id_)
+    if found is None:
+        raise click.ClickException(f"No {model.__name__.lower()} with id {id_}.")
+    return found
 
 
 def init_app(app: Flask) -> None:
