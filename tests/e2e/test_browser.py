@@ -26,7 +26,7 @@ from tests.e2e.browser_helpers import (
     writes_docs,
 )
 from tests.e2e.conftest import apt_install, free_port, wait_for_http
-from tests.e2e.servers import app_env, gunicorn, init_db
+from tests.e2e.servers import app_env, flask, gunicorn, init_db
 
 SEED_FLAGS = ["--workers", "3", "--timeout", "120"]
 PASSWORD = "correct horse battery"
@@ -54,6 +54,7 @@ POST_TAGS = "Photos, travel"
 @dataclass
 class Site:
     base: str
+    env: dict[str, str]
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -79,7 +80,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
             wait_for_http(base + "/hello", timeout=90)  # three workers booting on a busy CI box
         except pytest.fail.Exception:
             pytest.fail(f"gunicorn (exit {process.poll()}) did not serve:\n{log.read_text()}")
-        yield Site(base)
+        yield Site(base, env)
 
 
 @pytest.fixture(scope="session")
@@ -461,3 +462,40 @@ def test_screenshots_are_written_where_asked(shots: Path) -> None:
     """Without FLASKR_SCREENSHOTS a test run must not touch docs/screenshots."""
     docs = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
     assert (shots == docs) == writes_docs()
+
+
+def test_content_cannot_log_readers_out_and_an_admin_moderates_it(site: Site, open_page) -> None:
+    """A registered user's post whose images point at /auth/logout logs none of its readers
+    out. An admin (made with `flask make-admin`) disables its author from the page, whose
+    session ends at once and whose login is refused, then removes the post."""
+    mallory = Visitor(site.base)
+    mallory.register_and_login("mallory", PASSWORD)
+    mallory.create_post("Free prizes", "![prize](/auth/logout)\n\n<img src=/auth/logout>")
+    post = mallory.post_id("Free prizes")
+    Visitor(site.base).register_and_login("grace", PASSWORD)
+    assert "grace is an admin." in flask(site.env, "make-admin", "grace")
+    with open_page() as (page, _):
+        page.goto(site.url("/auth/login"))
+        page.get_by_label("Username", exact=True).fill("grace")
+        page.get_by_label("Password", exact=True).fill(PASSWORD)
+        page.get_by_role("button", name="Log In").click()
+        expect(page).to_have_url(site.url("/"))
+        with page.expect_response(site.url("/auth/logout")) as image:
+            page.goto(site.url(f"/{post}"))
+        assert image.value.status == 200  # the confirmation page, fetched as an image
+        page.reload()
+        expect(page.get_by_role("link", name="Log Out")).to_be_visible()
+        expect(page.get_by_role("button", name="Remove post")).to_be_visible()
+
+        page.get_by_role("button", name="Disable mallory").first.click()
+        expect(page.get_by_role("alert")).to_have_text("mallory is disabled.")
+        assert mallory.get("/create").headers["Location"] == "/auth/login"  # at once
+        refused = mallory.submit("/auth/login", {"username": "mallory", "password": PASSWORD})
+        assert refused.status_code == 403
+        assert "This account has been disabled by an admin." in refused.text
+
+        page.goto(site.url(f"/{post}"))
+        page.get_by_role("button", name="Remove post").click()
+        expect(page).to_have_url(site.url("/"))
+        expect(page.get_by_role("alert")).to_have_text(f"Post {post} removed.")
+    assert Visitor(site.base).get(f"/{post}").status_code == 404
