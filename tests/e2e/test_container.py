@@ -396,7 +396,10 @@ def test_isolation_report_from_the_serving_worker_and_the_host_beside_it(
         fields = {"username": admin, "password": password}
         assert browser.post_form("/auth/register", fields).status == 302
         # An admin by decision, made with the operator's command inside the container.
-        podman.script("engine", "exec", name, "flask", "--app", "flaskr", "make-admin", admin)
+        podman.script(
+            "engine", "exec", "--workdir", "/", name, "flask", "--app", "flaskr", "make-admin",
+            admin,
+        )  # fmt: skip
         assert browser.post_form("/auth/login", fields).status == 302
         answer = browser.get("/admin/isolation.json")
         assert answer.status == 200, answer.text[:2000]
