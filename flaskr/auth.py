@@ -73,8 +73,9 @@ def _unknown_user_hash() -> str:
 
 
 def find_user(username: str) -> User | None:
-    """The account called ``username``, whatever its case."""
-    return db.session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+    """The account called ``username``, whatever its case. Both sides are lowered by the
+    database, as its unique index is: names from before the ASCII rule are found too."""
+    return db.session.scalar(select(User).where(func.lower(User.username) == func.lower(username)))
 
 
 def log_in(user: User) -> None:

@@ -148,6 +148,14 @@ def test_login_name_is_case_insensitive(auth) -> None:
     assert auth.login("TEST", "test").headers["Location"] == "/"
 
 
+def test_names_from_before_the_ascii_rule_still_log_in(app, auth) -> None:
+    with app.app_context():
+        hashed = db.session.get(User, 1).password
+        db.session.add(User(username="\u00c9mile", password=hashed))
+        db.session.commit()
+    assert auth.login("\u00c9mile", "test").headers["Location"] == "/"
+
+
 def test_unknown_name_costs_a_password_hash_too(auth, monkeypatch) -> None:
     """The answer for a name nobody has takes as long as for a real one: a scrypt check runs."""
     from flaskr import auth as auth_module
