@@ -45,6 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         isolation,
         logs,
         metrics,
+        moderation,
         page_cache,
         security,
     )
@@ -57,6 +58,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     page_cache.init_app(app)
     cli.init_app(app)
     isolation.init_app(app)
+    moderation.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(blog.bp)
     app.register_blueprint(images.bp)

@@ -1,14 +1,15 @@
-"""Register, log in, log out: the tutorial's views, with CSRF and modern password hashes."""
+"""Register, log in, log out: the tutorial's views, with CSRF, modern password hashes,
+throttled guessing, answers that do not tell which names exist, and sessions that end."""
 
 from __future__ import annotations
 
 import functools
+import secrets
 from collections.abc import Callable
 from typing import Any
 
 from flask import (
     Blueprint,
-    current_app,
     flash,
     g,
     redirect,
@@ -17,15 +18,16 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import select
+from flask_wtf import FlaskForm
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import TooManyRequests
+from werkzeug.exceptions import NotFound, TooManyRequests
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
 from flaskr import throttle
 from flaskr.db import db
-from flaskr.forms import AuthForm
+from flaskr.forms import LoginForm, PasswordChangeForm, RegisterForm
 from flaskr.models import User
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -46,83 +48,169 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped_view
 
 
+def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Admin pages answer everyone else as a page that does not exist."""
+
+    @functools.wraps(view)
+    def wrapped_view(**kwargs: Any) -> Any:
+        if not is_admin(g.user):
+            raise NotFound()
+        return view(**kwargs)
+
+    return wrapped_view
+
+
 def is_admin(user: User | None) -> bool:
-    """Admins are marked with `flask make-admin`, or named in the ADMINS setting
-    (FLASKR_ADMINS='["alice"]') so a deployment can name them without a database write."""
-    if user is None:
-        return False
-    admins = current_app.config.get("ADMINS") or []
-    if isinstance(admins, str):
-        admins = [admins]  # a single name, not a string to search for substrings
-    return user.is_admin or user.username in admins
+    """Admins are made by a decision, ``flask make-admin NAME``, never by a name."""
+    return user is not None and user.is_admin and not user.disabled
+
+
+@functools.cache
+def _unknown_user_hash() -> str:
+    """A hash to check passwords against when the name is unknown: the answer takes as long
+    as for a real account, so its time does not tell which names exist."""
+    return generate_password_hash(secrets.token_hex(16), method=HASH_METHOD)
+
+
+def find_user(username: str) -> User | None:
+    """The account called ``username``, whatever its case. Both sides are lowered by the
+    database, as its unique index is: names from before the ASCII rule are found too."""
+    return db.session.scalar(select(User).where(func.lower(User.username) == func.lower(username)))
+
+
+def log_in(user: User) -> None:
+    """Start a session for ``user``, bound to its current session version."""
+    session.clear()
+    session["user_id"] = user.id
+    session["session_version"] = user.session_version
+
+
+def end_sessions(user: User) -> None:
+    """Every session of ``user`` ends at its next request (the caller commits)."""
+    user.session_version += 1
 
 
 @bp.before_app_request
 def load_logged_in_user() -> None:
-    """Put the logged-in user, or None, on ``g.user`` for every request."""
+    """Put the logged-in user, or None, on ``g.user`` for every request. A session whose
+    user is gone or disabled, or whose version was raised since, is ended here."""
     user_id = session.get("user_id")
-    g.user = db.session.get(User, user_id) if isinstance(user_id, int) else None
+    user = db.session.get(User, user_id) if isinstance(user_id, int) else None
+    if user is not None and (
+        user.disabled or session.get("session_version") != user.session_version
+    ):
+        user = None
+    if user is None and "user_id" in session:
+        session.clear()
+    g.user = user
 
 
-def flash_errors(form: AuthForm) -> None:
+def flash_errors(form: FlaskForm) -> None:
     """Show the first error of each field as a flash message, like the tutorial."""
     for errors in form.errors.values():
         flash(errors[0], "error")
 
 
-@bp.route("/register", methods=("GET", "POST"))
-def register() -> tuple[str, int] | Response:
-    form = AuthForm()
-    if form.validate_on_submit():
-        username = form.username.data
-        db.session.add(User(username=username, password=generate_password_hash(form.password.data)))
-        try:
-            db.session.commit()
-        except IntegrityError:
-            db.session.rollback()
-            flash(f"User {username} is already registered.", "error")
-        else:
-            return redirect(url_for("auth.login"))
-    else:
+def form_page(template: str, form: FlaskForm) -> tuple[str, int]:
+    """The form again with its errors flashed: 400 after a POST."""
+    if request.method == "POST":
         flash_errors(form)
     status = 400 if request.method == "POST" else 200
-    return render_template("auth/register.html", form=form), status
+    return render_template(template, form=form), status
+
+
+def begin_attempt(username: str) -> throttle.Attempt:
+    """Count a password check for ``username``; a 429 when a throttle limit refuses it."""
+    attempt = throttle.begin(username)
+    if attempt.wait is not None:
+        wait = attempt.wait
+        raise TooManyRequests(
+            f"Too many failed logins. Try again in {wait // 60} min {wait % 60} s.",
+            retry_after=wait,
+        )
+    return attempt
+
+
+@bp.route("/register", methods=("GET", "POST"))
+def register() -> tuple[str, int] | Response:
+    """A taken name gets the same answer as a free one, in about the same time (the hash is
+    made either way): the page does not tell who has an account. Logging in tells the person
+    who registered, and logins are throttled."""
+    form = RegisterForm()
+    if not form.validate_on_submit():
+        return form_page("auth/register.html", form)
+    username = form.username.data
+    db.session.add(User(username=username, password=generate_password_hash(form.password.data)))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+    flash(
+        f"Now log in as {username}. If that fails, the name was taken already: register another.",
+        "info",
+    )
+    return redirect(url_for("auth.login"))
 
 
 @bp.route("/login", methods=("GET", "POST"))
 def login() -> tuple[str, int] | Response:
-    form = AuthForm()
-    if form.validate_on_submit():
-        username = form.username.data
-        wait = throttle.retry_after(username)
-        if wait is not None:
-            raise TooManyRequests(
-                f"Too many failed logins. Try again in {wait // 60} min {wait % 60} s.",
-                retry_after=wait,
-            )
-        user = db.session.scalar(select(User).where(User.username == username))
-        if user is None:
-            flash("Incorrect username.", "error")
-            throttle.record_failure(username)
-        elif not check_password_hash(user.password, form.password.data):
-            flash("Incorrect password.", "error")
-            throttle.record_failure(username)
-        else:
-            throttle.clear_failures(username)
-            if not user.password.startswith(HASH_METHOD + ":"):
-                # The tutorial stored pbkdf2:sha256 hashes; replace them while we know the password.
-                user.password = generate_password_hash(form.password.data)
-            db.session.commit()
-            session.clear()
-            session["user_id"] = user.id
-            return redirect(url_for("index"))
-    else:
-        flash_errors(form)
-    status = 400 if request.method == "POST" else 200
-    return render_template("auth/login.html", form=form), status
+    form = LoginForm()
+    if not form.validate_on_submit():
+        return form_page("auth/login.html", form)
+    attempt = begin_attempt(form.username.data)
+    user = find_user(form.username.data)
+    hashed = user.password if user is not None else _unknown_user_hash()
+    if not hashed.startswith(HASH_METHOD + ":"):
+        # The tutorial's pbkdf2 hashes check faster: pad to a current hash's time.
+        check_password_hash(_unknown_user_hash(), form.password.data)
+    if not check_password_hash(hashed, form.password.data) or user is None:
+        flash("Incorrect username or password.", "error")
+        return render_template("auth/login.html", form=form), 400
+    if user.disabled:
+        throttle.forget(attempt)  # the password was right: not a guess
+        flash("This account has been disabled by an admin.", "error")
+        return render_template("auth/login.html", form=form), 403
+    throttle.succeeded(attempt)
+    if not user.password.startswith(HASH_METHOD + ":"):
+        # The tutorial stored pbkdf2:sha256 hashes; replace them while we know the password.
+        user.password = generate_password_hash(form.password.data)
+    db.session.commit()
+    log_in(user)
+    response = redirect(url_for("index"))
+    throttle.remember_device(response, user.username.lower())
+    return response
 
 
-@bp.route("/logout")
-def logout() -> Response:
+@bp.route("/logout", methods=("GET", "POST"))
+def logout() -> tuple[str, int] | Response:
+    """GET asks (the tutorial's link still leads here, and an image in someone's post must
+    not log its readers out); POST, with its CSRF token, ends every session of the user."""
+    form = FlaskForm()
+    if g.user is None:
+        return redirect(url_for("index"))
+    if not form.validate_on_submit():
+        return render_template("auth/logout.html", form=form), 200
+    end_sessions(g.user)
+    db.session.commit()
     session.clear()
+    return redirect(url_for("index"))
+
+
+@bp.route("/password", methods=("GET", "POST"))
+@login_required
+def password() -> tuple[str, int] | Response:
+    """Change the password; every other session of the user ends, this one goes on."""
+    form = PasswordChangeForm()
+    if not form.validate_on_submit():
+        return form_page("auth/password.html", form)
+    attempt = begin_attempt(g.user.username)
+    if not check_password_hash(g.user.password, form.current.data):
+        form.current.errors = ["Current password is incorrect."]
+        return form_page("auth/password.html", form)
+    throttle.succeeded(attempt)
+    g.user.password = generate_password_hash(form.password.data)
+    end_sessions(g.user)
+    db.session.commit()
+    log_in(g.user)
+    flash("Password changed. Every other session of yours has ended.", "info")
     return redirect(url_for("index"))

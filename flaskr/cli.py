@@ -8,10 +8,20 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
 from werkzeug.security import generate_password_hash
 
+from flaskr.auth import find_user
 from flaskr.db import db
+from flaskr.forms import PASSWORD_MAX, PASSWORD_MIN, USERNAME_MAX, USERNAME_PATTERN
 from flaskr.models import Post, Tag, User, post_tag
 
 DEMO_TAGS = ["flask", "python", "gunicorn", "containers", "systemd"]
+
+
+def named_user(username: str) -> User:
+    """The account called ``username`` (whatever its case), or the command fails."""
+    user = find_user(username)
+    if user is None:
+        raise click.ClickException(f"No user named {username}.")
+    return user
 
 
 @click.command("create-user")
@@ -20,7 +30,13 @@ DEMO_TAGS = ["flask", "python", "gunicorn", "containers", "systemd"]
 @click.password_option()
 def create_user_command(username: str, password: str) -> None:
     """Create a user who can log in at once."""
-    if db.session.scalar(select(User.id).where(User.username == username)) is not None:
+    if len(username) > USERNAME_MAX or not USERNAME_PATTERN.match(username):
+        raise click.ClickException(
+            f"A username is 1 to {USERNAME_MAX} of A-Z, a-z, 0-9, '.', '-' and '_'."
+        )
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise click.ClickException(f"A password is {PASSWORD_MIN} to {PASSWORD_MAX} characters.")
+    if find_user(username) is not None:
         raise click.ClickException(f"User {username} is already registered.")
     db.session.add(User(username=username, password=generate_password_hash(password)))
     db.session.commit()
@@ -73,9 +89,7 @@ def seed_command(posts: int, author: str) -> None:
 @click.option("--revoke", is_flag=True, help="Take the admin right away instead.")
 def make_admin_command(username: str, revoke: bool) -> None:
     """Let a user see the operator pages (or stop them, with --revoke)."""
-    user = db.session.scalar(select(User).where(User.username == username))
-    if user is None:
-        raise click.ClickException(f"No user named {username}.")
+    user = named_user(username)
     user.is_admin = not revoke
     db.session.commit()
     click.echo(f"{username} is {'no longer ' if revoke else ''}an admin.")

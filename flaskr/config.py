@@ -34,12 +34,19 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         PROXY_FIX=0,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        # A session cookie is refused this long after it was issued (seconds; Flask: 31 days).
+        PERMANENT_SESSION_LIFETIME=7 * 24 * 3600,
         WTF_CSRF_TIME_LIMIT=None,
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
-        # Login throttling: failures allowed within the window, per username and per address.
+        # Login throttling (throttle.py): failed logins allowed within the window from a
+        # browser that logged in to the account before, and else per account from one
+        # address, per address, per account from everywhere and for the whole site.
         LOGIN_WINDOW_SECONDS=15 * 60,
-        LOGIN_FAILURES_PER_USER=5,
+        LOGIN_FAILURES_PER_DEVICE=5,
+        LOGIN_FAILURES_PER_ACCOUNT_ADDRESS=5,
         LOGIN_FAILURES_PER_ADDRESS=20,
+        LOGIN_FAILURES_PER_USER=20,
+        LOGIN_FAILURES_GLOBAL=1000,
         LOG_FORMAT="json",
         LOG_LEVEL="INFO",
         # Prometheus metrics at /metrics: off by default, then only for these addresses.
@@ -58,6 +65,11 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
     _merge_engine_options(app)
     _load_secret_key(app)
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app)
+    if app.config.get("ADMINS") and not _is_cli_command():
+        raise ConfigError(
+            "flaskr: FLASKR_ADMINS no longer makes anyone an admin (anyone could register a "
+            "name it lists). Remove it and run `flask --app flaskr make-admin NAME` instead."
+        )
     if not (app.debug or app.testing or _is_cli_command()):
         check_secret_key(app.config["SECRET_KEY"])
 

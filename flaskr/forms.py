@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -15,9 +16,13 @@ COMMENT_MAX = 2_000
 TAG_MAX = 32
 TAGS_MAX = 10
 USERNAME_MAX = 32
+PASSWORD_MIN = 8  # NIST SP 800-63B: a minimum length, no composition rules
 PASSWORD_MAX = 1_024  # hashing is deliberately slow: cap what one request can make it do
 
 TAG_PATTERN = re.compile(r"^[\w-]+$")
+#: What a new username may hold, all of it (``\Z``: ``$`` would let a final newline through).
+#: ASCII only, so no name can look like another (a Cyrillic "а" in "аlice").
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+\Z")
 
 
 def split_tags(raw: str | None) -> list[str]:
@@ -35,18 +40,22 @@ def at_most(label: str, limit: int) -> Length:
     return Length(max=limit, message=f"{label} must be at most {limit} characters.")
 
 
-class AuthForm(FlaskForm):
-    username = StringField(
+def username_field(*rules: Any) -> StringField:
+    """A username: required and bounded, plus ``rules``."""
+    return StringField(
         "Username",
         validators=[
             DataRequired("Username is required."),
             at_most("Username", USERNAME_MAX),
-            Regexp(
-                r"^[\w.-]+$",
-                message="Username may only hold letters, digits, '.', '-' and '_'.",
-            ),
+            *rules,
         ],
     )
+
+
+class LoginForm(FlaskForm):
+    """Any name may be tried: accounts from before the pattern existed still log in."""
+
+    username = username_field()
     password = PasswordField(
         "Password",
         validators=[
@@ -54,6 +63,42 @@ class AuthForm(FlaskForm):
             at_most("Password", PASSWORD_MAX),
         ],
     )
+
+
+def new_password(label: str = "Password") -> PasswordField:
+    """A password being chosen: long enough, and bounded like every password."""
+    return PasswordField(
+        label,
+        validators=[
+            DataRequired(f"{label} is required."),
+            Length(
+                min=PASSWORD_MIN,
+                max=PASSWORD_MAX,
+                message=f"{label} must be {PASSWORD_MIN} to {PASSWORD_MAX} characters.",
+            ),
+        ],
+    )
+
+
+class RegisterForm(LoginForm):
+    username = username_field(
+        Regexp(
+            USERNAME_PATTERN,
+            message="Username may only hold the letters A-Z and a-z, digits, '.', '-' and '_'.",
+        )
+    )
+    password = new_password()
+
+
+class PasswordChangeForm(FlaskForm):
+    current = PasswordField(
+        "Current password",
+        validators=[
+            DataRequired("Current password is required."),
+            at_most("Current password", PASSWORD_MAX),
+        ],
+    )
+    password = new_password("New password")
 
 
 class PostForm(FlaskForm):

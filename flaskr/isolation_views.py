@@ -1,13 +1,17 @@
 """The operator page /admin/isolation: the isolation report as HTML, for admins only.
 
-It is off unless ISOLATION_PAGE is true, and then shown only to logged-in users named in
-ADMINS. Everyone else gets the same 404 as for a page that does not exist: the report names
+It is off unless ISOLATION_PAGE is true, and then shown only to admins (``flask make-admin``).
+Everyone else gets the same 404 as for a page that does not exist: the report names
 processes, paths and privileges, which help an attacker more than an operator needs to share.
+Even admins see the command lines of the app's own processes only (this worker, its
+gunicorn master and the master's other workers); the others are listed and counted, their
+command lines left out as the CLI's ``--no-commands`` does: they can carry passwords.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from flask import Blueprint, abort, current_app, g, jsonify, render_template
@@ -36,12 +40,33 @@ def details(section: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def app_processes() -> set[int]:
+    """This process, its parent (gunicorn's master) and the parent's other children."""
+    parent = os.getppid()
+    family = {os.getpid(), parent}
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:  # pragma: no cover - no /proc: nothing else to show anyway
+        return family
+    for pid in pids:
+        status, _ = isolation.read_status("/", pid)
+        if status is not None and status.get("PPid") == str(parent):
+            family.add(int(pid))
+    return family
+
+
+def collect() -> dict[str, Any]:
+    """The report, with only the app's own command lines."""
+    family = app_processes()
+    return isolation.without_commands(isolation.collect(), keep=lambda p: p["pid"] in family)
+
+
 @bp.get("/isolation")
 def report() -> Response:
     """Collect the report now and show it; 404 unless enabled and the user is an admin."""
     if current_app.config.get("ISOLATION_PAGE") is not True or not is_admin(g.user):
         abort(404)
-    data = isolation.collect()
+    data = collect()
     sections = {
         name: details(data[name])
         for name in ("dependencies", "processes", "container", "supervisor", "privileges")
@@ -63,6 +88,6 @@ def report_json() -> Response:
     collected inside the serving worker, so it shows the sandbox the service really runs in."""
     if current_app.config.get("ISOLATION_PAGE") is not True or not is_admin(g.user):
         abort(404)
-    response = jsonify(isolation.collect())
+    response = jsonify(collect())
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -37,6 +37,15 @@ class User(db.Model):
     username: Mapped[str] = mapped_column(Text, unique=True)
     password: Mapped[str] = mapped_column(Text)
     is_admin: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: Sessions carry the number they were issued with; raising it ends them all.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: Set by an admin: the account can neither log in nor stay logged in.
+    disabled: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+    __table_args__ = (
+        # One name whatever its case (migration 0007).
+        Index("uq_user_username_lower", func.lower(username), unique=True),
+    )
 
 
 class Post(db.Model):
@@ -115,7 +124,8 @@ class Image(db.Model):
 
 
 class LoginFailure(db.Model):
-    """A failed login: counted per username and per address to throttle guessing."""
+    """A login attempt that failed (or is being checked): counted per account, address and
+    trusted device to throttle guessing (throttle.py)."""
 
     __tablename__ = "login_failure"
 
@@ -123,6 +133,8 @@ class LoginFailure(db.Model):
     username: Mapped[str] = mapped_column(String(64), index=True)
     remote_addr: Mapped[str] = mapped_column(String(64), index=True)
     created: Mapped[datetime] = mapped_column(index=True)
+    #: The trusted device (a browser that logged in to this account before), or None.
+    device: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class ContentVersion(db.Model):

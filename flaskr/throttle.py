@@ -1,16 +1,38 @@
 """Login throttling kept in the database, so it holds across every gunicorn worker and every
-instance sharing the database, and survives restarts."""
+instance sharing the database, and survives restarts.
+
+Guessing is bounded without handing anyone the power to lock someone else out (OWASP's
+device cookies, django-axes' username-and-address lockout):
+
+- A browser that has logged in to an account before holds a signed *device* cookie for it.
+  Its attempts are counted on their own (LOGIN_FAILURES_PER_DEVICE) and nothing else stops
+  it: strangers failing from elsewhere cannot keep the owner out.
+- Every other attempt is counted per account from one address, per address, per account
+  from everywhere and for the whole site, each with its own limit within LOGIN_WINDOW_SECONDS.
+
+An attempt is written (and committed) before the password is checked, and the limits are
+checked counting it: concurrent guesses see each other, so no more than the limit pass.
+A refused attempt is deleted again, so hammering a limit does not prolong it.
+"""
 
 from __future__ import annotations
 
 import math
+import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app, request
-from sqlalchemy import delete, func, or_, select
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import and_, delete, func, select
+from sqlalchemy.sql.elements import ColumnElement
+from werkzeug.wrappers import Response
 
 from flaskr.db import db
 from flaskr.models import LoginFailure
+
+DEVICE_COOKIE = "flaskr_device"
+DEVICE_DAYS = 365
 
 
 def _now() -> datetime:
@@ -18,47 +40,113 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def retry_after(username: str) -> int | None:
-    """Seconds until this username (from anywhere) or this address may try again, or None
-    when neither has reached its limit of failures within the window."""
-    config = current_app.config
-    window = timedelta(seconds=config["LOGIN_WINDOW_SECONDS"])
-    since = _now() - window
-    address = request.remote_addr or ""
-    row = db.session.execute(
-        select(
-            func.count().filter(LoginFailure.username == username),
-            func.min(LoginFailure.created).filter(LoginFailure.username == username),
-            func.count().filter(LoginFailure.remote_addr == address),
-            func.min(LoginFailure.created).filter(LoginFailure.remote_addr == address),
-        ).where(
-            LoginFailure.created > since,
-            or_(LoginFailure.username == username, LoginFailure.remote_addr == address),
-        )
-    ).one()
-    user_count, user_oldest, addr_count, addr_oldest = row
-    oldest = None
-    if user_count >= config["LOGIN_FAILURES_PER_USER"]:
-        oldest = user_oldest
-    if addr_count >= config["LOGIN_FAILURES_PER_ADDRESS"]:
-        oldest = addr_oldest if oldest is None else max(oldest, addr_oldest)
-    if oldest is None:
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="flaskr.device")
+
+
+def trusted_device(account: str) -> str | None:
+    """The id of this browser's device cookie when it was issued for ``account``."""
+    cookie = request.cookies.get(DEVICE_COOKIE)
+    if not cookie:
         return None
-    return max(1, math.ceil((oldest + window - _now()).total_seconds()))
+    try:
+        data = _serializer().loads(cookie, max_age=DEVICE_DAYS * 86400)
+    except BadSignature:
+        return None
+    if isinstance(data, list) and len(data) == 2 and data[0] == account:
+        return str(data[1])
+    return None
 
 
-def record_failure(username: str) -> None:
-    """Remember a failed login, and forget those older than the window."""
-    window = timedelta(seconds=current_app.config["LOGIN_WINDOW_SECONDS"])
-    db.session.execute(delete(LoginFailure).where(LoginFailure.created < _now() - window))
-    db.session.add(
-        LoginFailure(
-            username=username[:64], remote_addr=(request.remote_addr or "")[:64], created=_now()
-        )
+def remember_device(response: Response, account: str) -> None:
+    """Mark this browser as one that logged in to ``account`` (after a successful login)."""
+    value = _serializer().dumps([account, secrets.token_hex(8)])
+    response.set_cookie(
+        DEVICE_COOKIE,
+        value,
+        max_age=DEVICE_DAYS * 86400,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure,
+        path=current_app.config.get("APPLICATION_ROOT") or "/",
     )
+
+
+@dataclass
+class Attempt:
+    """A login attempt already counted; ``wait`` is set when a limit refused it."""
+
+    id: int
+    account: str
+    device: str | None
+    wait: int | None = None
+
+
+def _limits(account: str, address: str, device: str | None) -> list[tuple[ColumnElement, int]]:
+    """Which rows count against which limit, for this attempt."""
+    config = current_app.config
+    if device is not None:
+        return [(LoginFailure.device == device, config["LOGIN_FAILURES_PER_DEVICE"])]
+    untrusted = LoginFailure.device.is_(None)
+    by_account = LoginFailure.username == account
+    by_address = LoginFailure.remote_addr == address
+    return [
+        (and_(untrusted, by_account, by_address), config["LOGIN_FAILURES_PER_ACCOUNT_ADDRESS"]),
+        (and_(untrusted, by_address), config["LOGIN_FAILURES_PER_ADDRESS"]),
+        (and_(untrusted, by_account), config["LOGIN_FAILURES_PER_USER"]),
+        (untrusted, config["LOGIN_FAILURES_GLOBAL"]),
+    ]
+
+
+def begin(username: str) -> Attempt:
+    """Count a login attempt for ``username`` before its password is checked; refuse it
+    (``wait`` seconds) when this attempt would pass one of its limits."""
+    account = username.lower()[:64]
+    address = (request.remote_addr or "")[:64]
+    device = trusted_device(account)
+    window = timedelta(seconds=current_app.config["LOGIN_WINDOW_SECONDS"])
+    now = _now()
+    db.session.execute(delete(LoginFailure).where(LoginFailure.created < now - window))
+    row = LoginFailure(username=account, remote_addr=address, device=device, created=now)
+    db.session.add(row)
+    db.session.commit()
+    attempt = Attempt(row.id, account, device)
+    limits = _limits(account, address, device)
+    columns = []
+    for where, _ in limits:
+        columns += [func.count().filter(where), func.min(LoginFailure.created).filter(where)]
+    counts = db.session.execute(select(*columns).where(LoginFailure.created > now - window)).one()
+    waits = [
+        math.ceil((counts[2 * i + 1] + window - now).total_seconds())
+        for i, (_, limit) in enumerate(limits)
+        if counts[2 * i] > limit
+    ]
+    if waits:
+        attempt.wait = max(1, *waits)
+        forget(attempt)
+    return attempt
+
+
+def forget(attempt: Attempt) -> None:
+    """Take back an attempt that was refused or that turned out not to be a guess."""
+    db.session.execute(delete(LoginFailure).where(LoginFailure.id == attempt.id))
     db.session.commit()
 
 
-def clear_failures(username: str) -> None:
-    """A successful login forgives that user's earlier mistakes."""
-    db.session.execute(delete(LoginFailure).where(LoginFailure.username == username))
+def succeeded(attempt: Attempt) -> None:
+    """The password was right: forget this attempt and the earlier mistakes made from the
+    same place (this device, or this address), not strangers' failures elsewhere."""
+    same_place = (
+        LoginFailure.device == attempt.device
+        if attempt.device is not None
+        else and_(
+            LoginFailure.device.is_(None),
+            LoginFailure.remote_addr == (request.remote_addr or "")[:64],
+        )
+    )
+    db.session.execute(
+        delete(LoginFailure).where(
+            (LoginFailure.id == attempt.id)
+            | (and_(LoginFailure.username == attempt.account, same_place))
+        )
+    )

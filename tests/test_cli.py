@@ -1,3 +1,4 @@
+import pytest
 from sqlalchemy import func, select
 
 from flaskr.db import db
@@ -5,13 +6,27 @@ from flaskr.models import Post, Tag, User, post_tag
 
 
 def test_create_user(runner, client, app) -> None:
-    result = runner.invoke(args=["create-user", "alice", "--password", "pw"])
+    result = runner.invoke(args=["create-user", "alice", "--password", "pw-alice"])
     assert "Created user alice." in result.output
-    response = client.post("/auth/login", data={"username": "alice", "password": "pw"})
+    response = client.post("/auth/login", data={"username": "alice", "password": "pw-alice"})
     assert response.headers["Location"] == "/"
-    again = runner.invoke(args=["create-user", "alice", "--password", "pw"])
+    again = runner.invoke(args=["create-user", "Alice", "--password", "pw-alice"])
     assert again.exit_code == 1
     assert "already registered" in again.output
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "message"),
+    (
+        ("bob\n", "pw-bob-bob", "A username is 1 to 32 of"),
+        ("\u0430lice", "pw-alice", "A username is 1 to 32 of"),
+        ("x" * 33, "pw-long-name", "A username is 1 to 32 of"),
+        ("bob", "short", "A password is 8 to 1024 characters."),
+    ),
+)
+def test_create_user_refuses(runner, username, password, message) -> None:
+    result = runner.invoke(args=["create-user", username, "--password", password])
+    assert result.exit_code == 1 and message in result.output
 
 
 def test_seed(runner, client, app) -> None:
@@ -42,14 +57,16 @@ def test_make_admin(runner, app) -> None:
     assert missing.exit_code == 1 and "No user named nobody." in missing.output
 
 
-def test_admins_setting(app) -> None:
+def test_admin_is_the_flag_only(app, runner) -> None:
+    """A name makes nobody an admin; the flag does, unless the account is disabled."""
     from flaskr.auth import is_admin
 
     with app.app_context():
         user = db.session.scalar(select(User).where(User.username == "other"))
-        assert not is_admin(user)
-        app.config["ADMINS"] = "other"
+        assert not is_admin(user) and not is_admin(None)
+    runner.invoke(args=["make-admin", "OTHER"])  # names are found whatever their case
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.username == "other"))
         assert is_admin(user)
-        app.config["ADMINS"] = "other-admins"
+        user.disabled = True
         assert not is_admin(user)
-        assert not is_admin(None)

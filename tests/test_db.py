@@ -160,3 +160,30 @@ def test_lost_connection_at_teardown_does_not_crash(app, monkeypatch) -> None:
     response = app.test_client().get("/")
     assert response.status_code == 200
     assert len(calls) == 2  # ours failed and forgot the session; Flask-SQLAlchemy's then ran
+
+
+def test_tutorial_names_differing_in_case_still_upgrade(tmp_path: Path) -> None:
+    """The tutorial let Alice and alice both register. The oldest keeps the name; each later
+    one becomes name-ID and logs in with it, with its own password."""
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    tutorial_database(instance / "flaskr.sqlite")
+    connection = sqlite3.connect(instance / "flaskr.sqlite")
+    hashed = connection.execute("SELECT password FROM user WHERE username = 'test'").fetchone()
+    connection.executemany(
+        "INSERT INTO user (username, password) VALUES (?, ?)",
+        [("Test", hashed[0]), ("TEST", hashed[0]), ("Test-3", hashed[0])],
+    )
+    connection.commit()
+    connection.close()
+    app = create_app({"SECRET_KEY": "s" * 32})
+    result = app.test_cli_runner().invoke(args=["init-db"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        names = db.session.scalars(select(User.username).order_by(User.id)).all()
+    # ids: test 1, other 2, Test 3, TEST 4, Test-3 5 (which takes Test's first choice)
+    assert names == ["test", "other", "Test-3-2", "TEST-4", "Test-3"]
+    app.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    response = client.post("/auth/login", data={"username": "TEST-4", "password": "test"})
+    assert response.headers["Location"] == "/"

@@ -56,7 +56,8 @@ files = st.one_of(
 @pytest.fixture(scope="module")
 def fuzz_app(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("fuzz")
-    app = make_app(tmp, ISOLATION_PAGE=True, ADMINS=["test"])
+    app = make_app(tmp, ISOLATION_PAGE=True)
+    app.test_cli_runner().invoke(args=["make-admin", "test"])
     return app, Path(app.config["DATABASE_URL"].removeprefix("sqlite:///"))
 
 

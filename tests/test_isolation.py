@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -407,29 +408,36 @@ def test_compare_pipes_in_markdown() -> None:
 # -- the operator page -----------------------------------------------------------------------
 
 
-def page_app(tmp_path: Path, **config: Any) -> Flask:
-    return with_isolation(make_app(tmp_path, **config))
+def page_app(tmp_path: Path, admin: str | None = "test", **config: Any) -> Flask:
+    """An app whose user ``admin`` was made an admin, as `flask make-admin` does."""
+    app = with_isolation(make_app(tmp_path, **config))
+    if admin is not None:
+        assert (
+            f"{admin} is an admin."
+            in app.test_cli_runner().invoke(args=["make-admin", admin]).output
+        )
+    return app
 
 
-def login(client: Any, username: str = "test") -> None:
-    client.post("/auth/login", data={"username": username, "password": username})
+def login(client: Any, username: str = "test", password: str | None = None) -> None:
+    client.post("/auth/login", data={"username": username, "password": password or username})
 
 
 def test_page_off_by_default(tmp_path: Path) -> None:
-    client = page_app(tmp_path, ADMINS=["test"]).test_client()
+    client = page_app(tmp_path).test_client()
     login(client)
     assert client.get("/admin/isolation").status_code == 404
 
 
 @pytest.mark.parametrize("enabled", ["true", 1, "yes"])
 def test_page_needs_json_true(tmp_path: Path, enabled: Any) -> None:
-    client = page_app(tmp_path, ISOLATION_PAGE=enabled, ADMINS=["test"]).test_client()
+    client = page_app(tmp_path, ISOLATION_PAGE=enabled).test_client()
     login(client)
     assert client.get("/admin/isolation").status_code == 404
 
 
 def test_page_not_for_anonymous_or_others(tmp_path: Path) -> None:
-    client = page_app(tmp_path, ISOLATION_PAGE=True, ADMINS=["test"]).test_client()
+    client = page_app(tmp_path, ISOLATION_PAGE=True).test_client()
     anonymous = client.get("/admin/isolation")
     assert anonymous.status_code == 404
     login(client, "other")
@@ -438,14 +446,36 @@ def test_page_not_for_anonymous_or_others(tmp_path: Path) -> None:
     assert response.data == client.get("/admin/no-such-page").data  # as for any missing URL
 
 
-def test_page_admins_string_is_one_name(tmp_path: Path) -> None:
-    client = page_app(tmp_path, ISOLATION_PAGE=True, ADMINS="test-admins").test_client()
-    login(client)  # "test" is a substring of "test-admins", not a member
+def test_page_not_for_a_disabled_admin(tmp_path: Path) -> None:
+    app = page_app(tmp_path, ISOLATION_PAGE=True)
+    client = app.test_client()
+    login(client)
+    assert client.get("/admin/isolation").status_code == 200
+    app.test_cli_runner().invoke(args=["disable-user", "test"])
+    assert client.get("/admin/isolation").status_code == 404
+    login(client)
     assert client.get("/admin/isolation").status_code == 404
 
 
+def test_page_shows_only_the_apps_own_command_lines(tmp_path: Path) -> None:
+    """Other processes are counted, their command lines (which can hold secrets) left out."""
+    secret = subprocess.Popen(["sleep", "31.5"])  # noqa: S603, S607
+    try:
+        client = page_app(tmp_path, ISOLATION_PAGE=True).test_client()
+        login(client)
+        report = client.get("/admin/isolation.json").get_json()
+        html = client.get("/admin/isolation").get_data(as_text=True)
+    finally:
+        secret.kill()
+        secret.wait()
+    visible = {p["pid"]: p["command"] for p in report["processes"]["visible"]}
+    assert secret.pid in visible and visible[secret.pid] is None  # counted, not shown
+    assert visible[os.getpid()] is not None  # the app's own process in full
+    assert "sleep 31.5" not in html
+
+
 def test_page_for_admin(tmp_path: Path) -> None:
-    client = page_app(tmp_path, ISOLATION_PAGE=True, ADMINS="test").test_client()
+    client = page_app(tmp_path, ISOLATION_PAGE=True).test_client()
     login(client)
     response = client.get("/admin/isolation")
     assert response.status_code == 200
@@ -456,7 +486,7 @@ def test_page_for_admin(tmp_path: Path) -> None:
 
 
 def test_page_as_json(tmp_path: Path) -> None:
-    client = page_app(tmp_path, ISOLATION_PAGE=True, ADMINS="test").test_client()
+    client = page_app(tmp_path, ISOLATION_PAGE=True).test_client()
     assert client.get("/admin/isolation.json").status_code == 404
     login(client)
     report = client.get("/admin/isolation.json").get_json()
@@ -465,9 +495,8 @@ def test_page_as_json(tmp_path: Path) -> None:
 
 
 def test_page_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """FLASKR_ISOLATION_PAGE=true and FLASKR_ADMINS='["test"]', as an operator sets them."""
+    """FLASKR_ISOLATION_PAGE=true and an admin made with `flask make-admin`, as an operator does."""
     monkeypatch.setenv("FLASKR_ISOLATION_PAGE", "true")
-    monkeypatch.setenv("FLASKR_ADMINS", '["test"]')
     monkeypatch.setenv("FLASKR_SECRET_KEY", "x" * 32)
     monkeypatch.setenv("FLASKR_DATABASE_URL", f"sqlite:///{tmp_path / 'env.sqlite'}")
     from flaskr import create_app
@@ -478,9 +507,10 @@ def test_page_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     with app.app_context():
         upgrade_schema()
     runner = app.test_cli_runner()
-    runner.invoke(args=["create-user", "test", "--password", "test"])
+    runner.invoke(args=["create-user", "test", "--password", "test-password"])
+    runner.invoke(args=["make-admin", "test"])
     client = app.test_client()
-    login(client)
+    login(client, password="test-password")
     assert client.get("/admin/isolation").status_code == 200
 
 
@@ -488,7 +518,7 @@ def test_page_details(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Unknown values and empty lists render with their reasons, on a tree with nothing."""
     collect = isolation.collect
     monkeypatch.setattr(isolation, "collect", lambda: collect(str(tmp_path), environ={}))
-    client = page_app(tmp_path, ISOLATION_PAGE=True, ADMINS=["test"]).test_client()
+    client = page_app(tmp_path, ISOLATION_PAGE=True).test_client()
     login(client)
     html = client.get("/admin/isolation").get_data(as_text=True)
     assert "None listed: cannot read /proc" in html

@@ -61,6 +61,23 @@ def test_every_shown_table_raises_the_version(app: Flask, statement: str) -> Non
         assert content_version() > before
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE user SET session_version = session_version + 1 WHERE id = 1",
+        "UPDATE user SET password = 'x', disabled = 1, is_admin = 1 WHERE id = 1",
+        "INSERT INTO login_failure (username, remote_addr, created) VALUES ('a', 'b', '2026-01-01')",
+    ],
+)
+def test_logins_and_logouts_keep_the_cache(app: Flask, statement: str) -> None:
+    """Nothing a page shows changes when someone logs in or out or changes a password."""
+    with app.app_context():
+        before = content_version()
+        db.session.execute(text(statement))
+        db.session.commit()
+        assert content_version() == before
+
+
 def test_logged_in_users_never_share_pages(client: FlaskClient, auth) -> None:
     visitor_page = client.get("/").data
     auth.login()

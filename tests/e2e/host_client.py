@@ -8,8 +8,8 @@ nginx on port 80 is reachable from there only. Standard library only; prints JSO
     upload SIZE [--headers-only]       POST SIZE bytes to /create
     load SECONDS        concurrent GETs until stdin closes (or SECONDS pass), counting failures;
                         prints a progress line {"ok": N, "failed": M} every 0.1 s, then the totals
-    isolation USER      register and log in USER, then GET /admin/isolation.json (a visitor's
-                        status first); the report as JSON
+    isolation USER PASSWORD   log in as USER (an admin), then GET /admin/isolation.json (a
+                        visitor's status first); the report as JSON
 """
 
 from __future__ import annotations
@@ -225,13 +225,12 @@ def load(seconds: float, concurrency: int = 6) -> dict[str, object]:
     return {**counts, "errors": errors, "total": True}
 
 
-def isolation(user: str) -> dict[str, object]:
-    """The isolation report, collected by the gunicorn worker that serves the request."""
+def isolation(user: str, password: str) -> dict[str, object]:
+    """The isolation report, collected by the gunicorn worker that serves the request, for
+    an admin made with `flask make-admin`."""
     visitor, _, _ = Session().request("GET", "/admin/isolation.json")
     s = Session()
-    fields = {"username": user, "password": "pw-" + uuid.uuid4().hex}
-    status, headers, _ = s.post_form("/auth/register", fields)
-    assert status == 302 and headers["location"].endswith("/auth/login"), (status, headers)
+    fields = {"username": user, "password": password}
     status, _, _ = s.post_form("/auth/login", fields)
     assert status == 302, ("login", status)
     status, headers, body = s.request("GET", "/admin/isolation.json")
@@ -252,7 +251,7 @@ def main(argv: list[str]) -> None:
     elif command == "load":
         result = load(float(args[0]))
     elif command == "isolation":
-        result = isolation(args[0])
+        result = isolation(args[0], args[1])
     else:
         raise SystemExit(f"unknown command {command}")
     print(json.dumps(result), flush=True)

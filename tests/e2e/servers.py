@@ -35,14 +35,21 @@ def app_env(instance: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def init_db(env: dict[str, str]) -> None:
-    subprocess.run(
-        [str(VENV_BIN / "flask"), "--app", "flaskr", "init-db"],
+def flask(env: dict[str, str], *args: str) -> str:
+    """Run ``flask --app flaskr ARGS`` as an operator would; its output."""
+    done = subprocess.run(
+        [str(VENV_BIN / "flask"), "--app", "flaskr", *args],
         cwd=ROOT,
         env=env,
         check=True,
         capture_output=True,
+        text=True,
     )
+    return done.stdout
+
+
+def init_db(env: dict[str, str]) -> None:
+    flask(env, "init-db")
 
 
 @contextmanager

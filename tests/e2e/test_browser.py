@@ -26,7 +26,7 @@ from tests.e2e.browser_helpers import (
     writes_docs,
 )
 from tests.e2e.conftest import apt_install, free_port, wait_for_http
-from tests.e2e.servers import app_env, gunicorn, init_db
+from tests.e2e.servers import app_env, flask, gunicorn, init_db
 
 SEED_FLAGS = ["--workers", "3", "--timeout", "120"]
 PASSWORD = "correct horse battery"
@@ -54,6 +54,7 @@ POST_TAGS = "Photos, travel"
 @dataclass
 class Site:
     base: str
+    env: dict[str, str]
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -79,7 +80,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
             wait_for_http(base + "/hello", timeout=90)  # three workers booting on a busy CI box
         except pytest.fail.Exception:
             pytest.fail(f"gunicorn (exit {process.poll()}) did not serve:\n{log.read_text()}")
-        yield Site(base)
+        yield Site(base, env)
 
 
 @pytest.fixture(scope="session")
@@ -122,6 +123,15 @@ def seed_earlier_posts(site: Site) -> None:
     for i, (title, body, tags) in enumerate(EARLIER_POSTS):
         image = picture(sky=("#023e8a", "#90e0ef"), land=("#1b4332", "#52b788")) if i == 4 else None
         bob.create_post(title, body, tags, image)
+
+
+def log_out(page: Page, site: Site) -> None:
+    """The tutorial's link, then the button of the page it opens (a GET alone logs nobody
+    out: an image in someone's post could make it)."""
+    page.get_by_role("link", name="Log Out").click()
+    expect(page).to_have_url(site.url("/auth/logout"))
+    page.get_by_role("button", name="Log Out").click()
+    expect(page).to_have_url(site.url("/"))
 
 
 def register_and_log_in(page: Page, site: Site, username: str) -> None:
@@ -249,8 +259,7 @@ def test_register_write_like_comment_search_page_through_and_log_out(
             page.screenshot(path=shots / "index-desktop.png")
 
         # Log out: the header offers logging in again, writing needs it.
-        page.get_by_role("link", name="Log Out").click()
-        expect(page).to_have_url(site.url("/"))
+        log_out(page, site)
         expect(page.get_by_role("link", name="Log In")).to_be_visible()
         expect(page.get_by_role("link", name="New")).to_have_count(0)
         page.goto(post_url)
@@ -304,12 +313,12 @@ def test_form_errors_are_shown_next_to_their_field_and_keep_what_was_typed(
 
         # The same on the login form, whose errors are flashed above it.
         console.expect_status(site.url("/auth/login"), 400)
-        page.get_by_role("link", name="Log Out").click()
+        log_out(page, site)
         page.get_by_role("link", name="Log In").click()
         page.get_by_label("Username", exact=True).fill("carol")
         page.get_by_label("Password", exact=True).fill("wrong password")
         page.get_by_role("button", name="Log In").click()
-        expect(page.get_by_role("alert")).to_have_text("Incorrect password.")
+        expect(page.get_by_role("alert")).to_have_text("Incorrect username or password.")
         expect(page.get_by_label("Username", exact=True)).to_have_value("carol")
 
 
@@ -415,7 +424,7 @@ def test_phone_layout_never_scrolls_sideways(site: Site, open_page, shots: Path)
             search = page.get_by_role("searchbox", name="Search titles")
             box = search.bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
-        page.get_by_role("link", name="Log Out").click()
+        log_out(page, site)
         expect(page.get_by_role("link", name="Log In")).to_be_visible()
         assert horizontal_overflow(page) == 0
 
@@ -453,3 +462,40 @@ def test_screenshots_are_written_where_asked(shots: Path) -> None:
     """Without FLASKR_SCREENSHOTS a test run must not touch docs/screenshots."""
     docs = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
     assert (shots == docs) == writes_docs()
+
+
+def test_content_cannot_log_readers_out_and_an_admin_moderates_it(site: Site, open_page) -> None:
+    """A registered user's post whose images point at /auth/logout logs none of its readers
+    out. An admin (made with `flask make-admin`) disables its author from the page, whose
+    session ends at once and whose login is refused, then removes the post."""
+    mallory = Visitor(site.base)
+    mallory.register_and_login("mallory", PASSWORD)
+    mallory.create_post("Free prizes", "![prize](/auth/logout)\n\n<img src=/auth/logout>")
+    post = mallory.post_id("Free prizes")
+    Visitor(site.base).register_and_login("grace", PASSWORD)
+    assert "grace is an admin." in flask(site.env, "make-admin", "grace")
+    with open_page() as (page, _):
+        page.goto(site.url("/auth/login"))
+        page.get_by_label("Username", exact=True).fill("grace")
+        page.get_by_label("Password", exact=True).fill(PASSWORD)
+        page.get_by_role("button", name="Log In").click()
+        expect(page).to_have_url(site.url("/"))
+        with page.expect_response(site.url("/auth/logout")) as image:
+            page.goto(site.url(f"/{post}"))
+        assert image.value.status == 200  # the confirmation page, fetched as an image
+        page.reload()
+        expect(page.get_by_role("link", name="Log Out")).to_be_visible()
+        expect(page.get_by_role("button", name="Remove post")).to_be_visible()
+
+        page.get_by_role("button", name="Disable mallory").first.click()
+        expect(page.get_by_role("alert")).to_have_text("mallory is disabled.")
+        assert mallory.get("/create").headers["Location"] == "/auth/login"  # at once
+        refused = mallory.submit("/auth/login", {"username": "mallory", "password": PASSWORD})
+        assert refused.status_code == 403
+        assert "This account has been disabled by an admin." in refused.text
+
+        page.goto(site.url(f"/{post}"))
+        page.get_by_role("button", name="Remove post").click()
+        expect(page).to_have_url(site.url("/"))
+        expect(page.get_by_role("alert")).to_have_text(f"Post {post} removed.")
+    assert Visitor(site.base).get(f"/{post}").status_code == 404

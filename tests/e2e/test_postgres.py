@@ -16,7 +16,7 @@ from flaskr import create_app
 from flaskr.db import MIGRATIONS, db, drop_all, schema_revision, upgrade_schema
 from flaskr.health import head_revision
 from flaskr.models import Comment, Image, Like, Post, Tag
-from tests.conftest import config_for, make_app
+from tests.conftest import TUTORIAL_USERS, config_for, make_app
 from tests.e2e.browser import Visitor, png
 from tests.e2e.conftest import free_port, wait_for_http
 from tests.e2e.servers import ROOT, VENV_BIN, app_env, gunicorn, postgresql
@@ -59,8 +59,9 @@ def test_migrations_build_the_schema(pg_app) -> None:
 
 def test_every_feature(pg_app) -> None:
     client = pg_app.test_client()
-    client.post("/auth/register", data={"username": "pat", "password": "pw"})
-    assert client.post("/auth/login", data={"username": "pat", "password": "pw"}).status_code == 302
+    fields = {"username": "pat", "password": "pat password"}
+    client.post("/auth/register", data=fields)
+    assert client.post("/auth/login", data=fields).status_code == 302
     for i in range(7):
         data = {"title": f"pg post {i}", "body": "*hi*", "tags": "pg, Post_Gres"}
         if i == 6:
@@ -120,7 +121,7 @@ def test_instances_starting_together_migrate_once(empty_after: str, tmp_path: Pa
         base = f"http://127.0.0.1:{port}"
         wait_for_http(base + "/healthz")
         visitor = Visitor(base)
-        visitor.register_and_login("gina", "pw")
+        visitor.register_and_login("gina", "gina password")
         visitor.create_post("Served by three workers", tags="pg", image=png())
         post_id = visitor.post_id("Served by three workers")
         for _ in range(6):  # several requests, so more than one worker answers
@@ -139,3 +140,53 @@ def test_cached_pages_follow_writes_from_anywhere(pg_app) -> None:
         db.session.commit()
     assert b"Written elsewhere" in visitor.get("/?q=elsewhere").data
     assert b"Written elsewhere" in visitor.get("/").data
+
+
+def test_names_differing_in_case_upgrade_and_accounts_work(empty_after: str, tmp_path) -> None:
+    """Migration 0007 on PostgreSQL (whose lower() may fold non-ASCII letters too): the oldest
+    of each name keeps it, the others become name-ID; then throttling and logout on the
+    same database."""
+    from flask_migrate import upgrade
+
+    from flaskr.db import use_migrate
+    from flaskr.models import User
+
+    app = create_app(config_for(tmp_path, DATABASE_URL=empty_after))
+    with app.app_context():
+        use_migrate(app)
+        upgrade(directory=MIGRATIONS, revision="0006_content_version")
+        db.session.execute(
+            text("INSERT INTO \"user\" (username, password) VALUES (:n, 'x')"),
+            [{"n": n} for n in ("Ada", "ada", "\u00c9mile", "\u00e9mile", "test")],
+        )
+        db.session.commit()
+        upgrade_schema()
+        names = db.session.scalars(select(User.username).order_by(User.id)).all()
+        assert names[:2] == ["Ada", "ada-2"] and names[-1] == "test"
+        # É and é clash only where the database's locale folds them: either way, all differ.
+        distinct = 'SELECT count(DISTINCT lower(username)) = count(*) FROM "user"'
+        assert db.session.scalar(text(distinct)) is True
+        db.session.execute(text("DELETE FROM \"user\" WHERE username != 'test'"))
+        db.session.execute(
+            text('UPDATE "user" SET password = :p'),
+            {"p": TUTORIAL_USERS[0][1]},  # the password "test"
+        )
+        db.session.commit()
+    app.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
+    client, thief = app.test_client(), app.test_client()
+    wrong = {"username": "TEST", "password": "wrong"}
+    statuses = [client.post("/auth/login", data=wrong).status_code for _ in range(6)]
+    assert statuses == [400, 400, 400, 400, 400, 429]
+    assert (
+        thief.post(
+            "/auth/login",
+            data={"username": "Test", "password": "test"},
+            environ_base={"REMOTE_ADDR": "10.0.0.9"},  # not the address that failed
+        ).status_code
+        == 302
+    )
+    client.set_cookie("session", thief.get_cookie("session").value)
+    thief.post("/auth/logout")
+    assert client.get("/create").headers["Location"] == "/auth/login"
+    with app.app_context():
+        db.engine.dispose()

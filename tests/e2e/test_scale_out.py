@@ -151,7 +151,7 @@ def test_rolling_restart_fails_no_request(cluster: Cluster) -> None:
     session, logged in before, keeps working on instances that did not exist then."""
     pg, lb = cluster.pg, cluster.lb
     reader = Visitor(lb.base)
-    reader.register_and_login("rolling", "pw")
+    reader.register_and_login("rolling", "rolling pw")
     reader.create_post("Rolling", body="restart", image=png())
     post_id = reader.post_id("Rolling")
     urls = [f"{lb.base}{p}" for p in ("/", f"/{post_id}", f"/{post_id}/image", "/healthz")]
@@ -160,7 +160,7 @@ def test_rolling_restart_fails_no_request(cluster: Cluster) -> None:
 
     with loops(max_seconds=240) as load:
         reads = load.readers(urls, threads=4)
-        writes = load.writers(lb.base, "rolling", "pw", threads=1)
+        writes = load.writers(lb.base, "rolling", "rolling pw", threads=1)
         until(lambda: reads.sent >= 40 and writes.tally.sent >= 5, 60, "load to get going")
         for slot, old in enumerate(list(cluster.instances)):
             new = cluster.fleet.start()
@@ -191,7 +191,7 @@ def test_database_restart_under_load(cluster: Cluster) -> None:
     restarted (pool_pre_ping replaces dead connections), and every acknowledged write is
     in the database afterwards."""
     pg, lb, instances = cluster.pg, cluster.lb, cluster.instances
-    Visitor(lb.base).register_and_login("writer", "pw")
+    Visitor(lb.base).register_and_login("writer", "writer pw")
     pids = {i.name: (i.pid, i.workers()) for i in instances}
     assert all(len(workers) == 2 for _, workers in pids.values()), pids
     healthz = [i.base + "/healthz" for i in instances]
@@ -200,7 +200,7 @@ def test_database_restart_under_load(cluster: Cluster) -> None:
     with loops(max_seconds=240) as load:
         reads = load.readers([lb.base + "/", lb.base + "/?page=2"], threads=3)
         live = load.readers(healthz, threads=1)
-        writes = load.writers(lb.base, "writer", "pw", threads=2)
+        writes = load.writers(lb.base, "writer", "writer pw", threads=2)
         until(lambda: len(writes.acknowledged) >= 20, 60, "writes before the restart")
         acknowledged_before = len(writes.acknowledged)
 
