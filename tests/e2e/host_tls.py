@@ -34,12 +34,18 @@ def make_ca(folder: Path, name: str) -> Path:
     return ca
 
 
-def issue(ca: Path, stem: str, names: list[str], ips: tuple[str, ...] = ()) -> tuple[Path, Path]:
-    """A server certificate for ``names`` signed by ``ca``: (certificate, key)."""
+def issue(
+    ca: Path, stem: str, names: list[str], ips: tuple[str, ...] = (), ocsp: str = ""
+) -> tuple[Path, Path]:
+    """A server certificate for ``names`` signed by ``ca`` (naming ``ocsp`` as its OCSP
+    responder, if given): (certificate, key)."""
     folder = ca.parent
     cert, key, csr = (folder / f"{stem}.{ext}" for ext in ("crt", "key", "csr"))
     san = ",".join([*(f"DNS:{n}" for n in names), *(f"IP:{ip}" for ip in ips)])
-    (folder / f"{stem}.ext").write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n")
+    ext = f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n"
+    if ocsp:
+        ext += f"authorityInfoAccess=OCSP;URI:{ocsp}\n"
+    (folder / f"{stem}.ext").write_text(ext)
     openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
             "-subj", f"/CN={names[0]}", "-keyout", str(key), "-out", str(csr))  # fmt: skip
     openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(folder / "ca.key"),
@@ -80,3 +86,21 @@ def start_pebble(machine: Machine, certs: str, out: str) -> None:
     if done.returncode != 0:
         raise MachineError(f"pebble did not come up: {done.stderr}\n" + machine.sh(
             "journalctl -u pebble -n 20 --no-pager", check=False))  # fmt: skip
+
+
+def start_ocsp_responder(machine: Machine, cert: Path, folder: str, port: int) -> None:
+    """openssl's OCSP responder in the machine on ``port``, answering "good" for ``cert``,
+    signed by its CA (ca.pem, ca.key in ``folder``, the machine's view of cert's folder)."""
+    found = subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-noout", "-serial", "-enddate", "-dateopt", "iso_8601"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    serial = found.split("serial=")[1].split()[0]
+    end = found.split("notAfter=")[1].strip()  # 2026-12-02 14:40:01Z
+    expiry = end[2:4] + end[5:7] + end[8:10] + end[11:13] + end[14:16] + end[17:19] + "Z"
+    (cert.parent / "index.txt").write_text(f"V\t{expiry}\t\t{serial}\tunknown\t/CN=site\n")
+    machine.run(
+        ["systemd-run", "--quiet", "--unit=ocsp", "--property=RuntimeMaxSec=900", "openssl",
+         "ocsp", "-index", f"{folder}/index.txt", "-port", str(port), "-CA", f"{folder}/ca.pem",
+         "-rsigner", f"{folder}/ca.pem", "-rkey", f"{folder}/ca.key", "-nmin", "5"]
+    )  # fmt: skip
