@@ -1,6 +1,8 @@
 """The host path (issue 4): scripts/install-host takes a bare Debian 12 with a real systemd
 to flaskr under systemd behind nginx, and the result survives reloads, kills, re-installs,
-upgrades and reboots without losing a request or a post.
+upgrades and reboots without losing a request or a post. Then https as docs/deploy-host.md
+sets it up: certbot --nginx against pebble (a real ACME server, in the machine), upgrades and
+renewals under load, and install-host --tls-cert with a certificate of the suite's own CA.
 
 The machine is systemd-nspawn on an mmdebstrap root filesystem (see host_machine.py), with a
 private network: nginx listens on the machine's own loopback only, and the HTTP clients
