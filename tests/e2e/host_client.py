@@ -2,7 +2,13 @@
 (``nsenter -t PID -n python host_client.py ...``): the machine has a private network, so its
 nginx on port 80 is reachable from there only. Standard library only; prints JSON.
 
-    flow TITLE          register, log in, post with an image, read the post and the image back
+    [--host NAME] [--cafile FILE] COMMAND ...
+                        the site's name (default localhost); with --cafile, https to port 443
+                        with that name as SNI, trusting FILE's CA only (the machine has no DNS)
+
+    flow TITLE          register, log in, post with an image, read the post and the image back;
+                        returns the redirects' locations and the session cookie's attributes
+    feed                the URLs in /feed.atom
     get PATH [HOST]     one request; status, headers and the body's first bytes
     check-post ID TITLE WIDTH HEIGHT   the post page shows TITLE and its image has that size
     upload SIZE [--headers-only]       POST SIZE bytes to /create
@@ -18,6 +24,8 @@ import http.client
 import io
 import json
 import re
+import socket
+import ssl
 import struct
 import sys
 import threading
@@ -28,6 +36,17 @@ from urllib.parse import quote_plus as quote
 
 ADDRESS = ("127.0.0.1", 80)
 HOST = "localhost"
+#: Set by --cafile: https to 127.0.0.1:443, the certificate checked against that CA.
+TLS: ssl.SSLContext | None = None
+
+
+def connection(host: str) -> http.client.HTTPConnection:
+    """To nginx on the machine's loopback, whatever ``host`` resolves to (or not) here."""
+    if TLS is None:
+        return http.client.HTTPConnection(*ADDRESS, timeout=30)
+    conn = http.client.HTTPSConnection(host, 443, timeout=30, context=TLS)
+    conn._create_connection = lambda _, *a: socket.create_connection((ADDRESS[0], 443), *a)  # type: ignore[attr-defined]
+    return conn
 
 
 class Session:
@@ -36,16 +55,20 @@ class Session:
     def __init__(self, host: str = HOST) -> None:
         self.host = host
         self.cookies: dict[str, str] = {}
+        self.cookie_attributes: dict[str, str] = {}
+        self.locations: list[str] = []
 
     def request(
         self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
     ) -> tuple[int, dict[str, str], bytes]:
         headers = {"Host": self.host}
+        if method == "POST":  # as a browser does; over https Flask-WTF's CSRF check needs it
+            headers["Referer"] = f"{'https' if TLS else 'http'}://{self.host}{path}"
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         if content_type:
             headers["Content-Type"] = content_type
-        conn = http.client.HTTPConnection(*ADDRESS, timeout=30)
+        conn = connection(self.host)
         try:
             conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
@@ -53,7 +76,9 @@ class Session:
             for name, value in response.getheaders():
                 if name.lower() == "set-cookie":
                     key, _, rest = value.partition("=")
-                    self.cookies[key] = rest.split(";", 1)[0]
+                    self.cookies[key], _, self.cookie_attributes[key] = rest.partition(";")
+            if response.getheader("Location"):
+                self.locations.append(response.getheader("Location", ""))
             return response.status, {k.lower(): v for k, v in response.getheaders()}, data
         finally:
             conn.close()
@@ -123,7 +148,7 @@ def image_size(data: bytes) -> tuple[int, int]:
 
 def flow(title: str) -> dict[str, object]:
     """A person's whole visit: register, log in, write a post with an image, read it."""
-    s = Session()
+    s = Session(HOST)
     user = "u" + uuid.uuid4().hex[:10]
     password = "pw-" + uuid.uuid4().hex
     status, headers, _ = s.post_form("/auth/register", {"username": user, "password": password})
@@ -145,13 +170,21 @@ def flow(title: str) -> dict[str, object]:
     post_id = int(match.group(1))
     check_post(post_id, title, width, height)
     # Read by a visitor who is not logged in, too.
-    status, _, page = Session().request("GET", f"/{post_id}")
+    status, _, page = Session(HOST).request("GET", f"/{post_id}")
     assert status == 200 and title.encode() in page
-    return {"post_id": post_id, "title": title, "user": user, "width": width, "height": height}
+    return {
+        "post_id": post_id,
+        "title": title,
+        "user": user,
+        "width": width,
+        "height": height,
+        "locations": s.locations,
+        "session_cookie": s.cookie_attributes.get("session", ""),
+    }
 
 
 def check_post(post_id: int, title: str, width: int, height: int) -> dict[str, object]:
-    s = Session()
+    s = Session(HOST)
     status, _, page = s.request("GET", f"/{post_id}")
     assert status == 200 and title.encode() in page, ("post page", status)
     assert f"/{post_id}/image".encode() in page, "the post page does not show its image"
@@ -161,18 +194,25 @@ def check_post(post_id: int, title: str, width: int, height: int) -> dict[str, o
     return {"post_id": post_id, "ok": True}
 
 
-def get(path: str, host: str = HOST) -> dict[str, object]:
+def get(path: str, host: str = "") -> dict[str, object]:
     try:
-        status, headers, body = Session(host).request("GET", path)
+        status, headers, body = Session(host or HOST).request("GET", path)
     except (OSError, http.client.HTTPException) as e:  # refused, closed unanswered (444), ...
         return {"error": type(e).__name__}
     return {"status": status, "headers": headers, "body": body[:2000].decode("latin-1")}
 
 
+def feed() -> dict[str, object]:
+    status, headers, body = Session(HOST).request("GET", "/feed.atom")
+    assert status == 200, ("feed", status)
+    urls = re.findall(rb'href="([^"]+)"|<id>([^<]+)</id>', body)
+    return {"urls": [(a or b).decode() for a, b in urls]}
+
+
 def upload(size: int, body: bool) -> dict[str, object]:
     """POST ``size`` bytes to /create. Without ``body`` only the headers go: nginx refuses an
     oversized request from its Content-Length alone, before any byte of it is sent."""
-    conn = http.client.HTTPConnection(*ADDRESS, timeout=30)
+    conn = connection(HOST)
     try:
         conn.putrequest("POST", "/create", skip_host=True)
         conn.putheader("Host", HOST)
@@ -199,7 +239,7 @@ def load(seconds: float, concurrency: int = 6) -> dict[str, object]:
             path = paths[i % len(paths)]
             i += 1
             try:
-                status, _, _ = Session().request("GET", path)
+                status, _, _ = Session(HOST).request("GET", path)
                 good = status == 200
                 why = f"{path}: HTTP {status}"
             except Exception as e:  # every failure counts
@@ -228,8 +268,8 @@ def load(seconds: float, concurrency: int = 6) -> dict[str, object]:
 def isolation(user: str, password: str) -> dict[str, object]:
     """The isolation report, collected by the gunicorn worker that serves the request, for
     an admin made with `flask make-admin`."""
-    visitor, _, _ = Session().request("GET", "/admin/isolation.json")
-    s = Session()
+    visitor, _, _ = Session(HOST).request("GET", "/admin/isolation.json")
+    s = Session(HOST)
     fields = {"username": user, "password": password}
     status, _, _ = s.post_form("/auth/login", fields)
     assert status == 302, ("login", status)
@@ -239,6 +279,13 @@ def isolation(user: str, password: str) -> dict[str, object]:
 
 
 def main(argv: list[str]) -> None:
+    global HOST, TLS
+    while argv[0] in ("--host", "--cafile"):
+        if argv[0] == "--host":
+            HOST = argv[1]
+        else:
+            TLS = ssl.create_default_context(cafile=argv[1])
+        argv = argv[2:]
     command, args = argv[0], argv[1:]
     if command == "flow":
         result = flow(args[0])
@@ -246,6 +293,8 @@ def main(argv: list[str]) -> None:
         result = check_post(int(args[0]), args[1], int(args[2]), int(args[3]))
     elif command == "get":
         result = get(*args)
+    elif command == "feed":
+        result = feed()
     elif command == "upload":
         result = upload(int(args[0]), body=args[1:] != ["--headers-only"])
     elif command == "load":

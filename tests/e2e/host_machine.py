@@ -32,7 +32,11 @@ SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 #: What a bare Debian server has, plus what install-host would install with apt (nginx,
 #: python3-venv): the machine has no network, so install-host finds them and skips apt.
+#: Then what docs/deploy-host.md has a user install for https (certbot and its nginx plugin),
+#: and what the suite needs to test it: pebble, Let's Encrypt's test ACME server, and the
+#: TLS clients openssl and curl.
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "python3", "python3-venv", "nginx", "procps"]
+PACKAGES += ["certbot", "python3-certbot-nginx", "pebble", "openssl", "curl"]
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -282,8 +286,9 @@ class Machine:
             time.sleep(0.1)
         raise MachineError(f"{path} did not answer 200 within {timeout}s (last: {last})")
 
-    def load(self, seconds: float = 180) -> Load:
-        return Load(self._client_command(["load", str(seconds)]))
+    def load(self, seconds: float = 180, options: tuple[str, ...] = ()) -> Load:
+        """``options``: host_client's own (--host NAME --cafile FILE for https)."""
+        return Load(self._client_command([*options, "load", str(seconds)]))
 
 
 class Load:

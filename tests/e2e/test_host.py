@@ -1,6 +1,8 @@
 """The host path (issue 4): scripts/install-host takes a bare Debian 12 with a real systemd
 to flaskr under systemd behind nginx, and the result survives reloads, kills, re-installs,
-upgrades and reboots without losing a request or a post.
+upgrades and reboots without losing a request or a post. Then https as docs/deploy-host.md
+sets it up: certbot --nginx against pebble (a real ACME server, in the machine), upgrades and
+renewals under load, and install-host --tls-cert with a certificate of the suite's own CA.
 
 The machine is systemd-nspawn on an mmdebstrap root filesystem (see host_machine.py), with a
 private network: nginx listens on the machine's own loopback only, and the HTTP clients
@@ -24,6 +26,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 
@@ -35,6 +38,7 @@ from tests.e2e.host_machine import (
     rootfs_tarball,
     wheelhouse,
 )
+from tests.e2e.host_tls import PEBBLE_DIR, issue, make_ca, start_ocsp_responder, start_pebble
 from tests.e2e.isolation_reports import is_gunicorn, isolation_out, save_report
 
 SRC = "/srv/src"
@@ -409,3 +413,222 @@ def test_isolation_report_from_the_service_and_the_server_beside_it(
     assert hd["on_path"]["python3"]["path"] == "/usr/bin/python3"
     assert beside["privileges"]["euid"] == 0
     assert "outside its PID namespace" in beside["supervisor"]["reasons"]["parent"]  # nsenter
+
+
+# --- https as users get it: certbot against a real ACME server, then a certificate of one's own.
+# Last in the file: from here on the site answers to NAME, and over https.
+
+#: The site's name. The machine has no DNS: a line in its /etc/hosts stands in for the A
+#: record, which pebble's validation and certbot find there. (certbot refuses "localhost".)
+NAME = "blog.flaskr.test"
+#: docs/deploy-host.md's `certbot --nginx -d NAME`, with what its prompts would ask (e-mail,
+#: terms) on the command line, and pebble as the ACME server instead of Let's Encrypt's.
+CERTBOT = ["certbot", "--nginx", "-d", NAME, "--non-interactive", "--agree-tos",
+           "--email", "admin@flaskr.test", "--server", PEBBLE_DIR]  # fmt: skip
+#: pebble's own https listener is signed by the suite's CA: certbot (a client) trusts it this
+#: way, for its own requests only. Nothing is added to the machine's trust store.
+PEBBLE_TRUST = f"REQUESTS_CA_BUNDLE={SRC}/tls/ca.pem"
+#: pebble's issuing root, inside the machine: what the test's clients (curl, openssl, the
+#: Python client) trust, passed to each of them, and nothing else does.
+PEBBLE_ROOT = "/root/pebble-root.pem"
+
+
+@dataclass
+class Https:
+    certbot: subprocess.CompletedProcess[str]
+    cafile: str  # the site's CA, inside the machine
+    client: tuple[str, ...]  # host_client's options for https to NAME, trusting that CA only
+
+
+def install_as(name: str, *args: str, src: str = f"{SRC}/flaskr") -> list[str]:
+    """install-host as the docs run it: `sudo FLASKR_SERVER_NAME=NAME ./scripts/install-host`."""
+    return ["env", f"FLASKR_SERVER_NAME={name}", f"{src}/scripts/install-host", "--wheels",
+            "/srv/wheels", *args]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def https(host: Host) -> Https:
+    """docs/deploy-host.md's steps: install-host with the site's name, then certbot --nginx."""
+    m = host.machine
+    m.sh(f"echo '127.0.0.1 {NAME}' >> /etc/hosts")
+    done = m.run(install_as(NAME), timeout=300)
+    assert f"runs at http://{NAME}/" in done.stdout, done.stdout
+    issue(make_ca(host.src / "tls", "flaskr suite CA"), "pebble", ["localhost"], ("127.0.0.1",))
+    start_pebble(m, f"{SRC}/tls", PEBBLE_ROOT)
+    started = time.monotonic()
+    done = m.run(["env", PEBBLE_TRUST, *CERTBOT], timeout=300)
+    print(f"\n$ {shlex.join(CERTBOT)}   ({time.monotonic() - started:.1f}s)\n{done.stdout}")
+    root = m.rootfs / PEBBLE_ROOT.lstrip("/")
+    return Https(done, PEBBLE_ROOT, ("--host", NAME, "--cafile", str(root)))
+
+
+def curl(m: Machine, cafile: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return m.run(["curl", "-sS", "--max-time", "20", "--cacert", cafile, *args], check=False)
+
+
+def s_client(m: Machine, *args: str) -> str:
+    """openssl s_client's whole output (it exits 1 when the handshake fails)."""
+    return m.sh(f"echo | openssl s_client -connect 127.0.0.1:443 {shlex.join(args)} 2>&1",
+                check=False)  # fmt: skip
+
+
+def assert_https_site(m: Machine, cafile: str, issuer: str) -> str:
+    """What every https setup of the site must show; returns `curl -sSI` of the login page."""
+    # The certificate is the expected CA's, and verifies against it (curl checks the name).
+    served = m.sh(
+        f"echo | openssl s_client -connect 127.0.0.1:443 -servername {NAME} 2>/dev/null"
+        " | openssl x509 -noout -issuer -subject -ext subjectAltName"
+    )
+    assert issuer in served and f"DNS:{NAME}" in served, served
+    head = curl(m, cafile, "-I", f"https://{NAME}/auth/login")
+    assert head.returncode == 0, head.stderr
+    lines = head.stdout.lower().splitlines()
+    assert lines[0].strip() == "http/2 200", head.stdout  # HTTP/2 negotiated (ALPN)
+    cookie = next(line for line in lines if line.startswith("set-cookie: session="))
+    assert "; secure" in cookie and "; httponly" in cookie, cookie
+    assert lines.count("strict-transport-security: max-age=63072000") == 1, head.stdout
+    # Static files come from nginx: HSTS there too, once.
+    css = curl(m, cafile, "-I", f"https://{NAME}/static/style.css").stdout.lower()
+    assert css.count("strict-transport-security: max-age=63072000") == 1, css
+    # http redirects to the same URL over https.
+    plain = m.run(["curl", "-sSI", f"http://{NAME}/2?page=1"]).stdout
+    assert plain.splitlines()[0].strip() == "HTTP/1.1 301 Moved Permanently", plain
+    assert f"Location: https://{NAME}/2?page=1" in plain, plain
+    # Without the CA given to it, a client of the machine does not trust the site: the test CA
+    # is trusted by the test's clients only.
+    assert curl(m, "/etc/ssl/certs/ca-certificates.crt", f"https://{NAME}/").returncode == 60
+    # Modern TLS (Mozilla's "intermediate"): TLS 1.1 is refused by the server (the client
+    # offers it at OpenSSL's lowest security level, so the refusal is nginx's), 1.2 and 1.3
+    # are spoken, and no session ticket is handed out.
+    old = curl(m, cafile, "--tlsv1.1", "--tls-max", "1.1", f"https://{NAME}/healthz")
+    assert old.returncode == 35 and "alert protocol version" in old.stderr, old.stderr
+    old = s_client(m, "-servername", NAME, "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0")
+    assert "alert protocol version" in old, old
+    for version in ("1_2", "1_3"):
+        out = s_client(m, "-servername", NAME, f"-tls{version}", "-CAfile", cafile)
+        assert f"New, TLSv{version.replace('_', '.')}, Cipher is" in out, out
+        assert "Verify return code: 0 (ok)" in out, out
+    assert "TLS session ticket" not in s_client(m, "-servername", NAME, "-tls1_2")
+    # The default server on 443: no handshake for an unknown name or none (the bare address),
+    # and a known name with a forged Host never reaches the app (444: closed, no answer).
+    assert "unrecognized name" in s_client(m, "-servername", "evil.example")
+    assert "unrecognized name" in s_client(m, "-noservername")
+    forged = curl(m, cafile, "--http1.1", "-H", "Host: evil.example", f"https://{NAME}/healthz")
+    assert forged.returncode == 52, forged  # "Empty reply from server"
+    return head.stdout
+
+
+def test_certbot_nginx_gets_https_from_the_acme_server(host: Host, https: Https) -> None:
+    out = https.certbot.stdout
+    assert "Successfully received certificate." in out, out
+    assert f"Congratulations! You have successfully enabled HTTPS on https://{NAME}" in out, out
+    m = host.machine
+    site = m.sh("cat /etc/nginx/sites-available/flaskr")
+    assert "listen 443 ssl; # managed by Certbot" in site and "return 301 https://" in site
+    head = assert_https_site(m, https.cafile, "Pebble Intermediate CA")
+    print(f"\n$ curl -sSI https://{NAME}/auth/login\n{head}")
+    served = s_client(m, "-servername", NAME, "-status", "-CAfile", https.cafile)
+    print(
+        "\n".join(
+            re.findall(
+                r"^(?:subject|issuer|OCSP response|Verify return code).*$|^New, .*$", served, re.M
+            )
+        )
+    )
+
+
+def test_a_persons_flow_over_https(host: Host, https: Https) -> None:
+    m = host.machine
+    done = m.client(*https.client, "flow", f"Hello-over-https-{uuid.uuid4().hex[:6]}")
+    attributes = [a.strip() for a in str(done["session_cookie"]).split(";")]
+    assert "Secure" in attributes and "HttpOnly" in attributes, done
+    # Redirects (register, log in, post) lead to https pages of the site.
+    locations = done["locations"]
+    assert isinstance(locations, list) and len(locations) >= 3, done
+    for location in locations:
+        assert urljoin(f"https://{NAME}/auth/register", location).startswith(f"https://{NAME}/")
+    # The feed's absolute links are https ones, the new post's among them.
+    urls = m.client(*https.client, "feed")["urls"]
+    assert isinstance(urls, list) and f"https://{NAME}/{done['post_id']}" in urls, urls
+    assert all(url.startswith(f"https://{NAME}/") for url in urls), urls
+
+
+def test_upgrade_keeps_certbots_https(host: Host, https: Https) -> None:
+    """docs/deploy-host.md's upgrade (install-host from a newer checkout) after certbot."""
+    m = host.machine
+    newer = host.src / "flaskr-tls-upgrade"
+    shutil.copytree(host.src / "flaskr", newer)
+    marker = f"upgrade-{uuid.uuid4().hex[:8]}.txt"
+    (newer / "flaskr/static" / marker).write_text("newer, over https\n")
+    site = m.sh("cat /etc/nginx/sites-available/flaskr")
+    with m.load(options=https.client) as load:
+        load.wait_ok(50)
+        done = m.run(install_as(NAME, src=f"{SRC}/flaskr-tls-upgrade"), timeout=300)
+        load.more(100)
+        result = load.stop()
+    print(f"\nupgrade after certbot, https load: sent {result['sent']}, failed {result['failed']}")
+    print("\n".join(done.stdout.splitlines()[-3:]))
+    assert "reloading flaskr" in done.stdout and "sites-available" not in done.stdout, done.stdout
+    assert f"flaskr runs at https://{NAME}/" in done.stdout, done.stdout
+    assert m.sh("cat /etc/nginx/sites-available/flaskr") == site  # certbot's edits, untouched
+    assert m.client(*https.client, "get", f"/static/{marker}")["body"] == "newer, over https\n"
+    assert result["failed"] == 0, result["errors"]
+
+
+def test_certbot_renewal_reloads_nginx_without_a_failed_request(host: Host, https: Https) -> None:
+    m = host.machine
+    serial = f"echo | openssl s_client -connect 127.0.0.1:443 -servername {NAME} 2>/dev/null | openssl x509 -noout -serial"  # noqa: E501
+    before = m.sh(serial)
+    # As certbot.timer runs it (a forced renewal: a real one, deployed, is more than the
+    # --dry-run the docs suggest), without its random pause of up to 8 minutes.
+    renew = ["env", PEBBLE_TRUST, "certbot", "renew", "--no-random-sleep-on-renew"]
+    with m.load(options=https.client) as load:
+        load.wait_ok(50)
+        started = time.monotonic()
+        forced = m.run([*renew, "--force-renewal"], timeout=300)
+        elapsed = time.monotonic() - started
+        load.more(100)
+        result = load.stop()
+    print(f"\ncertbot renew --force-renewal ({elapsed:.1f}s) under https load:"
+          f" sent {result['sent']}, failed {result['failed']}\n{forced.stdout}")  # fmt: skip
+    assert "Reloading nginx server after certificate renewal" in forced.stdout, forced.stdout
+    assert "all renewals succeeded" in forced.stdout, forced.stdout
+    after = m.sh(serial)
+    assert after != before, after  # the renewed certificate is the one served
+    assert result["failed"] == 0, result["errors"]
+
+
+def test_install_host_with_a_certificate_of_ones_own(host: Host, https: Https) -> None:
+    """--tls-cert/--tls-key, for who cannot use ACME: the same https site, with a certificate
+    from a CA the suite makes (a company CA, say); kept by later runs until --no-tls."""
+    m = host.machine
+    ca = make_ca(host.src / "company", "Example Corp Issuing CA")
+    cert, key = issue(ca, "blog", [NAME], ocsp="http://127.0.0.1:8888")
+    # The file a company CA hands out: the certificate, then its chain.
+    chain = cert.with_name("blog-chain.crt")
+    chain.write_text(cert.read_text() + ca.read_text())
+    start_ocsp_responder(m, cert, f"{SRC}/company", 8888)
+    own = ["--tls-cert", f"{SRC}/company/{chain.name}", "--tls-key", f"{SRC}/company/{key.name}"]
+    mismatched = m.run(install_as(NAME, *own[:3], f"{SRC}/tls/pebble.key"), check=False)
+    assert mismatched.returncode != 0 and "not a usable pair" in mismatched.stderr, mismatched
+    # certbot edited the site: --replace-site takes install-host's own again.
+    done = m.run(install_as(NAME, "--replace-site", *own), timeout=300)
+    assert f"flaskr runs at https://{NAME}/" in done.stdout, done.stdout
+    assert m.sh("stat -c '%a %U' /etc/flaskr/tls/flaskr.key") == "600 root"
+    assert_https_site(m, f"{SRC}/company/ca.pem", "Example Corp Issuing CA")
+    # This certificate names an OCSP responder: nginx fetches its answer (after the first
+    # handshake asks for it) and staples it, verified, to later handshakes.
+    deadline = time.monotonic() + 30
+    while "OCSP Response Status: successful" not in (
+        stapled := s_client(m, "-servername", NAME, "-status", "-CAfile", f"{SRC}/company/ca.pem")
+    ):
+        assert time.monotonic() < deadline, stapled
+        time.sleep(0.5)
+    assert "Cert Status: good" in stapled, stapled
+    # A later run without the options keeps https: the copy in /etc/flaskr/tls is the choice.
+    again = m.run(install_as(NAME), timeout=300)
+    assert "nothing changed" in again.stdout and f"runs at https://{NAME}/" in again.stdout
+    # --no-tls: http again.
+    off = m.run(install_as(NAME, "--no-tls"), timeout=300)
+    assert f"runs at http://{NAME}/" in off.stdout, off.stdout
+    assert m.sh("test -e /etc/flaskr/tls || echo gone") == "gone"

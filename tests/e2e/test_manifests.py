@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from flaskr.config import INSECURE_KEYS
-from tests.e2e.conftest import apt_install
+from tests.e2e.conftest import apt_install, free_port
+from tests.e2e.host_tls import issue, make_ca
 from tests.e2e.servers import ROOT
 
 DEPLOY = ROOT / "deploy"
@@ -164,25 +165,31 @@ def test_the_secret_template_holds_no_secret(resources: dict[str, dict]) -> None
 
 
 @pytest.fixture(scope="module")
-def compose_config(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    bin_dir = tool(tmp_path_factory, "podman-compose==1.6.0")
-    podman_compose = bin_dir / "podman-compose"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASKR_")}
+def compose_tool(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tool(tmp_path_factory, "podman-compose==1.6.0")
 
-    def config(**extra: str) -> subprocess.CompletedProcess:
-        # --env-file /dev/null: a developer's own deploy/.env must not change the outcome.
-        return subprocess.run(
-            [str(podman_compose), "--env-file", "/dev/null", "-f", str(DEPLOY / "compose.yaml"),
-             "config"],
-            capture_output=True, text=True, check=False, timeout=120, env={**env, **extra},
-        )  # fmt: skip
 
-    missing = config()
+def compose_config_of(bin_dir: Path, files: list[str], **env: str) -> subprocess.CompletedProcess:
+    """`podman-compose -f FILE... config` with only ``env`` of the FLASKR_ variables set."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FLASKR_")}, **env}
+    # --env-file /dev/null: a developer's own deploy/.env must not change the outcome.
+    return subprocess.run(
+        [str(bin_dir / "podman-compose"), "--env-file", "/dev/null",
+         *(f"-f{DEPLOY / name}" for name in files), "config"],
+        capture_output=True, text=True, check=False, timeout=120, env=env,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def compose_config(compose_tool: Path) -> dict:
+    missing = compose_config_of(compose_tool, ["compose.yaml"])
     assert missing.returncode != 0
     assert "FLASKR_DB_PASSWORD" in missing.stderr, missing.stderr[-2000:]
-    done = config(FLASKR_DB_PASSWORD="not-a-real-password")
+    done = compose_config_of(
+        compose_tool, ["compose.yaml"], FLASKR_DB_PASSWORD="not-a-real-password"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    (parsed,) = load_yaml(bin_dir, done.stdout)
+    (parsed,) = load_yaml(compose_tool, done.stdout)
     return parsed
 
 
@@ -231,10 +238,12 @@ def test_compose_file_parses_and_scales_out(compose_config: dict) -> None:
     assert target == "/etc/nginx/templates/default.conf.template"
 
 
-def test_compose_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
-    """The template as the nginx image renders it, checked by Debian's nginx. Two changes
-    for a machine without compose's DNS: the replicas' name becomes 127.0.0.1, and an nginx
-    older than 1.27.3 (the image has 1.28) loses the upstream's ``resolve`` flag."""
+def render_compose_nginx(tmp_path: Path, tls: bool) -> tuple[str, Path]:
+    """compose/nginx.conf (and with ``tls`` compose/tls.conf, a certificate the test makes and
+    deploy/nginx/flaskr-tls.conf) as the nginx image renders and mounts them, into a main
+    config for Debian's nginx. Changes for a machine without compose's DNS: the replicas'
+    name becomes 127.0.0.1, and an nginx older than 1.27.3 (the image has 1.28) loses the
+    upstream's ``resolve`` flag. Returns the nginx binary and the main config."""
     apt_install("nginx", commands=("nginx",))
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     template = (DEPLOY / "compose" / "nginx.conf").read_text()
@@ -247,6 +256,17 @@ def test_compose_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
     assert found, version
     if tuple(map(int, found.groups())) < (1, 27, 3):
         rendered = rendered.replace(" resolve ", " ")
+    (tmp_path / "flaskr-tls").mkdir()
+    rendered = rendered.replace("/etc/nginx/conf.d/flaskr-tls/", f"{tmp_path}/flaskr-tls/")
+    if tls:
+        cert, key = issue(make_ca(tmp_path / "tls", "compose test CA"), "site", ["flaskr.test"])
+        conf = (DEPLOY / "compose" / "tls.conf").read_text()
+        conf = conf.replace("${FLASKR_HTTPS_PORT}", "8443")
+        assert "${" not in conf
+        conf = conf.replace("/etc/nginx/tls/cert.pem", str(cert))
+        conf = conf.replace("/etc/nginx/tls/key.pem", str(key))
+        conf = conf.replace("/etc/nginx/snippets/", f"{DEPLOY}/nginx/")
+        (tmp_path / "flaskr-tls" / "tls.conf").write_text(conf)
     (tmp_path / "default.conf").write_text(rendered)
     (tmp_path / "nginx.conf").write_text(
         ("user www-data;\n" if os.geteuid() == 0 else "") + f"pid {tmp_path}/nginx.pid;\n"
@@ -254,9 +274,87 @@ def test_compose_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
         "events {}\n"
         f"http {{ access_log off; include {tmp_path}/default.conf; }}\n"
     )
+    return nginx, tmp_path / "nginx.conf"
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_compose_nginx_config_passes_nginx_t(tmp_path: Path, tls: bool) -> None:
+    """The template as the nginx image renders it (with compose.tls.yaml's https or without),
+    checked by Debian's nginx."""
+    nginx, conf = render_compose_nginx(tmp_path, tls)
     done = subprocess.run(
-        [nginx, "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path), "-e",
-         str(tmp_path / "error.log")],
+        [nginx, "-t", "-c", str(conf), "-p", str(tmp_path), "-e", str(tmp_path / "error.log")],
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+def test_compose_tls_override_mounts_the_certificate(
+    compose_tool: Path, compose_config: dict
+) -> None:
+    """deploy/compose.tls.yaml on top of compose.yaml: port 443 published, the certificate,
+    its settings and the https server template mounted into nginx, nothing else changed."""
+    files = ["compose.yaml", "compose.tls.yaml"]
+    password = {"FLASKR_DB_PASSWORD": "not-a-real-password"}
+    missing = compose_config_of(compose_tool, files, **password)
+    assert missing.returncode != 0 and "FLASKR_TLS_CERT" in missing.stderr, missing.stderr[-2000:]
+    cert = {"FLASKR_TLS_CERT": "/srv/tls/blog.crt", "FLASKR_TLS_KEY": "/srv/tls/blog.key"}
+    done = compose_config_of(compose_tool, files, **password, **cert)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (merged,) = load_yaml(compose_tool, done.stdout)
+    lb = merged["services"]["nginx"]
+    assert sorted(lb["ports"]) == ["8080:80", "8443:443"]
+    assert lb["environment"]["FLASKR_HTTPS_PORT"] == "8443"
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in lb["volumes"]}
+    assert mounts["/etc/nginx/tls/cert.pem"] == "/srv/tls/blog.crt"
+    assert mounts["/etc/nginx/tls/key.pem"] == "/srv/tls/blog.key"
+    templates = "/etc/nginx/templates/"
+    assert (DEPLOY / mounts[templates + "default.conf.template"]).resolve() == (
+        DEPLOY / "compose" / "nginx.conf"
+    )
+    assert (DEPLOY / mounts[templates + "flaskr-tls/tls.conf.template"]).resolve() == (
+        DEPLOY / "compose" / "tls.conf"
+    )
+    assert (DEPLOY / mounts["/etc/nginx/snippets/flaskr-tls.conf"]).resolve() == (
+        DEPLOY / "nginx" / "flaskr-tls.conf"
+    )
+    others = {k: v for k, v in merged["services"].items() if k != "nginx"}
+    assert others == {k: v for k, v in compose_config["services"].items() if k != "nginx"}
+
+
+def test_compose_nginx_serves_https_with_the_mounted_certificate(tmp_path: Path) -> None:
+    """The rendered https config run for real (on free loopback ports instead of 80 and 443):
+    nginx's own answer over https with HTTP/2 and HSTS, and http redirected to https."""
+    nginx, conf = render_compose_nginx(tmp_path, tls=True)
+    http_port, https_port = free_port(), free_port()
+    for path in (tmp_path / "default.conf", tmp_path / "flaskr-tls" / "tls.conf"):
+        text = re.sub(r"^\s*listen \[::\].*\n", "", path.read_text(), flags=re.M)
+        text = text.replace("listen 80 ", f"listen 127.0.0.1:{http_port} ")
+        path.write_text(text.replace("listen 443 ", f"listen 127.0.0.1:{https_port} "))
+    command = [nginx, "-c", str(conf), "-p", str(tmp_path), "-e", str(tmp_path / "error.log")]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    try:
+        ca = tmp_path / "tls" / "ca.pem"
+        url = f"https://flaskr.test:{https_port}/nginx-health"
+        resolve = f"flaskr.test:{https_port}:127.0.0.1"
+        head = subprocess.run(
+            ["curl", "-sSI", "--retry", "20", "--retry-connrefused", "--retry-delay", "1",
+             "--max-time", "20", "--cacert", str(ca), "--resolve", resolve, url],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout.lower()  # fmt: skip
+        assert head.startswith("http/2 200"), head
+        assert "strict-transport-security: max-age=63072000" in head, head
+        plain = subprocess.run(
+            ["curl", "-sSI", f"http://127.0.0.1:{http_port}/2?page=1"],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout  # fmt: skip
+        assert plain.startswith("HTTP/1.1 301"), plain
+        assert "Location: https://127.0.0.1:8443/2?page=1" in plain, plain
+        assert "strict-transport-security" not in plain.lower()  # not over http
+        health = subprocess.run(
+            ["curl", "-sS", f"http://127.0.0.1:{http_port}/nginx-health"],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout  # fmt: skip
+        assert health == "ok\n"  # the compose healthcheck still answers over http
+    finally:
+        subprocess.run([*command, "-s", "quit"], check=False, capture_output=True, timeout=60)

@@ -1,0 +1,106 @@
+"""Certificates and an ACME server for the https tests of tests/e2e/test_host.py.
+
+A certificate authority of the suite's own (openssl on the CI host), standing in for a
+company CA (``install-host --tls-cert``) and for the one that signs pebble's own https
+listener; and pebble, Let's Encrypt's test ACME server (Debian's package), run inside the
+machine as a transient systemd unit that stops by itself, so certbot gets real certificates
+after a real http-01 validation through the machine's nginx.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from pathlib import Path
+
+from tests.e2e.host_machine import Machine, MachineError
+
+PEBBLE_DIR = "https://127.0.0.1:14000/dir"
+PEBBLE_ROOTS = "https://127.0.0.1:15000/roots/0"
+
+
+def openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+def make_ca(folder: Path, name: str) -> Path:
+    """A self-signed CA valid for two days; its key sits beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca = folder / "ca.pem"
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-days", "2", "-subj", f"/CN={name}", "-keyout", str(folder / "ca.key"),
+            "-out", str(ca))  # fmt: skip
+    return ca
+
+
+def issue(
+    ca: Path, stem: str, names: list[str], ips: tuple[str, ...] = (), ocsp: str = ""
+) -> tuple[Path, Path]:
+    """A server certificate for ``names`` signed by ``ca`` (naming ``ocsp`` as its OCSP
+    responder, if given): (certificate, key)."""
+    folder = ca.parent
+    cert, key, csr = (folder / f"{stem}.{ext}" for ext in ("crt", "key", "csr"))
+    san = ",".join([*(f"DNS:{n}" for n in names), *(f"IP:{ip}" for ip in ips)])
+    ext = f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n"
+    if ocsp:
+        ext += f"authorityInfoAccess=OCSP;URI:{ocsp}\n"
+    (folder / f"{stem}.ext").write_text(ext)
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-subj", f"/CN={names[0]}", "-keyout", str(key), "-out", str(csr))  # fmt: skip
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(folder / "ca.key"),
+            "-CAcreateserial", "-days", "2", "-extfile", str(folder / f"{stem}.ext"),
+            "-out", str(cert))  # fmt: skip
+    return cert, key
+
+
+def start_pebble(machine: Machine, certs: str, out: str) -> None:
+    """pebble on the machine's 127.0.0.1:14000 (ACME) and :15000 (its roots), validating
+    http-01 on port 80 (nginx), with ``certs``/pebble.{crt,key} as its own https certificate.
+    Its issuing root, made afresh at each start, is written to ``out`` in the machine."""
+    config = {
+        "pebble": {
+            "listenAddress": "127.0.0.1:14000",
+            "managementListenAddress": "127.0.0.1:15000",
+            "certificate": f"{certs}/pebble.crt",
+            "privateKey": f"{certs}/pebble.key",
+            "httpPort": 80,
+            "tlsPort": 5001,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": False,
+        }
+    }
+    # NOSLEEP: no random pause before validating; NONCEREJECT=0: no deliberately bad nonces.
+    machine.sh(
+        f"mkdir -p /etc/pebble && echo {shlex.quote(json.dumps(config))} > /etc/pebble/config.json"
+        " && systemd-run --quiet --unit=pebble --property=RuntimeMaxSec=900"
+        " --setenv=PEBBLE_VA_NOSLEEP=1 --setenv=PEBBLE_WFE_NONCEREJECT=0"
+        " /usr/bin/pebble -config /etc/pebble/config.json"
+    )
+    fetch = f"curl -sSf --cacert {certs}/ca.pem -o {out} {PEBBLE_ROOTS}"
+    done = machine.run(
+        ["sh", "-c", f"for i in $(seq 100); do {fetch} 2>/dev/null && exit 0; sleep 0.1; done;"
+         f" {fetch}"],
+        check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise MachineError(f"pebble did not come up: {done.stderr}\n" + machine.sh(
+            "journalctl -u pebble -n 20 --no-pager", check=False))  # fmt: skip
+
+
+def start_ocsp_responder(machine: Machine, cert: Path, folder: str, port: int) -> None:
+    """openssl's OCSP responder in the machine on ``port``, answering "good" for ``cert``,
+    signed by its CA (ca.pem, ca.key in ``folder``, the machine's view of cert's folder)."""
+    found = subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-noout", "-serial", "-enddate", "-dateopt", "iso_8601"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    serial = found.split("serial=")[1].split()[0]
+    end = found.split("notAfter=")[1].strip()  # 2026-12-02 14:40:01Z
+    expiry = end[2:4] + end[5:7] + end[8:10] + end[11:13] + end[14:16] + end[17:19] + "Z"
+    (cert.parent / "index.txt").write_text(f"V\t{expiry}\t\t{serial}\tunknown\t/CN=site\n")
+    machine.run(
+        ["systemd-run", "--quiet", "--unit=ocsp", "--property=RuntimeMaxSec=900", "openssl",
+         "ocsp", "-index", f"{folder}/index.txt", "-port", str(port), "-CA", f"{folder}/ca.pem",
+         "-rsigner", f"{folder}/ca.pem", "-rkey", f"{folder}/ca.key", "-nmin", "5"]
+    )  # fmt: skip
