@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
+
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
 from werkzeug.security import generate_password_hash
 
-from flaskr.db import db
+from flaskr.db import db, require_schema
 from flaskr.models import Post, Tag, User, post_tag
 
 DEMO_TAGS = ["flask", "python", "gunicorn", "containers", "systemd"]
@@ -20,6 +22,7 @@ DEMO_TAGS = ["flask", "python", "gunicorn", "containers", "systemd"]
 @click.password_option()
 def create_user_command(username: str, password: str) -> None:
     """Create a user who can log in at once."""
+    require_schema()
     if db.session.scalar(select(User.id).where(User.username == username)) is not None:
         raise click.ClickException(f"User {username} is already registered.")
     db.session.add(User(username=username, password=generate_password_hash(password)))
@@ -31,12 +34,23 @@ def create_user_command(username: str, password: str) -> None:
 @with_appcontext
 @click.option("--posts", default=20, show_default=True, help="How many posts to add.")
 @click.option("--author", default="demo", show_default=True, help="Who writes them.")
-def seed_command(posts: int, author: str) -> None:
+@click.option("--password", help="The author's password if new (default: random, printed).")
+@click.option("--force", is_flag=True, help="Seed although the app is not in debug mode.")
+def seed_command(posts: int, author: str, password: str | None, force: bool) -> None:
     """Add demo posts (titles 'Post N', tagged), in batches so 100,000 take seconds."""
+    if not (current_app.debug or force):
+        # The demo author can log in: on a real site that is an account nobody asked for.
+        raise click.ClickException(
+            "seed adds demo posts by a user who can log in, so it runs in debug mode only "
+            "(flask --app flaskr --debug seed) or with --force."
+        )
+    require_schema()
     user = db.session.scalar(select(User).where(User.username == author))
     if user is None:
-        user = User(username=author, password=generate_password_hash(author))
+        password = password or secrets.token_urlsafe(12)
+        user = User(username=author, password=generate_password_hash(password))
         db.session.add(user)
+        click.echo(f"Created user {author} with password {password}")
     for name in DEMO_TAGS:
         if db.session.scalar(select(Tag.id).where(Tag.name == name)) is None:
             db.session.add(Tag(name=name))
@@ -73,6 +87,7 @@ def seed_command(posts: int, author: str) -> None:
 @click.option("--revoke", is_flag=True, help="Take the admin right away instead.")
 def make_admin_command(username: str, revoke: bool) -> None:
     """Let a user see the operator pages (or stop them, with --revoke)."""
+    require_schema()
     user = db.session.scalar(select(User).where(User.username == username))
     if user is None:
         raise click.ClickException(f"No user named {username}.")
@@ -82,6 +97,9 @@ def make_admin_command(username: str, revoke: bool) -> None:
 
 
 def init_app(app: Flask) -> None:
+    from flaskr import copy_db
+
+    copy_db.init_app(app)
     app.cli.add_command(make_admin_command)
     app.cli.add_command(create_user_command)
     app.cli.add_command(seed_command)

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,8 +43,10 @@ def test_secret_key_file(tmp_path: Path, monkeypatch) -> None:
 
 def test_unreadable_secret_key_file_says_which(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("FLASKR_SECRET_KEY_FILE", str(tmp_path / "missing"))
-    with pytest.raises(ConfigError, match="missing"):
+    with pytest.raises(ConfigError, match="missing") as raised:
         create_app()
+    message = str(raised.value)
+    assert f"as uid {os.getuid()}" in message and f"chmod 0444 {tmp_path / 'missing'}" in message
 
 
 def test_secret_key_from_systemd_credential(tmp_path: Path, monkeypatch) -> None:
