@@ -56,7 +56,14 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         app.config.from_mapping(test_config)
 
     _merge_engine_options(app)
-    _load_secret_key(app)
+    try:
+        _load_secret_key(app)
+    except ConfigError as e:
+        if _is_cli_command():  # `init-db` at a container's start: one line saying why
+            from flaskr.logs import fail
+
+            fail(app, str(e))
+        raise
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app)
     if not (app.debug or app.testing or _is_cli_command()):
         check_secret_key(app.config["SECRET_KEY"])

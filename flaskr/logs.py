@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 import uuid
+from typing import NoReturn
 
 import click
 from flask import Flask, current_app, g, has_request_context, request
@@ -59,6 +60,18 @@ def echo(message: str) -> None:
         current_app.logger.info(message)
     else:
         click.echo(message)
+
+
+def fail(app: Flask, message: str) -> NoReturn:
+    """A command's fatal error before the app exists (at a container's start, say): one JSON
+    line where the output is logs, else click's plain "Error: ..." line."""
+    if for_logs(app):
+        record = logging.makeLogRecord(
+            {"name": app.name, "levelname": "CRITICAL", "levelno": logging.CRITICAL, "msg": message}
+        )
+        print(json_formatter().format(record), file=sys.stderr, flush=True)
+        raise SystemExit(1)
+    raise click.ClickException(message)
 
 
 def json_root_handlers() -> None:
