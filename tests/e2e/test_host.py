@@ -303,6 +303,8 @@ def test_an_upgrade_keeps_the_server_name_it_was_installed_with(host: Host) -> N
     done = m.run(upgrade, timeout=300)
     print(f"\nupgrade without the name:\n{done.stdout}")
     assert "reloading flaskr" in done.stdout and f"server names: {NAME})" in done.stdout
+    # Migrated through `sudo flaskr`, with the service's settings (a drop-in's database too).
+    assert "install-host:   The database is up to date.\n" in done.stdout
     assert "changed too" not in done.stdout and "managed by Certbot" in m.sh(f"cat {SITE}")
     assert m.client("get", f"/static/{marker}", NAME)["status"] == 200
     assert m.client("get", "/healthz", "localhost") == {"error": "RemoteDisconnected"}
