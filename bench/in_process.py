@@ -132,7 +132,7 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
         cmd = [sys.executable, "-c", code]
         subprocess.run(cmd, cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, check=True)  # noqa: S603
         return
-    flask_cmd(env, "seed", "--posts", str(args.posts))
+    flask_cmd(env, "seed", "--force", "--password", "demo", "--posts", str(args.posts))
     if args.search_index:
         search_index(scratch / "flaskr.sqlite", args.requests)
         return

@@ -424,7 +424,7 @@ def flask_cmd(env: dict[str, str], *args: str) -> str:
 
 def seed(env: dict[str, str], posts: int) -> None:
     if posts > 0:
-        flask_cmd(env, "seed", "--posts", str(posts))
+        flask_cmd(env, "seed", "--force", "--password", "demo", "--posts", str(posts))
 
 
 def add_needle(env: dict[str, str]) -> dict[str, int]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
+
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
 from werkzeug.security import generate_password_hash
 
 from flaskr.auth import find_user
-from flaskr.db import db
+from flaskr.db import db, require_schema
 from flaskr.forms import PASSWORD_MAX, PASSWORD_MIN, USERNAME_MAX, USERNAME_PATTERN
 from flaskr.models import Post, Tag, User, post_tag
 
@@ -18,6 +20,7 @@ DEMO_TAGS = ["flask", "python", "gunicorn", "containers", "systemd"]
 
 def named_user(username: str) -> User:
     """The account called ``username`` (whatever its case), or the command fails."""
+    require_schema()
     user = find_user(username)
     if user is None:
         raise click.ClickException(f"No user named {username}.")
@@ -30,6 +33,7 @@ def named_user(username: str) -> User:
 @click.password_option()
 def create_user_command(username: str, password: str) -> None:
     """Create a user who can log in at once."""
+    require_schema()
     if len(username) > USERNAME_MAX or not USERNAME_PATTERN.match(username):
         raise click.ClickException(
             f"A username is 1 to {USERNAME_MAX} of A-Z, a-z, 0-9, '.', '-' and '_'."
@@ -47,12 +51,23 @@ def create_user_command(username: str, password: str) -> None:
 @with_appcontext
 @click.option("--posts", default=20, show_default=True, help="How many posts to add.")
 @click.option("--author", default="demo", show_default=True, help="Who writes them.")
-def seed_command(posts: int, author: str) -> None:
+@click.option("--password", help="The author's password if new (default: random, printed).")
+@click.option("--force", is_flag=True, help="Seed although the app is not in debug mode.")
+def seed_command(posts: int, author: str, password: str | None, force: bool) -> None:
     """Add demo posts (titles 'Post N', tagged), in batches so 100,000 take seconds."""
+    if not (current_app.debug or force):
+        # The demo author can log in: on a real site that is an account nobody asked for.
+        raise click.ClickException(
+            "seed adds demo posts by a user who can log in, so it runs in debug mode only "
+            "(flask --app flaskr --debug seed) or with --force."
+        )
+    require_schema()
     user = db.session.scalar(select(User).where(User.username == author))
     if user is None:
-        user = User(username=author, password=generate_password_hash(author))
+        password = password or secrets.token_urlsafe(12)
+        user = User(username=author, password=generate_password_hash(password))
         db.session.add(user)
+        click.echo(f"Created user {author} with password {password}")
     for name in DEMO_TAGS:
         if db.session.scalar(select(Tag.id).where(Tag.name == name)) is None:
             db.session.add(Tag(name=name))
@@ -96,6 +111,9 @@ def make_admin_command(username: str, revoke: bool) -> None:
 
 
 def init_app(app: Flask) -> None:
+    from flaskr import copy_db
+
+    copy_db.init_app(app)
     app.cli.add_command(make_admin_command)
     app.cli.add_command(create_user_command)
     app.cli.add_command(seed_command)

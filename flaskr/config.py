@@ -63,7 +63,14 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         app.config.from_mapping(test_config)
 
     _merge_engine_options(app)
-    _load_secret_key(app)
+    try:
+        _load_secret_key(app)
+    except ConfigError as e:
+        if _is_cli_command():  # `init-db` at a container's start: one line saying why
+            from flaskr.logs import fail
+
+            fail(app, str(e))
+        raise
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app)
     if app.config.get("ADMINS") and not _is_cli_command():
         raise ConfigError(
@@ -93,7 +100,12 @@ def _load_secret_key(app: Flask) -> None:
         try:
             app.config["SECRET_KEY"] = Path(path).read_text().strip()
         except OSError as e:
-            raise ConfigError(f"flaskr: cannot read the secret key file {path}: {e}") from e
+            raise ConfigError(
+                f"flaskr: cannot read the secret key file {path} ({e.strerror}) as uid "
+                f"{os.getuid()}, the user this app runs as. Fix: make it readable by that user, "
+                f"for example `chmod 0444 {path}` with its folder private to you, or "
+                f"`chown {os.getuid()} {path}`; or name another file in FLASKR_SECRET_KEY_FILE."
+            ) from e
 
 
 def _credential_path() -> str | None:
@@ -126,7 +138,11 @@ def database_url(app: Flask) -> str:
     url = app.config.get("DATABASE_URL") or os.environ.get("DATABASE_URL")
     if not url:
         return "sqlite:///" + os.path.join(app.instance_path, "flaskr.sqlite")
-    # Hosting platforms hand out postgres:// URLs; SQLAlchemy wants a driver named.
+    return with_driver(url)
+
+
+def with_driver(url: str) -> str:
+    """Hosting platforms hand out postgres:// URLs; SQLAlchemy wants a driver named."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]

@@ -16,6 +16,8 @@ from sqlalchemy import MetaData, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from flaskr.logs import echo
+
 #: Constraint names that Alembic can find again on every backend.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -87,6 +89,24 @@ def schema_revision() -> str | None:
         return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
+def require_schema() -> None:
+    """Stop a command that needs the tables when the database has none, and say how to fix it,
+    instead of a traceback ("no such table"). An SQLite file that does not exist is not created
+    by looking: a command run from the wrong folder leaves no stray empty database behind."""
+    url = db.engine.url
+    where = url.render_as_string(hide_password=True)
+    fix = (
+        "Commands must run with the site's settings: on a host set up by install-host, "
+        "`sudo flaskr COMMAND`; in the container, `scripts/container flask COMMAND`. "
+        "A new database gets its tables with `flask --app flaskr init-db`."
+    )
+    file = url.database if url.get_backend_name() == "sqlite" else None
+    if file and file != ":memory:" and not os.path.exists(file):
+        raise click.ClickException(f"there is no database at {url.database}. {fix}")
+    if schema_revision() is None:
+        raise click.ClickException(f"the database {where} has no flaskr tables yet. {fix}")
+
+
 @contextmanager
 def migration_lock() -> Iterator[None]:
     """Hold a lock shared by every instance, so containers starting together migrate once."""
@@ -156,6 +176,6 @@ def init_db_command(drop: bool, yes: bool) -> None:
         if not yes:
             click.confirm("Delete every user, post and image?", abort=True)
         drop_all()
-        click.echo("Dropped all tables.")
-    click.echo(upgrade_schema())
+        echo("Dropped all tables.")
+    echo(upgrade_schema())
     current_app.logger.debug("schema at %s", schema_revision())

@@ -49,7 +49,7 @@ def child_exit(server, worker):  # noqa: ARG001 - gunicorn's hook signature
         multiprocess.mark_process_dead(worker.pid)
 
 
-def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
+def on_starting(server):
     """Apply migrations before any worker starts, when FLASKR_MIGRATE_ON_START=1 (the image
     sets it). A child process does it, so the master never imports the app and a HUP still
     loads new code; init-db takes a lock, so containers starting together migrate once."""
@@ -79,7 +79,12 @@ def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
     if stop:
         raise SystemExit(0)
     if done.returncode != 0:
-        raise SystemExit(f"flaskr: migrations failed (exit {done.returncode}); not starting")
+        # Through gunicorn's logger: a JSON line like every other one in the logs.
+        server.log.error(
+            "flaskr: migrations failed (exit %s; the reason is above); not starting",
+            done.returncode,
+        )
+        raise SystemExit(1)
 
 
 if os.environ.get("FLASKR_LOG_FORMAT", "json") == "json":

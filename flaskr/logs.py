@@ -7,8 +7,10 @@ import logging
 import re
 import sys
 import uuid
+from typing import NoReturn
 
-from flask import Flask, g, has_request_context, request
+import click
+from flask import Flask, current_app, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 from werkzeug.wrappers import Response
 
@@ -41,10 +43,47 @@ def json_formatter() -> JsonFormatter:
     )
 
 
+def wants_json(app: Flask) -> bool:
+    """JSON lines, unless FLASKR_LOG_FORMAT=text or in tests and debugging."""
+    return app.config.get("LOG_FORMAT", "json") == "json" and not (app.testing or app.debug)
+
+
+def for_logs(app: Flask) -> bool:
+    """Whether a command's output goes to a deployment's logs (a container starting, a pipe
+    into the journal) rather than to a person at a terminal: then it is JSON like the rest."""
+    return wants_json(app) and not sys.stdout.isatty()
+
+
+def echo(message: str) -> None:
+    """A command's message, as one JSON log line where the output is logs, else plain text."""
+    if for_logs(current_app):
+        current_app.logger.info(message)
+    else:
+        click.echo(message)
+
+
+def fail(app: Flask, message: str) -> NoReturn:
+    """A command's fatal error before the app exists (at a container's start, say): one JSON
+    line where the output is logs, else click's plain "Error: ..." line."""
+    if for_logs(app):
+        record = logging.makeLogRecord(
+            {"name": app.name, "levelname": "CRITICAL", "levelno": logging.CRITICAL, "msg": message}
+        )
+        print(json_formatter().format(record), file=sys.stderr, flush=True)
+        raise SystemExit(1)
+    raise click.ClickException(message)
+
+
+def json_root_handlers() -> None:
+    """Alembic's own handlers (its alembic.ini) write JSON too."""
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(json_formatter())
+
+
 def init_app(app: Flask) -> None:
     """Log as JSON to stdout, unless FLASKR_LOG_FORMAT=text or in tests and debugging."""
     app.after_request(add_request_id_header)
-    if app.config.get("LOG_FORMAT", "json") != "json" or app.testing or app.debug:
+    if not wants_json(app):
         return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(json_formatter())

@@ -1,8 +1,13 @@
+import re
+import sqlite3
+
 import pytest
 from sqlalchemy import func, select
 
+from flaskr import create_app
 from flaskr.db import db
 from flaskr.models import Post, Tag, User, post_tag
+from tests.conftest import config_for
 
 
 def test_create_user(runner, client, app) -> None:
@@ -30,9 +35,14 @@ def test_create_user_refuses(runner, username, password, message) -> None:
 
 
 def test_seed(runner, client, app) -> None:
-    result = runner.invoke(args=["seed", "--posts", "12"])
+    result = runner.invoke(args=["seed", "--force", "--posts", "12"])
     assert "Added 12 posts by demo." in result.output
-    runner.invoke(args=["seed", "--posts", "3"])
+    password = re.search(r"Created user demo with password (\S+)", result.output)
+    assert password and password[1] != "demo" and len(password[1]) >= 16
+    again = runner.invoke(args=["seed", "--force", "--posts", "3", "--password", "other-pw"])
+    assert "Created user" not in again.output  # the author exists: its password stays
+    response = client.post("/auth/login", data={"username": "demo", "password": password[1]})
+    assert response.headers["Location"] == "/"
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Post)) == 16
         assert db.session.scalar(select(func.count()).select_from(post_tag)) == 15
@@ -41,6 +51,31 @@ def test_seed(runner, client, app) -> None:
         titles = db.session.scalars(select(Post.title).order_by(Post.id)).all()
     assert titles[-1] == "Post 16"
     assert b"Post 16" in client.get("/").data
+
+
+def test_seed_refuses_outside_debug_mode(runner, app, monkeypatch) -> None:
+    refused = runner.invoke(args=["seed"])
+    assert refused.exit_code == 1 and "debug mode only" in refused.output
+    monkeypatch.setenv("FLASK_DEBUG", "1")  # what `flask --debug` sets
+    given = runner.invoke(args=["seed", "--posts", "1", "--author", "eve", "--password", "pw"])
+    assert "Created user eve with password pw" in given.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Post)) == 2
+
+
+@pytest.mark.parametrize("command", [["create-user", "a", "--password", "p"], ["make-admin", "a"]])
+def test_commands_on_a_missing_database_create_none(tmp_path, command) -> None:
+    missing = tmp_path / "instance" / "flaskr.sqlite"
+    app = create_app(config_for(tmp_path, DATABASE_URL=f"sqlite:///{missing}"))
+    result = app.test_cli_runner().invoke(args=command)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"there is no database at {missing}" in result.output
+    assert "sudo flaskr COMMAND" in result.output and "init-db" in result.output
+    assert not missing.exists()
+    # A database file without flaskr's tables (made by hand, or by an old mistake) is named too.
+    sqlite3.connect(missing).close()
+    result = app.test_cli_runner().invoke(args=["seed", "--force"])
+    assert result.exit_code == 1 and "has no flaskr tables yet" in result.output
 
 
 def test_make_admin(runner, app) -> None:

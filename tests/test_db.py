@@ -30,6 +30,10 @@ CREATE TABLE post (
 """
 
 
+#: A production app (not TESTING) whose command output is plain text, as at a terminal.
+TEXT_LOGS = {"SECRET_KEY": "s" * 32, "LOG_FORMAT": "text"}
+
+
 def tutorial_database(path: Path) -> None:
     """What `flask --app flaskr init-db` of the tutorial leaves, plus some posts."""
     connection = sqlite3.connect(path)
@@ -46,7 +50,7 @@ def test_tutorial_database_upgrades_in_place(tmp_path: Path) -> None:
     instance = tmp_path / "instance"
     instance.mkdir()
     tutorial_database(instance / "flaskr.sqlite")
-    app = create_app({"SECRET_KEY": "s" * 32})
+    app = create_app(TEXT_LOGS)
     result = app.test_cli_runner().invoke(args=["init-db"])
     assert "Upgraded the Flask tutorial's database in place." in result.output
     with app.app_context():
@@ -76,7 +80,7 @@ def test_tutorial_database_upgrades_in_place(tmp_path: Path) -> None:
 
 
 def test_init_db_creates_then_keeps_data(tmp_path: Path) -> None:
-    app = create_app({"SECRET_KEY": "s" * 32})
+    app = create_app(TEXT_LOGS)
     runner = app.test_cli_runner()
     assert "Initialized the database." in runner.invoke(args=["init-db"]).output
     with app.app_context():
@@ -88,7 +92,7 @@ def test_init_db_creates_then_keeps_data(tmp_path: Path) -> None:
 
 
 def test_init_db_drop_asks_first(tmp_path: Path) -> None:
-    app = create_app({"SECRET_KEY": "s" * 32})
+    app = create_app(TEXT_LOGS)
     runner = app.test_cli_runner()
     runner.invoke(args=["init-db"])
     with app.app_context():

@@ -1,8 +1,12 @@
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from flask.cli import FlaskGroup
 
 from flaskr import create_app
 from flaskr.config import ConfigError
@@ -42,8 +46,10 @@ def test_secret_key_file(tmp_path: Path, monkeypatch) -> None:
 
 def test_unreadable_secret_key_file_says_which(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("FLASKR_SECRET_KEY_FILE", str(tmp_path / "missing"))
-    with pytest.raises(ConfigError, match="missing"):
+    with pytest.raises(ConfigError, match="missing") as raised:
         create_app()
+    message = str(raised.value)
+    assert f"as uid {os.getuid()}" in message and f"chmod 0444 {tmp_path / 'missing'}" in message
 
 
 def test_secret_key_from_systemd_credential(tmp_path: Path, monkeypatch) -> None:
@@ -146,3 +152,21 @@ print(sorted({{m.split(".")[0] for m in sys.modules}} & {{"alembic", "flask_migr
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_a_command_says_why_the_key_is_unreadable_in_one_line(
+    tmp_path: Path, monkeypatch, log_format: str
+) -> None:
+    """`init-db` at a container's start: the log shows the file and the fix, not a traceback,
+    as a JSON line when the logs are JSON."""
+    monkeypatch.setenv("FLASKR_SECRET_KEY_FILE", str(tmp_path / "missing"))
+    monkeypatch.setenv("FLASKR_LOG_FORMAT", log_format)
+    result = CliRunner().invoke(FlaskGroup(create_app=create_app), ["init-db"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    why = f"flaskr: cannot read the secret key file {tmp_path / 'missing'}"
+    if log_format == "json":
+        [line] = result.output.splitlines()
+        assert json.loads(line)["message"].startswith(why)
+    else:
+        assert f"Error: {why}" in result.output

@@ -3,7 +3,7 @@ import logging
 
 from pythonjsonlogger.json import JsonFormatter
 
-from flaskr import logs
+from flaskr import create_app, logs
 from tests.conftest import make_app
 
 
@@ -53,3 +53,15 @@ def test_filter_outside_requests_adds_nothing() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
     assert logs.RequestIdFilter().filter(record)
     assert not hasattr(record, "request_id")
+
+
+def test_init_db_writes_only_json_lines_into_a_deployments_logs(tmp_path, capfd) -> None:
+    """A container migrating at start writes into `docker logs`: every line, Alembic's and
+    init-db's own, is JSON there."""
+    app = create_app({"SECRET_KEY": "s" * 32})
+    result = app.test_cli_runner().invoke(args=["init-db"])
+    captured = capfd.readouterr()
+    lines = (result.output + captured.out + captured.err).splitlines()
+    records = [json.loads(line) for line in lines if line.strip()]
+    assert {r["logger"] for r in records} >= {"alembic.runtime.migration", "flaskr"}
+    assert "Initialized the database." in [r["message"] for r in records]

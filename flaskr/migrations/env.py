@@ -5,6 +5,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from flaskr.logs import for_logs, json_root_handlers
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -12,6 +14,8 @@ config = context.config
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.
 fileConfig(config.config_file_name, disable_existing_loggers=False)
+if for_logs(current_app):
+    json_root_handlers()  # one format in a deployment's logs
 logger = logging.getLogger("alembic.env")
 
 

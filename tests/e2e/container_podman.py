@@ -140,6 +140,7 @@ class Podman:
 
     def __post_init__(self) -> None:
         self.image = f"localhost/{self.prefix}:test"
+        self.previous = f"localhost/{self.prefix}:previous"  # what `upgrade` keeps
 
     def env(self, **settings: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASKR_", "CONTAINERS_"))}
@@ -153,10 +154,16 @@ class Podman:
         return env
 
     def script(
-        self, *args: str, timeout: float = 120, check: bool = True, **settings: str
+        self,
+        *args: str,
+        timeout: float = 120,
+        check: bool = True,
+        checkout: Path = ROOT,
+        **settings: str,
     ) -> subprocess.CompletedProcess[str]:
+        """Run scripts/container of ``checkout`` (this one, or a newer copy to upgrade to)."""
         done = subprocess.run(  # noqa: S603
-            self.ns.argv([str(SCRIPT), *args]),
+            self.ns.argv([str(checkout / "scripts" / "container"), *args]),
             env=self.env(**settings),
             capture_output=True,
             text=True,
@@ -203,7 +210,7 @@ class Podman:
             self.remove_container(name)
         for volume in sorted(self.volumes):
             self.podman("volume", "rm", "--force", volume, check=False)
-        self.podman("rmi", "--force", self.image, check=False)
+        self.podman("rmi", "--force", self.image, self.previous, check=False)
         # The build's intermediate layers: unnamed, so pruned (the tagged stand-in stays cached).
         self.podman("image", "prune", "--force", check=False)
 

@@ -540,7 +540,7 @@ def bench(seconds: int, connections: int, workers: int, posts: int) -> None:
             cwd=ROOT, env=env, check=True, capture_output=True,
         )  # fmt: skip
         subprocess.run(
-            [str(VENV_BIN / "flask"), "--app", "flaskr", "seed", "--posts", str(posts)],
+            [str(VENV_BIN / "flask"), "--app", "flaskr", "seed", "--force", "--posts", str(posts)],
             cwd=ROOT, env=env, check=True, capture_output=True,
         )  # fmt: skip
         fleet = Fleet(stack, workdir, env)

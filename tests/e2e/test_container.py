@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -260,12 +261,12 @@ def test_containers_starting_together_migrate_once(podman: Podman, image: str) -
             assert started.returncode == 0, err
         for port in ports:
             wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=90)
-        logs = [podman.script("logs", FLASKR_CONTAINER=n).stdout for n in names]
+        logs = [podman.script("logs", FLASKR_CONTAINER=n) for n in names]
+        lines = [line for log in logs for line in (log.stdout + log.stderr).splitlines()]
+        # One format in the logs: gunicorn's, Alembic's and init-db's lines are all JSON.
+        messages = [json.loads(line)["message"] for line in lines if line.strip()]
         outcomes = sorted(
-            line
-            for log in logs
-            for line in log.splitlines()
-            if line in ("Initialized the database.", "The database is up to date.")
+            m for m in messages if m in ("Initialized the database.", "The database is up to date.")
         )
         assert outcomes == ["Initialized the database."] + ["The database is up to date."] * 2
         # All three serve the one database: a user registered on one logs in on another.
@@ -369,6 +370,86 @@ def test_stop_finishes_the_request_in_flight_and_a_new_container_keeps_everythin
     )
     wait_for_http(f"{fresh.base}/healthz", timeout=90)
     check_post_readable(fresh, post)
+
+
+def newer_checkout(tmp_path: Path) -> tuple[Path, str]:
+    """A copy of the checkout with one new static file, as a `git pull` brings."""
+    newer = tmp_path / "newer"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "instance")
+    for name in ("flaskr", "scripts", "deploy"):
+        shutil.copytree(ROOT / name, newer / name, ignore=ignore)
+    for name in ("Dockerfile", ".dockerignore", "requirements.txt"):
+        shutil.copy2(ROOT / name, newer / name)
+    marker = f"newer-{uuid.uuid4().hex[:8]}.txt"
+    (newer / "flaskr/static" / marker).write_text("the newer image\n")
+    return newer, marker
+
+
+def test_admin_command_upgrade_and_rollback_on_the_same_volume(
+    podman: Podman, image: str, tmp_path: Path
+) -> None:
+    site = start_site(podman, f"{podman.prefix}-roll", f"{podman.prefix}-roll-data")
+    settings = podman.container_settings(site.name, site.volume, site.port)
+    password = f"pw-{uuid.uuid4().hex}"
+    made = podman.script("flask", "create-user", "ops", "--password", password, **settings)
+    assert "Created user ops." in made.stdout
+
+    def logs_in() -> bool:
+        form = {"username": "ops", "password": password}
+        return Browser(site.base).post_form("/auth/login", form).status == 302
+
+    assert logs_in()
+
+    def inspect(ref: str, key: str, kind: str = "image") -> str:
+        return podman.podman(kind, "inspect", "--format", key, ref).strip()
+
+    old = inspect(image, "{{.Id}}")
+    newer, marker = newer_checkout(tmp_path)
+    upgraded = podman.script("upgrade", timeout=900, checkout=newer, **settings)
+    assert f"kept the image it replaces as {podman.previous}" in upgraded.stderr, upgraded.stderr
+    wait_for_http(f"{site.base}/healthz", timeout=90)
+    assert Browser(site.base).get(f"/static/{marker}").status == 200 and logs_in()
+    assert inspect(podman.previous, "{{.Id}}") == old
+    assert inspect(site.name, "{{.Image}}", "container") == inspect(image, "{{.Id}}") != old
+
+    started = time.monotonic()
+    rolled = podman.script("rollback", timeout=300, **settings)
+    wait_for_http(f"{site.base}/healthz", timeout=90)
+    print(f"rollback to the previous image: {time.monotonic() - started:.1f}s\n{rolled.stderr}")
+    assert f"which {podman.previous} knows" in rolled.stderr
+    assert Browser(site.base).get(f"/static/{marker}").status == 404 and logs_in()
+    assert inspect(site.name, "{{.Image}}", "container") == old
+
+    # A database migrated past what the previous image knows: refused, the container untouched.
+    sql = "import sqlite3, sys; c = sqlite3.connect('/var/lib/flaskr/flaskr.sqlite'); "
+    current = sql + "print(c.execute('select version_num from alembic_version').fetchone()[0])"
+    revision = podman.exec(site.name, "python", "-c", current).stdout.strip()
+    setting = sql + "c.execute('update alembic_version set version_num=?', sys.argv[1:])"
+    podman.exec(site.name, "python", "-c", setting + "; c.commit()", "9999_from_the_future")
+    try:
+        refused = podman.script("rollback", timeout=300, check=False, **settings)
+        assert refused.returncode == 1, refused.stderr
+        assert "refusing to roll back: the database" in refused.stderr
+        assert "migrated past what" in refused.stderr
+        assert inspect(site.name, "{{.State.Running}}", "container") == "true"
+    finally:
+        podman.exec(site.name, "python", "-c", setting + "; c.commit()", revision)
+    podman.remove_container(site.name)
+
+
+def test_run_refuses_a_secret_key_file_the_app_cannot_read(
+    podman: Podman, image: str, tmp_path: Path
+) -> None:
+    key = tmp_path / "secret_key"
+    key.write_text(uuid.uuid4().hex * 2)
+    key.chmod(0o600)
+    name = f"{podman.prefix}-unreadable"
+    settings = podman.container_settings(name, f"{name}-data", free_port())
+    done = podman.script("run", check=False, FLASKR_SECRET_KEY_FILE=str(key), **settings)
+    assert done.returncode == 1
+    assert "unreadable for the app, which runs as uid 10001" in done.stderr, done.stderr
+    assert f"chmod 0444 {key}" in done.stderr
+    assert podman.script("engine", "container", "exists", name, check=False).returncode == 1
 
 
 # --- the seed's claims, measured: the isolation report from inside and from the host ---------

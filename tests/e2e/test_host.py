@@ -264,16 +264,21 @@ def test_reinstall_keeps_certbots_edits_of_the_site(host: Host) -> None:
     m.wait_http("/healthz")
 
 
+def newer_checkout(host: Host, tag: str) -> tuple[list[str], str]:
+    """A copy of the checkout with one new static file, as a `git pull` brings: the command
+    that installs it (the guide's, with no settings given) and the new file's name."""
+    shutil.copytree(host.src / "flaskr", host.src / f"flaskr-{tag}")
+    marker = f"{tag}-{uuid.uuid4().hex[:8]}.txt"
+    (host.src / f"flaskr-{tag}/flaskr/static" / marker).write_text(f"the {tag} checkout\n")
+    return [f"{SRC}/flaskr-{tag}/scripts/install-host", "--wheels", "/srv/wheels"], marker
+
+
 def test_upgrade_from_a_newer_checkout_reloads_in_place(host: Host) -> None:
     m = host.machine
-    newer = host.src / "flaskr-newer"
-    shutil.copytree(host.src / "flaskr", newer)
-    marker = f"upgrade-{uuid.uuid4().hex[:8]}.txt"
-    (newer / "flaskr/static" / marker).write_text("the newer checkout\n")
+    newer_install, marker = newer_checkout(host, "newer")
     main, workers = flaskr_pids(m)
     with m.load() as load:
         load.wait_ok(50)
-        newer_install = [f"{SRC}/flaskr-newer/scripts/install-host", "--wheels", "/srv/wheels"]
         done = m.run(newer_install, timeout=300)
         wait_workers_replaced(m, main, workers)
         load.more(200)
@@ -283,6 +288,95 @@ def test_upgrade_from_a_newer_checkout_reloads_in_place(host: Host) -> None:
     assert "reloading flaskr" in done.stdout and "restarting" not in done.stdout
     assert m.client("get", f"/static/{marker}")["body"] == "the newer checkout\n"
     assert result["failed"] == 0, result["errors"]
+
+
+SITE = "/etc/nginx/sites-available/flaskr"
+NAME = "blog.example.org"
+
+
+def test_an_upgrade_keeps_the_server_name_it_was_installed_with(host: Host) -> None:
+    """Installed for a name, certbot's edits in the site, then upgraded with the guide's plain
+    line: the name still answers, and nothing claims the checkout's site changed."""
+    m = host.machine
+    named = m.run(["env", f"FLASKR_SERVER_NAME={NAME}", *INSTALL], timeout=300)
+    assert f"answers /healthz with 200 as: {NAME}\n" in named.stdout, named.stdout
+    assert m.sh("cat /etc/flaskr/install.env") == f"FLASKR_SERVER_NAME='{NAME}'"
+    assert m.sh("stat -c '%a %U' /etc/flaskr/install.env") == "600 root"
+    m.sh(f"echo '# ssl_certificate ... # managed by Certbot' >> {SITE}")
+    upgrade, marker = newer_checkout(host, "named")
+    done = m.run(upgrade, timeout=300)
+    print(f"\nupgrade without the name:\n{done.stdout}")
+    assert "reloading flaskr" in done.stdout and f"server names: {NAME})" in done.stdout
+    # Migrated through `sudo flaskr`, with the service's settings (a drop-in's database too).
+    assert "install-host:   The database is up to date.\n" in done.stdout
+    assert "changed too" not in done.stdout and "managed by Certbot" in m.sh(f"cat {SITE}")
+    assert m.client("get", f"/static/{marker}", NAME)["status"] == 200
+    assert m.client("get", "/healthz", "localhost") == {"error": "RemoteDisconnected"}
+
+
+def test_install_host_is_never_done_while_its_name_does_not_answer(host: Host) -> None:
+    m = host.machine
+    # The site edited here so that it no longer serves the remembered name (kept: a local edit).
+    m.sh(f"sed -i 's/server_name {NAME};/server_name other.example;/' {SITE}")
+    m.sh("systemctl reload nginx")
+    broken = m.run(["env", "FLASKR_HEALTH_SECONDS=3", *INSTALL], check=False, timeout=300)
+    assert broken.returncode != 0 and "done" not in broken.stdout, broken.stdout
+    assert f"Host: {NAME} on 127.0.0.1 answers: the connection was closed" in broken.stderr
+    # Back to the default names: an empty value forgets the remembered one.
+    back = m.run([*INSTALL, "--replace-site", "--server-name", ""], timeout=300)
+    assert f"answers /healthz with 200 as: localhost {m.name}" in back.stdout, back.stdout
+    assert m.sh("cat /etc/flaskr/install.env") == ""
+    m.wait_http("/healthz")
+
+
+def test_the_admin_command_runs_as_the_service_on_its_database(
+    host: Host, post: dict[str, object]
+) -> None:
+    m = host.machine
+    user = f"admin{uuid.uuid4().hex[:6]}"
+    created = m.run(["flaskr", "create-user", user, "--password", "pw-" + uuid.uuid4().hex])
+    assert f"Created user {user}." in created.stdout, created
+    # The site's own database: the person who posted through nginx is found there.
+    made = m.run(["flaskr", "make-admin", str(post["user"])])
+    assert f"{post['user']} is an admin." in made.stdout
+    again = m.run(["flaskr", "create-user", user, "--password", "x"], check=False)
+    assert again.returncode == 1 and "already registered" in again.stderr
+    assert m.sh("find /var/lib/flaskr ! -user flaskr") == ""  # nothing of root's in its data
+    # flask run by root from the code folder: no database there, so it says so and makes none.
+    stray = m.run(
+        ["sh", "-c", "cd /opt/flaskr/app && venv=/opt/flaskr/venv && "
+         "$venv/bin/flask --app flaskr create-user x --password p"],
+        check=False,
+    )  # fmt: skip
+    assert stray.returncode == 1 and "Traceback" not in stray.stderr, stray.stderr
+    assert "there is no database at /opt/flaskr/app/instance/flaskr.sqlite" in stray.stderr
+    assert "sudo flaskr COMMAND" in stray.stderr
+    assert m.sh("ls -A /opt/flaskr/app/instance") == ""
+
+
+def test_rollback_returns_to_the_previous_release(host: Host) -> None:
+    """The last install (the original checkout) replaced the named upgrade: --rollback brings
+    that release back, and refuses while the database is newer than what it knows."""
+    m = host.machine
+    marker = next((host.src / "flaskr-named/flaskr/static").glob("named-*.txt")).name
+    assert m.client("get", f"/static/{marker}")["status"] == 404
+    rolled = m.run([*INSTALL, "--rollback"], timeout=300)
+    print(f"\nrollback:\n{rolled.stdout}")
+    assert "rolling back to the release in /opt/flaskr/previous" in rolled.stdout
+    assert m.client("get", f"/static/{marker}")["status"] == 200
+    sql = (
+        "import sqlite3, sys; c = sqlite3.connect('/var/lib/flaskr/flaskr.sqlite'); "
+        "print(c.execute('select version_num from alembic_version').fetchone()[0]); "
+        "c.execute('update alembic_version set version_num=?', sys.argv[1:]); c.commit()"
+    )
+    as_flaskr = ["runuser", "-u", "flaskr", "--", "/opt/flaskr/venv/bin/python", "-c", sql]
+    revision = m.run([*as_flaskr, "9999_from_the_future"]).stdout.strip()
+    try:
+        refused = m.run([*INSTALL, "--rollback"], check=False, timeout=300)
+    finally:
+        m.run([*as_flaskr, revision])
+    assert refused.returncode != 0 and "refusing to roll back" in refused.stderr, refused
+    assert m.client("get", f"/static/{marker}")["status"] == 200  # nothing was changed
 
 
 def test_kill_9_of_the_master_is_restarted(host: Host) -> None:

@@ -89,7 +89,7 @@ def test_tutorial_users_log_in(pg_app) -> None:
 
 
 def test_seed_uses_returning(pg_app) -> None:
-    result = pg_app.test_cli_runner().invoke(args=["seed", "--posts", "30"])
+    result = pg_app.test_cli_runner().invoke(args=["seed", "--force", "--posts", "30"])
     assert "Added 30 posts" in result.output
     # the sequence moved on: a new post after seeding gets a fresh id
     client = pg_app.test_client()
@@ -190,3 +190,37 @@ def test_names_differing_in_case_upgrade_and_accounts_work(empty_after: str, tmp
     assert client.get("/create").headers["Location"] == "/auth/login"
     with app.app_context():
         db.engine.dispose()
+
+
+def test_copy_db_moves_a_sqlite_site_to_postgresql(empty_after: str, tmp_path: Path) -> None:
+    """docs/scale-out.md's move: a site of 10,000 posts, images, comments and likes, copied
+    from its SQLite file into an empty migrated PostgreSQL; the copy serves it all."""
+    (tmp_path / "sqlite").mkdir()
+    site = make_app(tmp_path / "sqlite")
+    runner = site.test_cli_runner()
+    assert runner.invoke(args=["seed", "--force", "--posts", "9999"]).exit_code == 0
+    client = site.test_client()
+    client.post("/auth/login", data={"username": "test", "password": "test"})
+    data = {"title": "moved", "body": "b", "tags": "moving", "image": (io.BytesIO(png()), "m.png")}
+    assert client.post("/create", data=data).status_code == 302
+    moved = 10_001  # the tutorial's post, 9,999 seeded, this one
+    assert client.post(f"/{moved}/comment", data={"body": "still here"}).status_code == 302
+    assert client.post(f"/{moved}/like").status_code == 302
+    target = create_app(config_for(tmp_path, DATABASE_URL=empty_after))
+    with target.app_context():
+        upgrade_schema()  # as `FLASKR_DATABASE_URL=... flask --app flaskr init-db` does
+    result = runner.invoke(args=["copy-db", "--to", empty_after])
+    print(result.output)
+    assert result.exit_code == 0, result.output
+    assert "post: 10001 rows" in result.output and "counts verified" in result.output
+    copy = target.test_client()
+    page = copy.get(f"/{moved}").text
+    assert "still here" in page and "1 like<" in page and f'src="/{moved}/image"' in page
+    assert copy.get(f"/{moved}/image").data == site.test_client().get(f"/{moved}/image").data
+    # The sequences follow the copied ids: the next post is 10,002, not a clash with id 1.
+    copy.post("/auth/login", data={"username": "test", "password": "test"})
+    assert copy.post("/create", data={"title": "after the move", "body": "b"}).status_code == 302
+    with target.app_context():
+        assert db.session.scalar(select(func.max(Post.id))) == moved + 1
+    with target.app_context():
+        db.engine.dispose()  # the session's connection is back in the pool by now
