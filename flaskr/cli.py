@@ -49,7 +49,9 @@ def create_user_command(username: str, password: str) -> None:
 
 @click.command("seed")
 @with_appcontext
-@click.option("--posts", default=20, show_default=True, help="How many posts to add.")
+@click.option(
+    "--posts", default=20, show_default=True, type=click.IntRange(1), help="How many posts to add."
+)
 @click.option("--author", default="demo", show_default=True, help="Who writes them.")
 @click.option("--password", help="The author's password if new (default: random, printed).")
 @click.option("--force", is_flag=True, help="Seed although the app is not in debug mode.")

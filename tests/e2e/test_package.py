@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import zipfile
@@ -39,9 +40,21 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`python -m build --wheel` with the locked build backend (flit_core, no isolation)."""
+    """`python -m build --wheel` with the locked build backend (setuptools, no isolation), while
+    the seed's socket command has left `flaskr.sock` in the package folder."""
     out = tmp_path_factory.mktemp("dist")
-    run(sys.executable, "-m", "build", "--wheel", "--no-isolation", "-o", out, ".", cwd=ROOT)
+    sock = ROOT / "flaskr" / "flaskr.sock"
+    with socket.socket(socket.AF_UNIX) as listener:
+        made = not sock.exists()
+        if made:
+            listener.bind(str(sock))
+        try:
+            run(
+                sys.executable, "-m", "build", "--wheel", "--no-isolation", "-o", out, ".", cwd=ROOT
+            )
+        finally:
+            if made:
+                sock.unlink()
     (built,) = out.glob("flaskr-*.whl")
     return built
 
@@ -71,7 +84,7 @@ def test_wheel_holds_exactly_the_package(wheel: Path) -> None:
         "flaskr/gunicorn.conf.py",
     ):
         assert expected in names, f"{expected} missing from {wheel.name}"
-    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    assert not any("__pycache__" in n or n.endswith((".pyc", ".sock")) for n in names)
 
 
 def test_installed_wheel_inits_and_serves_outside_the_checkout(wheel: Path, venv: Path) -> None:

@@ -46,7 +46,17 @@ def rootfs(tarball: Path) -> Iterator[Path]:
 def copy_tree(dest: Path) -> None:
     """The checkout as a clone has it: no venv, caches or instance data."""
     ignore = shutil.ignore_patterns(
-        ".git", ".venv", "instance", "__pycache__", "*.pyc", ".*_cache", "out", "*.sock"
+        ".git",
+        ".venv",
+        "instance",
+        "__pycache__",
+        "*.pyc",
+        ".*_cache",
+        "out",
+        "*.sock",
+        "build",
+        "dist",
+        "*.egg-info",
     )
     shutil.copytree(ROOT, dest, ignore=ignore, symlinks=True)
 
