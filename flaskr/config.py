@@ -27,7 +27,13 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         # Forms may carry a 5 MB image plus the text fields around it.
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES + 256 * 1024,
         MAX_IMAGE_BYTES=MAX_UPLOAD_BYTES,
-        MAX_IMAGE_PIXELS=40_000_000,
+        # What one upload may cost (flaskr/images.py, docs/security.md has the figures):
+        # 16 Mpx re-encode within a second in every format; progressive JPEGs go over every
+        # pixel once per scan; the decoding child stops at 1 s of CPU or 512 MiB of memory.
+        MAX_IMAGE_PIXELS=16_000_000,
+        MAX_JPEG_SCANS=32,
+        IMAGE_CPU_SECONDS=1,
+        IMAGE_MEMORY_BYTES=512 * 1024 * 1024,
         POSTS_PER_PAGE=5,
         # Pages kept per worker for visitors who are not logged in (page_cache.py); 0: none.
         PAGE_CACHE_SIZE=256,
