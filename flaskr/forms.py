@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import PasswordField, StringField, TextAreaField
+from wtforms.fields import Field
 from wtforms.validators import DataRequired, Length, Regexp, ValidationError
+
+from flaskr.rendering import RenderTooCostly, check_cost
 
 TITLE_MAX = 200
 BODY_MAX = 20_000
@@ -18,6 +22,10 @@ USERNAME_MAX = 32
 PASSWORD_MAX = 1_024  # hashing is deliberately slow: cap what one request can make it do
 
 TAG_PATTERN = re.compile(r"^[\w-]+$")
+#: Control characters break the Atom feed (XML forbids them), PostgreSQL refuses NUL, and
+#: none means anything in a title or a post; bodies keep tab, line feed and carriage return.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ufffe\uffff]")
+BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
 def split_tags(raw: str | None) -> list[str]:
@@ -33,6 +41,24 @@ def split_tags(raw: str | None) -> list[str]:
 def at_most(label: str, limit: int) -> Length:
     """A length limit whose message names the field and the limit."""
     return Length(max=limit, message=f"{label} must be at most {limit} characters.")
+
+
+def no_control_characters(label: str, pattern: re.Pattern[str] = CONTROL) -> Any:
+    """Refuse text holding control characters, naming the field."""
+
+    def check(_form: FlaskForm, field: Field) -> None:
+        if field.data and pattern.search(field.data):
+            raise ValidationError(f"{label} may not contain control characters.")
+
+    return check
+
+
+def cheap_to_render(_form: FlaskForm, field: Field) -> None:
+    """Markdown whose HTML or rendering time is out of proportion is refused when written."""
+    try:
+        check_cost(field.data or "")
+    except RenderTooCostly as e:
+        raise ValidationError(str(e)) from None
 
 
 class AuthForm(FlaskForm):
@@ -62,13 +88,18 @@ class PostForm(FlaskForm):
         validators=[
             DataRequired("Title is required."),
             at_most("Title", TITLE_MAX),
+            no_control_characters("Title"),
         ],
     )
     body = TextAreaField(
         "Body",
-        validators=[at_most("Body", BODY_MAX)],
+        validators=[
+            at_most("Body", BODY_MAX),
+            no_control_characters("Body", BODY_CONTROL),
+            cheap_to_render,
+        ],
     )
-    tags = StringField("Tags")
+    tags = StringField("Tags", validators=[no_control_characters("Tags")])
     image = FileField("Image")
 
     def validate_tags(self, field: StringField) -> None:
@@ -88,5 +119,7 @@ class CommentForm(FlaskForm):
         validators=[
             DataRequired("Comment is required."),
             at_most("Comment", COMMENT_MAX),
+            no_control_characters("Comment", BODY_CONTROL),
+            cheap_to_render,
         ],
     )
