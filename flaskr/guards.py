@@ -42,8 +42,9 @@ def mark_private(response: Response) -> Response:
     """A page for a browser with a session (a logged-in user, a message to flash, a form
     token) is for that browser only: no shared cache may keep it for others."""
     has_session = current_app.config["SESSION_COOKIE_NAME"] in request.cookies
-    if (has_session or session.modified) and not response.cache_control.public:
-        response.cache_control.private = True
+    cache_control = response.cache_control
+    if (has_session or session.modified) and not (cache_control.public or cache_control.no_store):
+        cache_control.private = True
     return response
 
 

@@ -46,7 +46,7 @@ def test_tutorial_database_upgrades_in_place(tmp_path: Path) -> None:
     instance = tmp_path / "instance"
     instance.mkdir()
     tutorial_database(instance / "flaskr.sqlite")
-    app = create_app({"SECRET_KEY": "s" * 32})
+    app = create_app({"SECRET_KEY": "s" * 16 + "0123456789abcdef"})
     result = app.test_cli_runner().invoke(args=["init-db"])
     assert "Upgraded the Flask tutorial's database in place." in result.output
     with app.app_context():
@@ -76,7 +76,7 @@ def test_tutorial_database_upgrades_in_place(tmp_path: Path) -> None:
 
 
 def test_init_db_creates_then_keeps_data(tmp_path: Path) -> None:
-    app = create_app({"SECRET_KEY": "s" * 32})
+    app = create_app({"SECRET_KEY": "s" * 16 + "0123456789abcdef"})
     runner = app.test_cli_runner()
     assert "Initialized the database." in runner.invoke(args=["init-db"]).output
     with app.app_context():
@@ -88,7 +88,7 @@ def test_init_db_creates_then_keeps_data(tmp_path: Path) -> None:
 
 
 def test_init_db_drop_asks_first(tmp_path: Path) -> None:
-    app = create_app({"SECRET_KEY": "s" * 32})
+    app = create_app({"SECRET_KEY": "s" * 16 + "0123456789abcdef"})
     runner = app.test_cli_runner()
     runner.invoke(args=["init-db"])
     with app.app_context():

@@ -468,7 +468,7 @@ def test_page_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     """FLASKR_ISOLATION_PAGE=true and FLASKR_ADMINS='["test"]', as an operator sets them."""
     monkeypatch.setenv("FLASKR_ISOLATION_PAGE", "true")
     monkeypatch.setenv("FLASKR_ADMINS", '["test"]')
-    monkeypatch.setenv("FLASKR_SECRET_KEY", "x" * 32)
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "x" * 16 + "0123456789abcdef")
     monkeypatch.setenv("FLASKR_DATABASE_URL", f"sqlite:///{tmp_path / 'env.sqlite'}")
     from flaskr import create_app
     from flaskr.db import upgrade_schema

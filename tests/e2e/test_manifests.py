@@ -100,6 +100,7 @@ def test_kubernetes_set_is_complete_and_consistent(resources: dict[str, dict]) -
         "Secret/flaskr",
         "Job/flaskr-migrate",
         "Ingress/flaskr",
+        "NetworkPolicy/flaskr",
     }, set(found)
     deployment, service = found["Deployment/flaskr"], found["Service/flaskr"]
     pod = deployment["spec"]["template"]
@@ -151,6 +152,15 @@ def test_kubernetes_set_is_complete_and_consistent(resources: dict[str, dict]) -
     ingress = found["Ingress/flaskr"]["spec"]["rules"][0]["http"]["paths"][0]["backend"]
     assert ingress["service"]["name"] == "flaskr"
     assert ingress["service"]["port"]["name"] == service["spec"]["ports"][0]["name"]
+
+    # Only the ingress controller reaches the pods: nothing else can forge X-Forwarded-For.
+    policy = found["NetworkPolicy/flaskr"]["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    (source,) = rule["from"]
+    assert set(source) == {"namespaceSelector", "podSelector"}  # one peer: both must match
+    assert rule["ports"] == [{"protocol": "TCP", "port": port["containerPort"]}]
 
 
 def test_the_secret_template_holds_no_secret(resources: dict[str, dict]) -> None:
@@ -210,6 +220,7 @@ def test_compose_file_parses_and_scales_out(compose_config: dict) -> None:
         assert env["FLASKR_DATABASE_URL"].endswith("@db:5432/flaskr")
         assert json.loads(env["FLASKR_SQLALCHEMY_ENGINE_OPTIONS"]) == ENGINE_OPTIONS
         assert env["FLASKR_PROXY_FIX"] == "1"  # behind compose/nginx.conf, which is one proxy
+        assert json.loads(env["FLASKR_TRUSTED_HOSTS"]) == ["localhost", "127.0.0.1"]
         assert service["secrets"] == ["secret_key"]
         assert service["read_only"] is True and service["tmpfs"] == ["/tmp"]
     assert "readyz" in " ".join(app["healthcheck"]["test"])
@@ -240,6 +251,7 @@ def test_compose_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
     template = (DEPLOY / "compose" / "nginx.conf").read_text()
     assert "server app:8000 resolve" in template
     rendered = template.replace("${NGINX_LOCAL_RESOLVERS}", "127.0.0.11")
+    rendered = rendered.replace("${FLASKR_SERVER_NAME}", "localhost")
     assert "${" not in rendered
     rendered = rendered.replace("server app:8000", "server 127.0.0.1:8000")
     version = subprocess.run([nginx, "-v"], capture_output=True, text=True, check=True).stderr
