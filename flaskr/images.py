@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-import subprocess  # nosec B404 - runs our own re-encoder, no shell
+import subprocess  # runs our own re-encoder, never a shell  # nosec B404
 import sys
 import warnings
 from pathlib import Path
@@ -96,7 +96,7 @@ def reencode(data: bytes, fmt: str) -> bytes:
     try:
         # The CPU limit is the bound; this is only a net for a child that stopped running,
         # wide enough for a machine so loaded that a second of CPU takes many more to get.
-        done = subprocess.run(  # noqa: S603  # nosec B603 - our interpreter, our file
+        done = subprocess.run(  # our interpreter and file  # noqa: S603  # nosec B603
             command, input=data, capture_output=True, timeout=cpu_seconds * 20, check=False
         )
     except subprocess.TimeoutExpired:

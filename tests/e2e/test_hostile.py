@@ -27,8 +27,8 @@ from tests.test_rendering import reference_links
 
 #: Refused from the header or the form, before any real work.
 QUICK = 0.3
-#: Work that is bounded but paid: a render stopped at 0.25 s of CPU (a table may overrun it by
-#: one block, 0.6 s in all), an image decoded in a child stopped at 1 s of CPU.
+#: Work that is bounded but paid: a render stopped at 0.4 s of CPU (a table may overrun it by
+#: one block, 0.8 s in all), an image decoded in a child stopped at 1 s of CPU.
 BOUNDED = 1.2
 #: However loaded the machine, no hostile request may keep its client waiting this long.
 WALL = 30.0
