@@ -6,18 +6,21 @@ reads the files, so the project needs no YAML library either."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+import requests
 
 from flaskr.config import INSECURE_KEYS
-from tests.e2e.conftest import apt_install
+from tests.e2e.conftest import apt_install, free_port, wait_for_http
 from tests.e2e.servers import ROOT
 
 DEPLOY = ROOT / "deploy"
@@ -242,10 +245,11 @@ def test_compose_file_parses_and_scales_out(compose_config: dict) -> None:
     assert target == "/etc/nginx/templates/default.conf.template"
 
 
-def test_compose_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
-    """The template as the nginx image renders it, checked by Debian's nginx. Two changes
-    for a machine without compose's DNS: the replicas' name becomes 127.0.0.1, and an nginx
-    older than 1.27.3 (the image has 1.28) loses the upstream's ``resolve`` flag."""
+def compose_nginx(tmp_path: Path, listen: str = "80", upstream: str = "127.0.0.1:8000") -> list:
+    """The template as the nginx image renders it, written with an nginx.conf around it into
+    ``tmp_path``; returns the command line of Debian's nginx for it. Two changes for a machine
+    without compose's DNS: the replicas' name becomes ``upstream``, and an nginx older than
+    1.27.3 (the image has 1.28) loses the upstream's ``resolve`` flag."""
     apt_install("nginx", commands=("nginx",))
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     template = (DEPLOY / "compose" / "nginx.conf").read_text()
@@ -253,7 +257,9 @@ def test_compose_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
     rendered = template.replace("${NGINX_LOCAL_RESOLVERS}", "127.0.0.11")
     rendered = rendered.replace("${FLASKR_SERVER_NAME}", "localhost")
     assert "${" not in rendered
-    rendered = rendered.replace("server app:8000", "server 127.0.0.1:8000")
+    rendered = rendered.replace("server app:8000", f"server {upstream}")
+    rendered = rendered.replace("listen [::]:80", "# listen [::]:80")
+    rendered = rendered.replace("listen 80", f"listen {listen}")
     version = subprocess.run([nginx, "-v"], capture_output=True, text=True, check=True).stderr
     found = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", version)
     assert found, version
@@ -266,9 +272,63 @@ def test_compose_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
         "events {}\n"
         f"http {{ access_log off; include {tmp_path}/default.conf; }}\n"
     )
+    return [nginx, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path), "-e",
+            str(tmp_path / "error.log")]  # fmt: skip
+
+
+def test_compose_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
     done = subprocess.run(
-        [nginx, "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path), "-e",
-         str(tmp_path / "error.log")],
-        capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
+        [*compose_nginx(tmp_path), "-t"], capture_output=True, text=True, check=False, timeout=60
+    )
     assert done.returncode == 0, done.stderr
+
+
+class AppLike(http.server.BaseHTTPRequestHandler):
+    """Answers /app with its own X-Frame-Options, as flaskr does; anything else is refused."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(200 if self.path == "/app" else 404)
+        self.send_header("X-Frame-Options", "SAMEORIGIN")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_compose_nginx_answers_its_name_only_and_heads_its_own_pages(tmp_path: Path) -> None:
+    """nginx's own answers (a 502 when no replica answers, a 413) carry the security headers
+    and no version, and the app's own headers pass alone; any other Host is dropped without
+    an answer; the healthcheck still answers."""
+    port, nobody = free_port(), free_port()
+    app = http.server.HTTPServer(("127.0.0.1", 0), AppLike)
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    upstream = f"127.0.0.1:{app.server_port} max_fails=0; server 127.0.0.1:{nobody}"
+    command = compose_nginx(tmp_path, f"127.0.0.1:{port}", upstream)
+    server = subprocess.Popen([*command, "-g", "daemon off;"], stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base + "/nginx-health")
+        app_page = requests.get(base + "/app", headers={"Host": "localhost"}, timeout=10)
+        assert app_page.status_code == 200
+        assert app_page.headers["X-Frame-Options"] == "SAMEORIGIN"  # the app's, not two
+        assert app_page.headers["X-Content-Type-Options"] == "nosniff"  # the app sent none
+        app.shutdown()
+        app.server_close()  # now no replica answers
+        own = requests.get(base + "/", headers={"Host": "localhost"}, timeout=10)
+        assert own.status_code == 502
+        assert own.headers["Server"] == "nginx"  # server_tokens off: no version
+        assert own.headers["X-Content-Type-Options"] == "nosniff"
+        assert own.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in own.headers["Content-Security-Policy"]
+        assert own.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+        too_large = requests.post(
+            base + "/create", headers={"Host": "localhost"}, data=b"x" * 6_000_000, timeout=10
+        )
+        assert too_large.status_code == 413 and too_large.headers["X-Frame-Options"] == "DENY"
+        with pytest.raises(requests.ConnectionError):  # 444: closed without an answer
+            requests.get(base + "/", headers={"Host": "evil.example"}, timeout=10)
+    finally:
+        server.terminate()
+        server.wait(10)
+        app.server_close()
