@@ -132,3 +132,9 @@ def test_ordinary_long_texts_pass_and_render_as_pages_do() -> None:
     for text in (prose, table):
         assert check_cost(text) == len(markdown(text).encode())
     assert check_cost("") == 0
+
+
+def test_html_lengthened_by_sanitising_counts_too() -> None:
+    # Each empty link gains rel="nofollow noopener noreferrer": 5 characters, 51 bytes.
+    with pytest.raises(RenderTooCostly, match="more than 48 KB of HTML"):
+        check_cost("[](b)" * 1_000)
