@@ -161,7 +161,7 @@ def preview(form: PostForm, template: str, **context: Any) -> Any:
     """The form again, with its Markdown rendered above it; nothing is saved. Errors show as
     they would on saving, so a preview also tells what still needs fixing."""
     if not form.validate():
-        # A body refused for what it would cost to render is not rendered here either.
+        # A body refused (too long, or too costly to render) is not rendered here either.
         shown = None if form.body.errors else form.body.data or ""
         return form_failed(form, template, preview=shown, **context)
     return render_template(template, form=form, preview=form.body.data or "", **context)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -43,7 +43,9 @@ def at_most(label: str, limit: int) -> Length:
     return Length(max=limit, message=f"{label} must be at most {limit} characters.")
 
 
-def no_control_characters(label: str, pattern: re.Pattern[str] = CONTROL) -> Any:
+def no_control_characters(
+    label: str, pattern: re.Pattern[str] = CONTROL
+) -> Callable[[FlaskForm, Field], None]:
     """Refuse text holding control characters, naming the field."""
 
     def check(_form: FlaskForm, field: Field) -> None:

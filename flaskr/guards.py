@@ -11,6 +11,8 @@ from sqlalchemy.exc import DataError
 from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response
 
+from flaskr.errors import handle_http_error
+
 #: Pages past this are 404s, whatever the listing: page 10,000,000 of five posts each would
 #: skip 50 million posts. Larger numbers would overflow the database's integers.
 MAX_PAGE = 10_000_000
@@ -32,8 +34,6 @@ def _holds_nul(pairs: Iterable[tuple[str, str]]) -> bool:
 def refuse_unstorable(error: DataError) -> Response:
     """The database refused a value (out of range, not valid text): the request was bad, the
     database is fine, so no 503 that proxies would retry on every replica."""
-    from flaskr.errors import handle_http_error
-
     current_app.logger.warning("database refused a value: %s", error.orig)
     return handle_http_error(BadRequest("The request holds a value this site cannot store."))
 
