@@ -40,6 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         db,
         errors,
         feed,
+        guards,
         health,
         images,
         isolation,
@@ -53,6 +54,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     security.init_app(app)
     errors.init_app(app)
+    guards.init_app(app)
     logs.init_app(app)
     metrics.init_app(app)
     page_cache.init_app(app)

@@ -23,7 +23,8 @@ from werkzeug.wrappers import Response
 
 from flaskr.auth import login_required
 from flaskr.db import db
-from flaskr.forms import CommentForm, PostForm, split_tags
+from flaskr.forms import CONTROL, CommentForm, PostForm, split_tags
+from flaskr.guards import MAX_PAGE
 from flaskr.images import ImageError, read_image
 from flaskr.listing import Listing, everything, page_of, tagged, titles_containing
 from flaskr.models import Comment, Image, Like, Post, Tag
@@ -37,7 +38,7 @@ SEARCH_MAX = 200
 def page_of_posts(listing: Listing, query: str = "", tag: str | None = None) -> str:
     """Render the requested page of a listing (index, search or tag)."""
     page = request.args.get("page", 1, type=int)
-    if page < 1:
+    if not 1 <= page <= MAX_PAGE:
         abort(404)
     posts, more = page_of(listing, page, current_app.config["POSTS_PER_PAGE"])
     if page > 1 and not posts:
@@ -62,7 +63,7 @@ def page_url(page: int, query: str) -> str:
 @cached
 def index() -> str:
     """All posts, or those whose title holds ``q``, five a page."""
-    query = request.args.get("q", "").strip()[:SEARCH_MAX]
+    query = CONTROL.sub("", request.args.get("q", "")).strip()[:SEARCH_MAX]
     return page_of_posts(titles_containing(query) if query else everything(), query=query)
 
 
@@ -160,7 +161,9 @@ def preview(form: PostForm, template: str, **context: Any) -> Any:
     """The form again, with its Markdown rendered above it; nothing is saved. Errors show as
     they would on saving, so a preview also tells what still needs fixing."""
     if not form.validate():
-        return form_failed(form, template, preview=form.body.data or "", **context)
+        # A body refused (too long, or too costly to render) is not rendered here either.
+        shown = None if form.body.errors else form.body.data or ""
+        return form_failed(form, template, preview=shown, **context)
     return render_template(template, form=form, preview=form.body.data or "", **context)
 
 

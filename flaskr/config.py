@@ -12,6 +12,9 @@ from flask import Flask
 #: Secret keys that are known to the world and so are no secret at all.
 INSECURE_KEYS = {"", "dev", "secret", "changeme", "change-me"}
 
+KEY_LENGTH = 16
+KEY_VARIETY = 10
+
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
 
@@ -27,7 +30,13 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         # Forms may carry a 5 MB image plus the text fields around it.
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES + 256 * 1024,
         MAX_IMAGE_BYTES=MAX_UPLOAD_BYTES,
-        MAX_IMAGE_PIXELS=40_000_000,
+        # What one upload may cost (flaskr/images.py, docs/security.md has the figures):
+        # 12 Mpx re-encode within 0.7 s of CPU in every format; progressive JPEGs go over every
+        # pixel once per scan; the decoding child stops at 1 s of CPU or 512 MiB of memory.
+        MAX_IMAGE_PIXELS=12_000_000,
+        MAX_JPEG_SCANS=32,
+        IMAGE_CPU_SECONDS=1,
+        IMAGE_MEMORY_BYTES=512 * 1024 * 1024,
         POSTS_PER_PAGE=5,
         # Pages kept per worker for visitors who are not logged in (page_cache.py); 0: none.
         PAGE_CACHE_SIZE=256,
@@ -77,7 +86,10 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
             "flaskr: FLASKR_ADMINS no longer makes anyone an admin (anyone could register a "
             "name it lists). Remove it and run `flask --app flaskr make-admin NAME` instead."
         )
-    if not (app.debug or app.testing or _is_cli_command()):
+    # Only the test suite's own apps may sign with a made-up key: DEBUG or TESTING set in the
+    # environment of a real server must not turn the check off.
+    suite = test_config is not None and bool(test_config.get("TESTING"))
+    if not (suite or _is_cli_command()):
         check_secret_key(app.config["SECRET_KEY"])
 
 
@@ -117,11 +129,22 @@ def _credential_path() -> str | None:
 
 
 def check_secret_key(key: Any) -> None:
-    """Refuse to serve with a missing or well-known key: sessions could be forged."""
-    if not isinstance(key, str | bytes) or key in INSECURE_KEYS or len(key) < 16:
+    """Refuse to serve with a missing, well-known or guessable key: sessions could be forged.
+    A real key has at least KEY_LENGTH characters, KEY_VARIETY of them different (16 spaces
+    or ``aaaa...`` are not keys; ``secrets.token_hex(32)`` is)."""
+    if isinstance(key, bytes):
+        key = key.decode("latin-1")
+    if (
+        not isinstance(key, str)
+        or key.strip().lower() in INSECURE_KEYS
+        or len(key.strip()) < KEY_LENGTH
+        or len(set(key)) < KEY_VARIETY
+    ):
         raise ConfigError(
-            "flaskr: refusing to start without a real secret key. Set FLASKR_SECRET_KEY to a long "
-            "random string, or FLASKR_SECRET_KEY_FILE to a file holding one, for example:\n"
+            "flaskr: refusing to start without a real secret key (at least "
+            f"{KEY_LENGTH} characters, {KEY_VARIETY} of them different). Set FLASKR_SECRET_KEY "
+            "to a long random string, or FLASKR_SECRET_KEY_FILE to a file holding one, "
+            "for example:\n"
             "  python3 -c 'import secrets; print(secrets.token_hex(32))' > secret_key\n"
             "  export FLASKR_SECRET_KEY_FILE=$PWD/secret_key"
         )

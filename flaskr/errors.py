@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, current_app, jsonify, render_template, request
+from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
@@ -27,6 +28,9 @@ def handle_http_error(error: HTTPException) -> Response:
     description = CSRF_MESSAGE if isinstance(error, CSRFError) else (error.description or "")
     if wants_json():
         response = jsonify(error=error.name, status=code, message=description)
+    elif request_ctx.url_adapter is None:  # a Host not in TRUSTED_HOSTS: no link can be made
+        text = f"{code} {error.name}: {description}\n"
+        response = current_app.response_class(text, mimetype="text/plain")
     else:
         page = render_template("error.html", error=error, code=code, description=description)
         response = current_app.response_class(page, mimetype="text/html")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import PasswordField, StringField, TextAreaField
+from wtforms.fields import Field
 from wtforms.validators import DataRequired, Length, Regexp, ValidationError
+
+from flaskr.rendering import RenderTooCostly, check_cost
 
 TITLE_MAX = 200
 BODY_MAX = 20_000
@@ -23,6 +27,10 @@ TAG_PATTERN = re.compile(r"^[\w-]+$")
 #: What a new username may hold, all of it (``\Z``: ``$`` would let a final newline through).
 #: ASCII only, so no name can look like another (a Cyrillic "а" in "аlice").
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+\Z")
+#: Control characters break the Atom feed (XML forbids them), PostgreSQL refuses NUL, and
+#: none means anything in a title or a post; bodies keep tab, line feed and carriage return.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ufffe\uffff]")
+BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
 def split_tags(raw: str | None) -> list[str]:
@@ -38,6 +46,26 @@ def split_tags(raw: str | None) -> list[str]:
 def at_most(label: str, limit: int) -> Length:
     """A length limit whose message names the field and the limit."""
     return Length(max=limit, message=f"{label} must be at most {limit} characters.")
+
+
+def no_control_characters(
+    label: str, pattern: re.Pattern[str] = CONTROL
+) -> Callable[[FlaskForm, Field], None]:
+    """Refuse text holding control characters, naming the field."""
+
+    def check(_form: FlaskForm, field: Field) -> None:
+        if field.data and pattern.search(field.data):
+            raise ValidationError(f"{label} may not contain control characters.")
+
+    return check
+
+
+def cheap_to_render(_form: FlaskForm, field: Field) -> None:
+    """Markdown whose HTML or rendering time is out of proportion is refused when written."""
+    try:
+        check_cost(field.data or "")
+    except RenderTooCostly as e:
+        raise ValidationError(str(e)) from None
 
 
 def username_field(*rules: Any) -> StringField:
@@ -107,13 +135,18 @@ class PostForm(FlaskForm):
         validators=[
             DataRequired("Title is required."),
             at_most("Title", TITLE_MAX),
+            no_control_characters("Title"),
         ],
     )
     body = TextAreaField(
         "Body",
-        validators=[at_most("Body", BODY_MAX)],
+        validators=[
+            at_most("Body", BODY_MAX),
+            no_control_characters("Body", BODY_CONTROL),
+            cheap_to_render,
+        ],
     )
-    tags = StringField("Tags")
+    tags = StringField("Tags", validators=[no_control_characters("Tags")])
     image = FileField("Image")
 
     def validate_tags(self, field: StringField) -> None:
@@ -133,5 +166,7 @@ class CommentForm(FlaskForm):
         validators=[
             DataRequired("Comment is required."),
             at_most("Comment", COMMENT_MAX),
+            no_control_characters("Comment", BODY_CONTROL),
+            cheap_to_render,
         ],
     )

@@ -1,8 +1,17 @@
-"""Markdown to safe HTML: markdown-it renders, nh3 (ammonia) removes anything that could run."""
+"""Markdown to safe HTML: markdown-it renders, nh3 (ammonia) removes anything that could run.
+
+What a body may cost is checked when it is written (``check_cost``, from the forms): its HTML
+is bounded in bytes, absolutely and relative to what was written, and so is the CPU time its
+rendering takes. Twenty kilobytes of ``[a]`` pointing at one long reference would otherwise
+render to 16 MB, and a table whose rows are left empty to 65,536 cells."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
+from contextvars import ContextVar
 from functools import lru_cache
+from typing import Any
 
 import nh3
 from markdown_it import MarkdownIt
@@ -28,8 +37,12 @@ ALLOWED_SCHEMES = {"http", "https", "mailto"}
 @lru_cache(maxsize=2048)
 def markdown(text: str) -> Markup:
     """Render a post or comment. Cached: the same bodies are shown again and again."""
-    html = _markdown.render(text or "")
-    clean = nh3.clean(
+    return clean(_markdown.render(text or ""))
+
+
+def clean(html: str) -> Markup:
+    """Keep only the tags, attributes and URL schemes allowed above."""
+    safe = nh3.clean(
         html,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
@@ -37,4 +50,102 @@ def markdown(text: str) -> Markup:
         link_rel="nofollow noopener noreferrer",
     )
     # Safe to mark: nh3 removed every tag, attribute and URL scheme not allowed above.
-    return Markup(clean)  # noqa: S704  # nosec B704
+    return Markup(safe)  # noqa: S704  # nosec B704
+
+
+#: HTML a body may render to: at most MAX_HTML_BYTES, and at most MAX_HTML_RATIO times what
+#: was written (never less than MIN_HTML_BYTES, so a short table still fits). Prose renders
+#: to about twice its size, a table of short cells to five or six times.
+MAX_HTML_BYTES = 128 * 1024
+MAX_HTML_RATIO = 10
+MIN_HTML_BYTES = 4 * 1024
+#: CPU time a body may take to render (a 20 KB table of 3,300 rows takes 0.17 s; 19 KB of
+#: prose 0.03 s: `bench/hostile_costs.py`).
+MAX_RENDER_SECONDS = 0.4
+
+
+class RenderTooCostly(ValueError):
+    """The body would render to too much HTML or take too long; the message says which."""
+
+
+class _Budget:
+    """CPU time left to a render, read from the clock every CLOCK_EVERY steps (reading it is
+    a system call, dearer than a step)."""
+
+    CLOCK_EVERY = 64
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.thread_time() + seconds
+        self.steps = 0
+
+    def check(self) -> None:
+        self.steps += 1
+        if self.steps % self.CLOCK_EVERY == 0:
+            self.check_now()
+
+    def check_now(self) -> None:
+        if time.thread_time() > self.deadline:
+            raise RenderTooCostly(
+                "This text takes too long to render. "
+                "Shorten it or split its tables into smaller ones."
+            )
+
+
+_budget: ContextVar[_Budget | None] = ContextVar("markdown_budget", default=None)
+
+
+def _past_deadline(*_state: Any) -> bool:
+    """A markdown-it rule tried before all others, at every block and inline position: it
+    matches nothing, but stops a render that has used up its CPU time (only ``check_cost``
+    gives a render a budget; pages render as before)."""
+    budget = _budget.get()
+    if budget is not None:
+        budget.check()
+    return False
+
+
+_markdown.block.ruler.before("table", "deadline", _past_deadline)
+_markdown.inline.ruler.before("text", "deadline", _past_deadline)
+
+
+def html_limit(text: str) -> int:
+    """The most HTML bytes ``text`` may render to."""
+    return min(MAX_HTML_BYTES, max(MIN_HTML_BYTES, MAX_HTML_RATIO * len(text.encode())))
+
+
+def _estimated_size(tokens: Iterable[Any]) -> int:
+    """About how many bytes of HTML the tokens make, counted before making them."""
+    size = 0
+    for token in tokens:
+        size += 2 + sum(len(str(value)) for value in token.attrs.values())
+        if token.children:
+            size += _estimated_size(token.children)
+        elif token.type != "inline":
+            size += len(token.content)
+    return size
+
+
+def check_cost(text: str) -> int:
+    """Render ``text`` as a page would and return the HTML's size, or raise RenderTooCostly.
+    A body whose HTML would be too large is refused from its parsed tokens, before any of
+    that HTML is made."""
+    limit = html_limit(text)
+    too_large = RenderTooCostly(
+        f"This text would make more than {limit // 1024} KB of HTML "
+        f"(at most {MAX_HTML_RATIO} times its own size): use fewer links, images or table cells."
+    )
+    budget = _Budget(MAX_RENDER_SECONDS)
+    reset = _budget.set(budget)
+    try:
+        env: dict[str, Any] = {}
+        tokens = _markdown.parse(text, env)
+        if _estimated_size(tokens) > limit:
+            raise too_large
+        html = clean(_markdown.renderer.render(tokens, _markdown.options, env))
+        budget.check_now()
+    finally:
+        _budget.reset(reset)
+    size = len(html.encode())
+    if size > limit:
+        raise too_large
+    return size

@@ -168,3 +168,13 @@ def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (8, 6), **save: Any) -
     mode = "RGB" if fmt in ("JPEG", "WEBP") else "RGBA" if fmt == "PNG" else "P"
     PILImage.new(mode, size, color=1 if mode == "P" else (200, 30, 60)).save(out, fmt, **save)
     return out.getvalue()
+
+
+def repeated_scans_jpeg(size: tuple[int, int], repeats: int) -> bytes:
+    """A progressive JPEG whose last (tiny) refinement scan is repeated ``repeats`` times: a
+    few hundred bytes more, and the decoder goes over every pixel once more per copy."""
+    out = io.BytesIO()
+    PILImage.new("RGB", size, (120, 130, 140)).save(out, "JPEG", progressive=True)
+    data = out.getvalue()[:-2]  # without the end-of-image marker
+    scan = data[data.rfind(b"\xff\xda") :]
+    return data + scan * repeats + b"\xff\xd9"

@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from flaskr.db import db
 from flaskr.models import Comment, Image, Like, Post, Tag
 from tests.conftest import image_bytes
+from tests.test_rendering import reference_links
 
 
 def count(app, model) -> int:
@@ -83,6 +84,10 @@ def test_create_update_validate(client, auth, path, app) -> None:
         ({"title": "t", "tags": ",".join(f"t{i}" for i in range(11))}, b"At most 10 tags."),
         ({"title": "t", "tags": "ok, not ok"}, b"Tag &#39;not ok&#39; must be"),
         ({"title": "t", "tags": "x" * 33}, b"must be at most 32"),
+        ({"title": "bell\x0b\x01"}, b"Title may not contain control characters."),
+        ({"title": "t", "body": "a\x1bb"}, b"Body may not contain control characters."),
+        ({"title": "t", "tags": "a\x7f"}, b"Tags may not contain control characters."),
+        ({"title": "t", "body": reference_links(20_000, 9_000)}, b"more than 128 KB of HTML"),
     ),
 )
 def test_create_limits(client, auth, app, data, message) -> None:
@@ -331,3 +336,29 @@ def test_post_form_has_save_then_preview(client, auth) -> None:
     auth.login()
     page = client.get("/create").text
     assert page.index('value="Save"') < page.index('name="preview"')  # Enter saves
+
+
+def test_tabs_and_line_breaks_are_not_control_characters_for_bodies(client, auth, app) -> None:
+    auth.login()
+    client.post("/create", data={"title": "t", "body": "a\tb\r\nc"})
+    with app.app_context():
+        assert db.session.get(Post, 2).body == "a\tb\r\nc"
+
+
+def test_costly_comment_is_refused_with_a_form_error(client, auth, app) -> None:
+    auth.login()
+    response = client.post("/1/comment", data={"body": reference_links(2_000, 1_000)})
+    assert response.status_code == 400
+    assert b"more than 19 KB of HTML" in response.data
+    assert len(response.data) < 20_000
+    assert count(app, Comment) == 0
+
+
+def test_costly_body_is_not_rendered_as_a_preview_either(client, auth) -> None:
+    auth.login()
+    body = reference_links(20_000, 9_000)
+    response = client.post("/create", data={"title": "t", "body": body, "preview": "1"})
+    assert response.status_code == 400
+    assert b"more than 128 KB of HTML" in response.data
+    assert b"Preview, not saved yet" not in response.data
+    assert len(response.data) < 60_000  # the form gives back what was typed, no more

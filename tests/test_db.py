@@ -31,7 +31,7 @@ CREATE TABLE post (
 
 
 #: A production app (not TESTING) whose command output is plain text, as at a terminal.
-TEXT_LOGS = {"SECRET_KEY": "s" * 32, "LOG_FORMAT": "text"}
+TEXT_LOGS = {"SECRET_KEY": "s" * 16 + "0123456789abcdef", "LOG_FORMAT": "text"}
 
 
 def tutorial_database(path: Path) -> None:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_config_testing(tmp_path: Path) -> None:
-    assert not create_app({"SECRET_KEY": "x" * 32}).testing
+    assert not create_app({"SECRET_KEY": "x" * 16 + "0123456789abcdef"}).testing
     assert create_app(config_for(tmp_path)).testing
 
 
@@ -25,10 +25,24 @@ def test_hello(client) -> None:
     assert response.data == b"Hello, World!"
 
 
-@pytest.mark.parametrize("key", [None, "", "dev", "changeme", "short"])
+@pytest.mark.parametrize(
+    "key", [None, "", "dev", "changeme", "short", " " * 16, "a" * 64, b"ab" * 20, "Change-Me"]
+)
 def test_refuses_to_start_without_a_real_secret_key(key) -> None:
     with pytest.raises(ConfigError, match="FLASKR_SECRET_KEY"):
         create_app({"SECRET_KEY": key})
+
+
+@pytest.mark.parametrize("setting", ["FLASKR_DEBUG", "FLASKR_TESTING"])
+def test_debug_or_testing_from_the_environment_does_not_skip_the_key_check(
+    monkeypatch, setting
+) -> None:
+    monkeypatch.setenv(setting, "true")
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "a" * 32)
+    with pytest.raises(ConfigError, match="10 of them different"):
+        create_app()
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "a" * 16 + "0123456789abcdef")
+    assert create_app().config[setting.removeprefix("FLASKR_")] is True
 
 
 def test_secret_key_from_environment(monkeypatch) -> None:
@@ -39,9 +53,9 @@ def test_secret_key_from_environment(monkeypatch) -> None:
 
 def test_secret_key_file(tmp_path: Path, monkeypatch) -> None:
     key_file = tmp_path / "secret_key"
-    key_file.write_text("k" * 40 + "\n")
+    key_file.write_text("k" * 16 + "0123456789abcdef" + "\n")
     monkeypatch.setenv("FLASKR_SECRET_KEY_FILE", str(key_file))
-    assert create_app().config["SECRET_KEY"] == "k" * 40
+    assert create_app().config["SECRET_KEY"] == "k" * 16 + "0123456789abcdef"
 
 
 def test_unreadable_secret_key_file_says_which(tmp_path: Path, monkeypatch) -> None:
@@ -53,21 +67,23 @@ def test_unreadable_secret_key_file_says_which(tmp_path: Path, monkeypatch) -> N
 
 
 def test_secret_key_from_systemd_credential(tmp_path: Path, monkeypatch) -> None:
-    (tmp_path / "secret_key").write_text("c" * 32)
+    (tmp_path / "secret_key").write_text("c" * 16 + "0123456789abcdef")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
-    assert create_app().config["SECRET_KEY"] == "c" * 32
+    assert create_app().config["SECRET_KEY"] == "c" * 16 + "0123456789abcdef"
 
 
 def test_instance_config_file(tmp_path: Path) -> None:
     instance = tmp_path / "instance"
     instance.mkdir()
-    (instance / "config.py").write_text("SECRET_KEY = 'i' * 32\nPOSTS_PER_PAGE = 3\n")
+    (instance / "config.py").write_text(
+        "SECRET_KEY = 'i' * 16 + '0123456789abcdef'\nPOSTS_PER_PAGE = 3\n"
+    )
     app = create_app()
     assert app.config["POSTS_PER_PAGE"] == 3
 
 
 def test_default_database_is_sqlite_in_instance(tmp_path: Path) -> None:
-    app = create_app({"SECRET_KEY": "x" * 32})
+    app = create_app({"SECRET_KEY": "x" * 16 + "0123456789abcdef"})
     expected = tmp_path / "instance" / "flaskr.sqlite"
     assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{expected}"
 
@@ -82,7 +98,7 @@ def test_default_database_is_sqlite_in_instance(tmp_path: Path) -> None:
 )
 def test_database_url_from_environment(monkeypatch, given, expected) -> None:
     monkeypatch.setenv("DATABASE_URL", given)
-    app = create_app({"SECRET_KEY": "x" * 32})
+    app = create_app({"SECRET_KEY": "x" * 16 + "0123456789abcdef"})
     assert app.config["SQLALCHEMY_DATABASE_URI"] == expected
     assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is True
 
@@ -90,7 +106,7 @@ def test_database_url_from_environment(monkeypatch, given, expected) -> None:
 def test_flaskr_database_url_wins(monkeypatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://a/b")
     monkeypatch.setenv("FLASKR_DATABASE_URL", "sqlite:////tmp/x.sqlite")
-    monkeypatch.setenv("FLASKR_SECRET_KEY", "x" * 32)
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "x" * 16 + "0123456789abcdef")
     assert create_app().config["SQLALCHEMY_DATABASE_URI"] == "sqlite:////tmp/x.sqlite"
 
 
@@ -122,7 +138,7 @@ def test_forwarded_headers_ignored_without_proxy_fix(client, app) -> None:
 
 
 def test_engine_options_add_to_the_defaults(monkeypatch) -> None:
-    monkeypatch.setenv("FLASKR_SECRET_KEY", "x" * 32)
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "x" * 16 + "0123456789abcdef")
     monkeypatch.setenv("FLASKR_DATABASE_URL", "postgresql://u@h/db")
     monkeypatch.setenv("FLASKR_SQLALCHEMY_ENGINE_OPTIONS", '{"pool_size": 5, "pool_recycle": 60}')
     options = create_app().config["SQLALCHEMY_ENGINE_OPTIONS"]
@@ -130,7 +146,7 @@ def test_engine_options_add_to_the_defaults(monkeypatch) -> None:
 
 
 def test_engine_options_must_be_an_object(monkeypatch) -> None:
-    monkeypatch.setenv("FLASKR_SECRET_KEY", "x" * 32)
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "x" * 16 + "0123456789abcdef")
     monkeypatch.setenv("FLASKR_SQLALCHEMY_ENGINE_OPTIONS", "pool_size=5")
     with pytest.raises(ConfigError, match="must be a JSON object"):
         create_app()
@@ -143,7 +159,7 @@ def test_serving_workers_load_neither_alembic_nor_pillow(tmp_path: Path) -> None
     code = f"""
 import sys
 from flaskr import create_app
-app = create_app({{"SECRET_KEY": "s" * 32, "DATABASE_URL": "sqlite:///{tmp_path}/test.sqlite"}})
+app = create_app({{"SECRET_KEY": "s" * 16 + "0123456789abcdef", "DATABASE_URL": "sqlite:///{tmp_path}/test.sqlite"}})
 for path in ("/", "/1", "/?q=test", "/feed.atom", "/readyz", "/1/image"):
     app.test_client().get(path)
 print(sorted({{m.split(".")[0] for m in sys.modules}} & {{"alembic", "flask_migrate", "PIL"}}))

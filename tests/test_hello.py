@@ -6,7 +6,7 @@ import pytest
 
 def test_wsgi_entry_builds_the_app(monkeypatch) -> None:
     """``gunicorn hello:app`` imports this module from inside the package folder."""
-    monkeypatch.setenv("FLASKR_SECRET_KEY", "h" * 32)
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "h" * 16 + "0123456789abcdef")
     sys.modules.pop("flaskr.hello", None)
     hello = importlib.import_module("flaskr.hello")
     assert hello.app.name == "flaskr"

@@ -3,7 +3,7 @@ import io
 import pytest
 from PIL import Image as PILImage
 
-from tests.conftest import image_bytes
+from tests.conftest import image_bytes, repeated_scans_jpeg
 
 
 def upload(client, data: bytes, name: str = "i.png"):
@@ -52,7 +52,7 @@ def test_decompression_bomb_is_refused_before_decoding(client, auth, app) -> Non
     assert len(bomb.getvalue()) < 5 * 1024 * 1024
     response = upload(client, bomb.getvalue())
     assert response.status_code == 400
-    assert b"more than 40,000,000 pixels" in response.data
+    assert b"more than 12,000,000 pixels" in response.data
 
 
 @pytest.mark.parametrize(
@@ -100,3 +100,54 @@ def test_truncated_image_data_is_refused(client, auth) -> None:
     response = upload(client, whole[:-30])  # header intact, pixel data cut short
     assert response.status_code == 400
     assert b"could not be read" in response.data or b"not a JPEG" in response.data
+
+
+def test_progressive_jpeg_with_repeated_scans_is_refused_from_its_header(client, auth) -> None:
+    auth.login()
+    response = upload(client, repeated_scans_jpeg((3000, 3000), 3000), "scans.jpg")
+    assert response.status_code == 400
+    assert b"more than 32 progressive scans" in response.data
+    assert client.get("/2").status_code == 404
+
+
+def test_ordinary_progressive_jpeg_is_accepted(client, auth) -> None:
+    auth.login()
+    assert upload(client, image_bytes("JPEG", (300, 200), progressive=True)).status_code == 302
+    assert PILImage.open(io.BytesIO(client.get("/2/image").data)).size == (300, 200)
+
+
+def test_decoding_that_costs_more_cpu_than_allowed_is_stopped(client, auth, app) -> None:
+    # Past the header checks (raised here), the child's CPU limit is what stops the decoder.
+    app.config.update(MAX_JPEG_SCANS=10_000, MAX_IMAGE_PIXELS=40_000_000)
+    auth.login()
+    response = upload(client, repeated_scans_jpeg((4000, 4000), 2000), "slow.jpg")
+    assert response.status_code == 400
+    assert b"takes too much work to decode" in response.data
+    assert client.get("/2").status_code == 404
+
+
+def test_decoding_that_needs_more_memory_than_allowed_is_stopped(client, auth, app) -> None:
+    app.config["IMAGE_MEMORY_BYTES"] = 64 * 1024 * 1024
+    auth.login()
+    response = upload(client, image_bytes("PNG", (3400, 3400)))  # 46 MB of RGBA, and copies
+    assert response.status_code == 400
+    assert b"takes too much work to decode" in response.data
+    assert upload(client, image_bytes("PNG", (400, 400))).status_code == 302  # same limit
+
+
+def test_only_the_first_frame_of_an_animation_is_decoded_and_kept(client, auth) -> None:
+    frames = [PILImage.new("P", (1000, 1000), color=i) for i in range(20)]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:])
+    auth.login()
+    assert upload(client, out.getvalue(), "many.gif").status_code == 302
+    stored = PILImage.open(io.BytesIO(client.get("/2/image").data))
+    assert getattr(stored, "n_frames", 1) == 1
+
+
+def test_a_child_that_does_not_finish_in_time_is_stopped(client, auth, app) -> None:
+    app.config["IMAGE_CPU_SECONDS"] = 0  # no time at all: the wall-clock net catches it
+    auth.login()
+    response = upload(client, image_bytes("PNG"))
+    assert response.status_code == 400
+    assert b"takes too much work to decode" in response.data

@@ -1,3 +1,8 @@
+from types import SimpleNamespace
+
+from sqlalchemy.exc import DataError
+
+from flaskr.metrics import _count_database_error
 from tests.conftest import make_app
 
 
@@ -49,3 +54,30 @@ def test_database_errors_are_counted(tmp_path) -> None:
 def _value(text: str, name: str) -> float:
     line = next(line for line in text.splitlines() if line.startswith(name + " "))
     return float(line.split()[1])
+
+
+def test_made_up_methods_share_one_series(tmp_path) -> None:
+    client = make_app(tmp_path, METRICS=True).test_client()
+    for method in ("FOO", "BAR", "X" * 40):
+        client.open("/hello", method=method)
+    text = client.get("/metrics").text
+    assert 'flaskr_requests_total{endpoint="unmatched",method="other",status="405"} 3.0' in text
+    assert "FOO" not in text and "BAR" not in text
+
+
+def test_values_the_database_refuses_are_400s_not_outages(tmp_path) -> None:
+    app = make_app(tmp_path, METRICS=True)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    refused = DataError("INSERT", {}, ValueError("text fields cannot contain NUL"))
+
+    @app.get("/bad-value")
+    def bad_value() -> str:
+        raise refused  # what PostgreSQL's driver raises for a value it cannot store
+
+    client = app.test_client()
+    before = _value(client.get("/metrics").text, "flaskr_database_errors_total")
+    response = client.get("/bad-value")
+    assert response.status_code == 400
+    assert b"cannot store" in response.data
+    _count_database_error(SimpleNamespace(sqlalchemy_exception=refused))
+    assert _value(client.get("/metrics").text, "flaskr_database_errors_total") == before

@@ -4,7 +4,14 @@ from html.parser import HTMLParser
 
 import pytest
 
-from flaskr.rendering import markdown
+from flaskr.rendering import (
+    MAX_HTML_BYTES,
+    MIN_HTML_BYTES,
+    RenderTooCostly,
+    check_cost,
+    html_limit,
+    markdown,
+)
 
 XSS = [
     "<script>alert(1)</script>",
@@ -89,3 +96,45 @@ def test_tables_and_strikethrough() -> None:
     html = str(markdown("| a | b |\n|---|---|\n| 1 | 2 |\n\n~~gone~~"))
     assert "<table>" in html and "<td>1</td>" in html
     assert "<s>gone</s>" in html
+
+
+def reference_links(size: int, url_length: int) -> str:
+    """``[a]`` repeated, all pointing at one long reference: each copy repeats the URL."""
+    url = "https://example.com/" + "a" * url_length
+    return "[a]" * ((size - url_length - 40) // 3) + "\n\n[a]: " + url
+
+
+def test_reference_links_that_would_multiply_the_html_are_refused_before_rendering() -> None:
+    text = reference_links(20_000, 9_000)  # 16.6 MB of HTML if rendered
+    with pytest.raises(RenderTooCostly, match="more than 128 KB of HTML"):
+        check_cost(text)
+
+
+def test_html_is_bounded_relative_to_what_was_written() -> None:
+    comment = reference_links(2_000, 1_000)  # 170 KB of HTML if rendered
+    with pytest.raises(RenderTooCostly, match="more than 19 KB of HTML"):
+        check_cost(comment)
+    assert html_limit("a") == MIN_HTML_BYTES
+    assert html_limit("a" * 2_000) == 20_000
+    assert html_limit("a" * 20_000) == MAX_HTML_BYTES
+
+
+def test_a_table_that_takes_too_long_is_refused() -> None:
+    # 100 header columns, then 9,000 one-cell rows: markdown-it fills in 65,536 empty cells.
+    head = "|" + "a|" * 100 + "\n|" + "-|" * 100 + "\n"
+    with pytest.raises(RenderTooCostly, match="takes too long to render"):
+        check_cost(head + "a\n" * ((20_000 - len(head)) // 2))
+
+
+def test_ordinary_long_texts_pass_and_render_as_pages_do() -> None:
+    prose = "Some *prose* with a [link](https://example.com) and `code`.\n\n" * 300
+    table = "|a|b|\n|-|-|\n" + "|1|2|\n" * 1_000
+    for text in (prose, table):
+        assert check_cost(text) == len(markdown(text).encode())
+    assert check_cost("") == 0
+
+
+def test_html_lengthened_by_sanitising_counts_too() -> None:
+    # Each empty link gains rel="nofollow noopener noreferrer": 5 characters, 51 bytes.
+    with pytest.raises(RenderTooCostly, match="more than 48 KB of HTML"):
+        check_cost("[](b)" * 1_000)

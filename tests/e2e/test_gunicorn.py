@@ -7,6 +7,7 @@ import json
 import signal
 import socket
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import requests
 
 from tests.e2e.browser import Visitor, png
 from tests.e2e.conftest import free_port, wait_for_http
-from tests.e2e.servers import app_env, gunicorn, init_db, wait_for_file
+from tests.e2e.servers import ROOT, app_env, gunicorn, init_db, stop, wait_for_file
 
 SEED_FLAGS = ["--workers", "3", "--timeout", "120"]
 
@@ -139,3 +140,36 @@ def cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_serve_keeps_its_files_private_and_warns_beyond_loopback(tmp_path: Path) -> None:
+    """scripts/serve: instance/ 0700, the database and key 0600, even in a folder made
+    world-readable before; a bind beyond loopback (192.0.2.1, a documentation address no
+    machine has, so nothing listens) gets a warning that gunicorn belongs behind nginx."""
+    instance = tmp_path / "instance"
+    instance.mkdir(mode=0o755)
+    env = app_env(instance)
+    del env["FLASKR_SECRET_KEY"]  # serve makes one
+    port = free_port()
+    serve = [str(ROOT / "scripts" / "serve")]
+    with open(tmp_path / "out", "wb") as out:
+        process = subprocess.Popen(
+            serve, env={**env, "FLASKR_BIND": f"127.0.0.1:{port}"}, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=120)
+    finally:
+        stop(process)
+    assert "WARNING" not in (tmp_path / "out").read_text()
+    assert stat.S_IMODE(instance.stat().st_mode) == 0o700
+    for name in ("flaskr.sqlite", "secret_key"):
+        assert stat.S_IMODE((instance / name).stat().st_mode) == 0o600, name
+
+    beyond = subprocess.run(
+        serve, env={**env, "FLASKR_BIND": f"192.0.2.1:{port}"}, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert beyond.returncode != 0  # gunicorn cannot bind an address this machine lacks
+    assert "WARNING: gunicorn listens on 192.0.2.1" in beyond.stderr
+    assert "put nginx in front" in beyond.stderr

@@ -6,18 +6,21 @@ reads the files, so the project needs no YAML library either."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+import requests
 
 from flaskr.config import INSECURE_KEYS
-from tests.e2e.conftest import apt_install, free_port
+from tests.e2e.conftest import apt_install, free_port, wait_for_http
 from tests.e2e.host_tls import issue, make_ca
 from tests.e2e.servers import ROOT
 
@@ -101,6 +104,7 @@ def test_kubernetes_set_is_complete_and_consistent(resources: dict[str, dict]) -
         "Secret/flaskr",
         "Job/flaskr-migrate",
         "Ingress/flaskr",
+        "NetworkPolicy/flaskr",
     }, set(found)
     deployment, service = found["Deployment/flaskr"], found["Service/flaskr"]
     pod = deployment["spec"]["template"]
@@ -152,6 +156,15 @@ def test_kubernetes_set_is_complete_and_consistent(resources: dict[str, dict]) -
     ingress = found["Ingress/flaskr"]["spec"]["rules"][0]["http"]["paths"][0]["backend"]
     assert ingress["service"]["name"] == "flaskr"
     assert ingress["service"]["port"]["name"] == service["spec"]["ports"][0]["name"]
+
+    # Only the ingress controller reaches the pods: nothing else can forge X-Forwarded-For.
+    policy = found["NetworkPolicy/flaskr"]["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    (source,) = rule["from"]
+    assert set(source) == {"namespaceSelector", "podSelector"}  # one peer: both must match
+    assert rule["ports"] == [{"protocol": "TCP", "port": port["containerPort"]}]
 
 
 def test_the_secret_template_holds_no_secret(resources: dict[str, dict]) -> None:
@@ -217,6 +230,7 @@ def test_compose_file_parses_and_scales_out(compose_config: dict) -> None:
         assert env["FLASKR_DATABASE_URL"].endswith("@db:5432/flaskr")
         assert json.loads(env["FLASKR_SQLALCHEMY_ENGINE_OPTIONS"]) == ENGINE_OPTIONS
         assert env["FLASKR_PROXY_FIX"] == "1"  # behind compose/nginx.conf, which is one proxy
+        assert json.loads(env["FLASKR_TRUSTED_HOSTS"]) == ["localhost", "127.0.0.1"]
         assert service["secrets"] == ["secret_key"]
         assert service["read_only"] is True and service["tmpfs"] == ["/tmp"]
     assert "readyz" in " ".join(app["healthcheck"]["test"])
@@ -238,19 +252,25 @@ def test_compose_file_parses_and_scales_out(compose_config: dict) -> None:
     assert target == "/etc/nginx/templates/default.conf.template"
 
 
-def render_compose_nginx(tmp_path: Path, tls: bool) -> tuple[str, Path]:
-    """compose/nginx.conf (and with ``tls`` compose/tls.conf, a certificate the test makes and
+def render_compose_nginx(
+    tmp_path: Path, tls: bool = False, listen: str = "80", upstream: str = "127.0.0.1:8000"
+) -> tuple[str, Path]:
+    """compose/nginx.conf (and with ``tls`` compose/tls*.conf, a certificate the test makes and
     deploy/nginx/flaskr-tls.conf) as the nginx image renders and mounts them, into a main
-    config for Debian's nginx. Changes for a machine without compose's DNS: the replicas'
-    name becomes 127.0.0.1, and an nginx older than 1.27.3 (the image has 1.28) loses the
-    upstream's ``resolve`` flag. Returns the nginx binary and the main config."""
+    config for Debian's nginx, serving the name flaskr.test. Changes for a machine without
+    compose's DNS: the replicas' name becomes ``upstream``, port 80 ``listen`` (IPv4 only), and
+    an nginx older than 1.27.3 (the image has 1.28) loses the upstream's ``resolve`` flag.
+    Returns the nginx binary and the main config."""
     apt_install("nginx", commands=("nginx",))
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     template = (DEPLOY / "compose" / "nginx.conf").read_text()
     assert "server app:8000 resolve" in template
     rendered = template.replace("${NGINX_LOCAL_RESOLVERS}", "127.0.0.11")
+    rendered = rendered.replace("${FLASKR_SERVER_NAME}", "flaskr.test localhost")
     assert "${" not in rendered
-    rendered = rendered.replace("server app:8000", "server 127.0.0.1:8000")
+    rendered = rendered.replace("server app:8000", f"server {upstream}")
+    rendered = rendered.replace("listen [::]:80", "# listen [::]:80")
+    rendered = rendered.replace("listen 80", f"listen {listen}")
     version = subprocess.run([nginx, "-v"], capture_output=True, text=True, check=True).stderr
     found = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", version)
     assert found, version
@@ -266,7 +286,9 @@ def render_compose_nginx(tmp_path: Path, tls: bool) -> tuple[str, Path]:
         conf = conf.replace("/etc/nginx/tls/cert.pem", str(cert))
         conf = conf.replace("/etc/nginx/tls/key.pem", str(key))
         conf = conf.replace("/etc/nginx/snippets/", f"{DEPLOY}/nginx/")
-        (tmp_path / "flaskr-tls" / "tls.conf").write_text(conf)
+        (tmp_path / "flaskr-tls" / "tls-site.conf").write_text(conf)
+        default = (DEPLOY / "compose" / "tls-default.conf").read_text()
+        (tmp_path / "flaskr-tls" / "tls-default.conf").write_text(default)
     (tmp_path / "default.conf").write_text(rendered)
     (tmp_path / "nginx.conf").write_text(
         ("user www-data;\n" if os.geteuid() == 0 else "") + f"pid {tmp_path}/nginx.pid;\n"
@@ -312,8 +334,11 @@ def test_compose_tls_override_mounts_the_certificate(
     assert (DEPLOY / mounts[templates + "default.conf.template"]).resolve() == (
         DEPLOY / "compose" / "nginx.conf"
     )
-    assert (DEPLOY / mounts[templates + "flaskr-tls/tls.conf.template"]).resolve() == (
+    assert (DEPLOY / mounts[templates + "flaskr-tls/tls-site.conf.template"]).resolve() == (
         DEPLOY / "compose" / "tls.conf"
+    )
+    assert (DEPLOY / mounts[templates + "flaskr-tls/tls-default.conf.template"]).resolve() == (
+        DEPLOY / "compose" / "tls-default.conf"
     )
     assert (DEPLOY / mounts["/etc/nginx/snippets/flaskr-tls.conf"]).resolve() == (
         DEPLOY / "nginx" / "flaskr-tls.conf"
@@ -325,11 +350,10 @@ def test_compose_tls_override_mounts_the_certificate(
 def test_compose_nginx_serves_https_with_the_mounted_certificate(tmp_path: Path) -> None:
     """The rendered https config run for real (on free loopback ports instead of 80 and 443):
     nginx's own answer over https with HTTP/2 and HSTS, and http redirected to https."""
-    nginx, conf = render_compose_nginx(tmp_path, tls=True)
     http_port, https_port = free_port(), free_port()
-    for path in (tmp_path / "default.conf", tmp_path / "flaskr-tls" / "tls.conf"):
+    nginx, conf = render_compose_nginx(tmp_path, tls=True, listen=f"127.0.0.1:{http_port}")
+    for path in (tmp_path / "flaskr-tls").glob("*.conf"):
         text = re.sub(r"^\s*listen \[::\].*\n", "", path.read_text(), flags=re.M)
-        text = text.replace("listen 80 ", f"listen 127.0.0.1:{http_port} ")
         path.write_text(text.replace("listen 443 ", f"listen 127.0.0.1:{https_port} "))
     command = [nginx, "-c", str(conf), "-p", str(tmp_path), "-e", str(tmp_path / "error.log")]
     subprocess.run(command, check=True, capture_output=True, timeout=60)
@@ -345,11 +369,17 @@ def test_compose_nginx_serves_https_with_the_mounted_certificate(tmp_path: Path)
         assert head.startswith("http/2 200"), head
         assert "strict-transport-security: max-age=63072000" in head, head
         plain = subprocess.run(
-            ["curl", "-sSI", f"http://127.0.0.1:{http_port}/2?page=1"],
+            ["curl", "-sSI", "-H", "Host: flaskr.test", f"http://127.0.0.1:{http_port}/2?page=1"],
             capture_output=True, text=True, check=True, timeout=60,
         ).stdout  # fmt: skip
         assert plain.startswith("HTTP/1.1 301"), plain
-        assert "Location: https://127.0.0.1:8443/2?page=1" in plain, plain
+        assert "Location: https://flaskr.test:8443/2?page=1" in plain, plain
+        other = subprocess.run(
+            ["curl", "-sS", "-k", "--resolve", f"other.test:{https_port}:127.0.0.1",
+             f"https://other.test:{https_port}/"],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        assert other.returncode == 35, other.stderr  # refused at the handshake: not our name
         assert "strict-transport-security" not in plain.lower()  # not over http
         health = subprocess.run(
             ["curl", "-sS", f"http://127.0.0.1:{http_port}/nginx-health"],
@@ -358,3 +388,55 @@ def test_compose_nginx_serves_https_with_the_mounted_certificate(tmp_path: Path)
         assert health == "ok\n"  # the compose healthcheck still answers over http
     finally:
         subprocess.run([*command, "-s", "quit"], check=False, capture_output=True, timeout=60)
+
+
+class AppLike(http.server.BaseHTTPRequestHandler):
+    """Answers /app with its own X-Frame-Options, as flaskr does; anything else is refused."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(200 if self.path == "/app" else 404)
+        self.send_header("X-Frame-Options", "SAMEORIGIN")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_compose_nginx_answers_its_name_only_and_heads_its_own_pages(tmp_path: Path) -> None:
+    """nginx's own answers (a 502 when no replica answers, a 413) carry the security headers
+    and no version, and the app's own headers pass alone; any other Host is dropped without
+    an answer; the healthcheck still answers."""
+    port, nobody = free_port(), free_port()
+    app = http.server.HTTPServer(("127.0.0.1", 0), AppLike)
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    upstream = f"127.0.0.1:{app.server_port} max_fails=0; server 127.0.0.1:{nobody}"
+    nginx, conf = render_compose_nginx(tmp_path, listen=f"127.0.0.1:{port}", upstream=upstream)
+    command = [nginx, "-c", str(conf), "-p", str(tmp_path), "-e", str(tmp_path / "error.log")]
+    server = subprocess.Popen([*command, "-g", "daemon off;"], stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base + "/nginx-health")
+        app_page = requests.get(base + "/app", headers={"Host": "localhost"}, timeout=10)
+        assert app_page.status_code == 200
+        assert app_page.headers["X-Frame-Options"] == "SAMEORIGIN"  # the app's, not two
+        assert app_page.headers["X-Content-Type-Options"] == "nosniff"  # the app sent none
+        app.shutdown()
+        app.server_close()  # now no replica answers
+        own = requests.get(base + "/", headers={"Host": "localhost"}, timeout=10)
+        assert own.status_code == 502
+        assert own.headers["Server"] == "nginx"  # server_tokens off: no version
+        assert own.headers["X-Content-Type-Options"] == "nosniff"
+        assert own.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in own.headers["Content-Security-Policy"]
+        assert own.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+        too_large = requests.post(
+            base + "/create", headers={"Host": "localhost"}, data=b"x" * 6_000_000, timeout=10
+        )
+        assert too_large.status_code == 413 and too_large.headers["X-Frame-Options"] == "DENY"
+        with pytest.raises(requests.ConnectionError):  # 444: closed without an answer
+            requests.get(base + "/", headers={"Host": "evil.example"}, timeout=10)
+    finally:
+        server.terminate()
+        server.wait(10)
+        app.server_close()

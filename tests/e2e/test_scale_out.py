@@ -83,7 +83,7 @@ def test_engine_options_are_settings(
         if name.startswith("FLASKR_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("FLASKR_INSTANCE_PATH", str(tmp_path))
-    monkeypatch.setenv("FLASKR_SECRET_KEY", "k" * 64)
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "k" * 16 + "0123456789abcdef")
     monkeypatch.setenv("FLASKR_DATABASE_URL", cluster.pg.dsn)
 
     def pool_of(app):

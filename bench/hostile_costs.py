@@ -1,0 +1,84 @@
+"""What hostile content costs the app, in CPU seconds of this process (or of the image
+re-encoder it starts): the figures docs/security.md quotes. Prints one line per case.
+
+    .venv/bin/python bench/hostile_costs.py
+"""
+
+from __future__ import annotations
+
+import io
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image, ImageFilter
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from flaskr.rendering import RenderTooCostly, check_cost, markdown  # noqa: E402
+from tests.conftest import image_bytes  # noqa: E402
+from tests.test_rendering import reference_links  # noqa: E402
+
+
+def markdown_cases() -> dict[str, str]:
+    head = "|" + "a|" * 100 + "\n|" + "-|" * 100 + "\n"
+    return {
+        "20 KB of reference links": reference_links(20_000, 9_000),
+        "2,000-character comment of reference links": reference_links(2_000, 1_000),
+        "20 KB table, 100 columns, 9,000 one-cell rows": head + "a\n" * 9_000,
+        "20 KB table, 2 columns, 3,300 rows": "|a|b|\n|-|-|\n" + "|a|b|\n" * 3_300,
+        "19 KB of prose with links": "Some *prose*, a [link](https://example.com).\n\n" * 400,
+    }
+
+
+def photo(size: tuple[int, int], fmt: str) -> bytes:
+    """A photo-like image: a gradient with blurred noise, dearer to encode than one colour."""
+    w, h = size
+    bands = (
+        Image.linear_gradient("L").resize(size),
+        Image.effect_noise(size, 60).filter(ImageFilter.GaussianBlur(3)),
+        Image.effect_noise((w, h), 20),
+    )
+    out = io.BytesIO()
+    Image.merge("RGB", bands).save(out, fmt, quality=90)
+    return out.getvalue()
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    for name, text in markdown_cases().items():
+        start = time.thread_time()
+        try:
+            verdict = f"accepted, {check_cost(text) // 1024} KB of HTML"
+        except RenderTooCostly as e:
+            verdict = "refused: " + str(e).split(":")[0].split(". ")[0]
+        checked = time.thread_time() - start
+        start = time.thread_time()
+        html = markdown.__wrapped__(text) if "reference" not in name else None
+        plain = "" if html is None else f"; unchecked render {time.thread_time() - start:.3f} s"
+        print(f"markdown  {name}: {verdict} in {checked:.3f} s CPU{plain}")
+    reencoder = ROOT / "flaskr" / "reencode.py"
+    for fmt in ("WEBP", "JPEG", "PNG", "GIF"):
+        kinds = {"one colour": image_bytes(fmt, (4000, 3000))}
+        if fmt in ("WEBP", "JPEG"):  # a photo-like PNG or GIF of 12 Mpx is over 5 MB
+            kinds["photo-like"] = photo((4000, 3000), fmt)
+        for kind, data in kinds.items():
+            before = children_cpu()
+            done = subprocess.run(  # noqa: S603 - our interpreter, our file
+                [sys.executable, "-I", str(reencoder), "5", str(512 * 2**20), fmt],
+                input=data, capture_output=True, check=True,
+            )  # fmt: skip
+            cpu = children_cpu() - before
+            print(f"image     12 Mpx {fmt} {kind} ({len(data) // 1024} KB): re-encoded to "
+                  f"{len(done.stdout) // 1024} KB in {cpu:.2f} s CPU (child included)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

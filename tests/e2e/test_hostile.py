@@ -1,0 +1,166 @@
+"""A registered user who wants the site down, against real gunicorn as the seed runs it: each
+hostile request is answered with a 4xx within its budget, and leaves the workers free.
+
+The budgets are CPU seconds spent by the server's processes (workers and the children they
+wait for) on that one request: on a shared 2-core machine wall-clock time mostly measures the
+neighbours. The figures are printed (`pytest -s`); docs/security.md quotes them.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image as PILImage
+
+from tests.conftest import image_bytes, repeated_scans_jpeg
+from tests.e2e.browser import TOKEN, Visitor
+from tests.e2e.conftest import free_port, wait_for_http
+from tests.e2e.servers import app_env, gunicorn, init_db
+from tests.test_rendering import reference_links
+
+#: Refused from the header or the form, before any real work.
+QUICK = 0.3
+#: Work that is bounded but paid: a render stopped at 0.4 s of CPU (a table may overrun it by
+#: one block, 0.8 s in all), an image decoded in a child stopped at 1 s of CPU.
+BOUNDED = 1.2
+#: However loaded the machine, no hostile request may keep its client waiting this long.
+WALL = 30.0
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Visitor, int]]:
+    tmp = tmp_path_factory.mktemp("hostile")
+    env = app_env(tmp / "instance")
+    init_db(env)
+    port = free_port()
+    args = ["--workers", "3", "--timeout", "120", "--bind", f"127.0.0.1:{port}"]
+    with gunicorn(args, env, tmp / "log") as server:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base + "/healthz")
+        visitor = Visitor(base)
+        visitor.register_and_login("mallory", "correct horse battery")
+        visitor.create_post("target", "a post to comment on")
+        yield base, visitor, server.pid
+
+
+def server_cpu(master: int) -> float:
+    """CPU seconds used so far by gunicorn's master, its workers and the children the workers
+    have waited for (the image re-encoder)."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    total = 0
+    for pid in [master, *map(int, children)]:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / TICK
+
+
+def bilevel_png(size: tuple[int, int]) -> bytes:
+    """Many pixels in few bytes: one bit each, all the same."""
+    out = io.BytesIO()
+    PILImage.new("1", size).save(out, "PNG")
+    return out.getvalue()
+
+
+def timed(
+    master: int, send: Callable[[], requests.Response]
+) -> tuple[requests.Response, float, float]:
+    """Send one request; return its response, the server's CPU seconds and the wall time."""
+    cpu, start = server_cpu(master), time.monotonic()
+    response = send()
+    took = time.monotonic() - start
+    time.sleep(0.05)  # a worker's CPU counters settle once it has answered
+    return response, server_cpu(master) - cpu, took
+
+
+def post_form(visitor: Visitor, data: dict, files: dict | None = None, path: str = "/create"):
+    """POST a form with a token taken beforehand, so that only the POST is timed."""
+    token = TOKEN.search(visitor.get("/create").text)
+    assert token
+    return lambda: visitor.http.post(
+        visitor.base + path,
+        data={**data, "csrf_token": token.group(1)},
+        files=files,
+        allow_redirects=False,
+        timeout=60,
+    )
+
+
+def still_serving(base: str) -> None:
+    """Every worker is free again: /healthz answers on each new connection."""
+    for _ in range(3):
+        assert requests.get(base + "/healthz", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "budget", "message"),
+    [
+        # 3000 x 3000 progressive JPEG whose refinement scan repeats 3,000 times: 180 KB.
+        ("repeated-scans JPEG", lambda: repeated_scans_jpeg((3000, 3000), 3000), QUICK,
+         "more than 32 progressive scans"),
+        ("60-megapixel PNG", lambda: bilevel_png((10_000, 6_000)), QUICK,
+         "more than 12,000,000 pixels"),
+        # The largest image allowed, in the dearest format to re-encode: accepted.
+        ("12-megapixel WebP", lambda: image_bytes("WEBP", (4_000, 3_000)), BOUNDED, None),
+    ],
+)  # fmt: skip
+def test_uploads_cost_at_most_their_budget(site, name, make, budget, message) -> None:
+    base, visitor, master = site
+    files = {"image": ("upload", make(), "application/octet-stream")}
+    response, cpu, took = timed(master, post_form(visitor, {"title": name}, files))
+    print(f"{name}: {response.status_code}, {cpu:.2f} s CPU, {took:.2f} s wall")
+    if message is None:
+        errors = re.findall(r"role=\"alert\">([^<]*)<", response.text)
+        assert response.status_code == 302, errors
+    else:
+        assert response.status_code == 400 and message in response.text
+    assert cpu < budget, f"{name} cost {cpu:.2f} s of CPU, budget {budget} s"
+    assert took < WALL
+    still_serving(base)
+
+
+def test_markdown_that_would_cost_too_much_is_refused(site) -> None:
+    base, visitor, master = site
+    table_head = "|" + "a|" * 100 + "\n|" + "-|" * 100 + "\n"
+    cases = [
+        ("20 KB of reference links", {"title": "t", "body": reference_links(20_000, 9_000)},
+         "/create", "more than 128 KB of HTML"),
+        ("20 KB table of empty cells", {"title": "t", "body": table_head + "a\n" * 9_000},
+         "/create", "takes too long to render"),
+        ("2,000-character comment", {"body": reference_links(2_000, 1_000)},
+         "/1/comment", "more than 19 KB of HTML"),
+    ]  # fmt: skip
+    for name, data, path, message in cases:
+        response, cpu, took = timed(master, post_form(visitor, data, path=path))
+        size = len(response.content)
+        print(f"{name}: {response.status_code}, {size} B, {cpu:.2f} s CPU, {took:.2f} s wall")
+        assert response.status_code == 400 and message in response.text
+        assert cpu < BOUNDED, f"{name} cost {cpu:.2f} s of CPU"
+        assert took < WALL
+        assert len(response.content) < 100_000  # the form, what was typed, the error
+    for page in ("/", "/1", "/feed.atom"):
+        assert len(requests.get(base + page, timeout=10).content) < 100_000
+    still_serving(base)
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/?page=99999999999999999999", 404),
+        ("/?q=a%00b", 400),
+        ("/tag/a%00", 400),
+        ("/99999999999", 404),
+    ],
+)
+def test_strange_numbers_and_bytes_are_4xx(site, path, status) -> None:
+    base, _, master = site
+    response, cpu, _ = timed(master, lambda: requests.get(base + path, timeout=10))
+    assert response.status_code == status
+    assert cpu < QUICK
