@@ -1,4 +1,4 @@
-"""Admin commands for the ``flask`` CLI: create users and seed demo data."""
+"""Admin commands for the ``flask`` CLI: create users, seed demo data, back up and restore."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
 from werkzeug.security import generate_password_hash
 
+from flaskr.backup import backup_command, restore_command
 from flaskr.db import db
 from flaskr.models import Post, Tag, User, post_tag
 
@@ -85,3 +86,5 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(make_admin_command)
     app.cli.add_command(create_user_command)
     app.cli.add_command(seed_command)
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)
