@@ -42,7 +42,10 @@ INSTALL = [f"{SRC}/flaskr/scripts/install-host", "--wheels", "/srv/wheels"]
 SOCKET = "/run/flaskr/flaskr.sock"
 MAX_EXPOSURE = 0.5  # measured 0.3 on Debian 12's systemd 252; docs/deploy-host.md quotes it
 #: What install-host owns on the machine: a re-run must leave every one of these untouched.
-INSTALLED = "/opt/flaskr /etc/flaskr /etc/systemd/system/flaskr.service /etc/nginx"
+INSTALLED = (
+    "/opt/flaskr /etc/flaskr /etc/systemd/system/flaskr.service /etc/nginx"
+    " /etc/systemd/system/flaskr-backup.service /etc/systemd/system/flaskr-backup.timer"
+)
 
 
 @dataclass
@@ -310,6 +313,69 @@ def test_reboot_brings_it_back_with_every_post(host: Host, post: dict[str, objec
     print(f"\nreboot: answering {time.monotonic() - started:.1f}s after boot began")
     assert m.run(["systemctl", "is-active", "flaskr"]).stdout.strip() == "active"
     assert m.sh(f"stat -c '%A %U %G' {SOCKET}") == "srwxrwx--- flaskr www-data"
+    m.client("check-post", str(post["post_id"]), str(post["title"]), "37", "23")
+
+
+def flask_as_app_user(
+    machine: Machine, args: str, check: bool = True
+) -> subprocess.CompletedProcess:
+    """`flask --app flaskr ARGS` as the service's user, on its data, as docs/backup.md says."""
+    return machine.run(
+        ["sh", "-c", "cd /opt/flaskr/app && umask 077 && runuser -u flaskr -g www-data -- env -i"
+         " PATH=/opt/flaskr/venv/bin:/usr/bin:/bin LANG=C.UTF-8 FLASKR_INSTANCE_PATH=/var/lib/flaskr"
+         f" PYTHONDONTWRITEBYTECODE=1 flask --app flaskr {args}"],
+        check=check,
+        timeout=300,
+    )  # fmt: skip
+
+
+def post_titles(machine: Machine) -> set[str]:
+    out = machine.sh(
+        'python3 -c "import sqlite3; [print(t) for (t,) in sqlite3.connect('
+        "'/var/lib/flaskr/flaskr.sqlite').execute('SELECT title FROM post')]\""
+    )
+    return set(out.splitlines())
+
+
+def test_daily_backup_and_a_restore(host: Host, post: dict[str, object]) -> None:
+    m = host.machine
+    assert m.run(["systemctl", "is-enabled", "flaskr-backup.timer"]).stdout.strip() == "enabled"
+    timers = m.run(["systemctl", "list-timers", "--all", "--no-pager", "flaskr-backup.timer"])
+    line = next(x for x in timers.stdout.splitlines() if "flaskr-backup.timer" in x)
+    print(f"\nsystemctl list-timers: {line}")
+    assert "flaskr-backup.service" in line
+    timer = m.show("flaskr-backup.timer", "Persistent", "RandomizedDelayUSec", "TimersCalendar")
+    assert timer["Persistent"] == "yes" and timer["RandomizedDelayUSec"] == "1h", timer
+    unit = "/etc/systemd/system/flaskr-backup.service"
+    verify = m.run(["systemd-analyze", "verify", unit, unit.replace("service", "timer")])
+    assert verify.stdout == "" and verify.stderr == "", verify.stderr
+    score = exposure(m.run(["systemd-analyze", "security", "--no-pager", "flaskr-backup"]).stdout)
+    print(f"flaskr-backup.service exposure: {score}")
+    assert score <= MAX_EXPOSURE
+
+    # A run now, as the timer would start it: a private file in the state folder.
+    m.run(["systemctl", "start", "flaskr-backup.service"], timeout=300)
+    backups = m.sh("ls /var/lib/flaskr/backups").split()
+    assert len(backups) == 1 and backups[0].endswith(".sqlite.gz"), backups
+    path = f"/var/lib/flaskr/backups/{backups[0]}"
+    assert m.sh(f"stat -c '%a %U' {path}") == "600 flaskr"
+    summary = json.loads(m.sh("journalctl -u flaskr-backup -o cat | grep '^{' | tail -n 1"))
+    assert summary["path"] == path and summary["posts"] >= 1
+
+    # Written after the backup, gone after the restore; the post from before is served again.
+    later = f"After-the-backup-{uuid.uuid4().hex[:6]}"
+    m.client("flow", later)
+    assert later in post_titles(m)
+    refused = flask_as_app_user(m, f"restore {path}", check=False)
+    assert refused.returncode == 1 and "while the app serves" in refused.stderr, refused.stderr
+    m.run(["systemctl", "stop", "flaskr"])
+    try:
+        done = flask_as_app_user(m, f"restore {path}")
+        assert "Kept the previous database as" in done.stdout, done.stdout
+    finally:
+        m.run(["systemctl", "start", "flaskr"])
+    m.wait_http("/healthz", timeout=60)
+    assert later not in post_titles(m) and str(post["title"]) in post_titles(m)
     m.client("check-post", str(post["post_id"]), str(post["title"]), "37", "23")
 
 
