@@ -266,3 +266,45 @@ def test_postgresql_restore_drill(pg_cluster: str, tmp_path: Path) -> None:
     # A second restore over the now-populated copy keeps it aside first.
     again = flask(fresh, "restore", summary["path"])
     assert "Kept the previous database as" in again.stdout
+
+
+def shell_block(path: Path) -> str:
+    """The literal block (``- |``) of a YAML file: the backup's shell script."""
+    lines = path.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.rstrip().endswith("- |")) + 1
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    block = []
+    for line in lines[start:]:
+        if line.strip() and len(line) - len(line.lstrip()) < indent:
+            break
+        block.append(line[indent:])
+    return "\n".join(block)
+
+
+@pytest.mark.parametrize("manifest", ["compose.yaml", "kubernetes/backup-cronjob.yaml"])
+def test_the_manifests_pg_dump_scripts_make_restorable_backups(
+    pg_cluster: str, manifest: str, tmp_path: Path
+) -> None:
+    """The compose service's and the CronJob's scripts, run as written with Debian's pg_dump
+    against a real server: a dump `flask restore` takes, and the newest 14 kept."""
+    env = app_env(tmp_path / "live", FLASKR_DATABASE_URL=pg_cluster)
+    init_db(env)
+    script = shell_block(ROOT / "deploy" / manifest).replace("$$", "$")  # compose's escaping
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    for day in range(1, 16):
+        (folder / f"flaskr-202001{day:02d}T031700.000Z-pg_dump.pgdump").write_bytes(b"old")
+    url = pg_cluster.replace("postgresql+psycopg://", "postgresql://")
+    host, port = url.split("@")[1].split("/")[0].split(":")
+    done = subprocess.run(
+        ["sh", "-ec", script.replace("/backups", str(folder))],
+        env={**env, "DATABASE_URL": url, "PGHOST": host, "PGPORT": port, "PGUSER": "postgres",
+             "PGDATABASE": "flaskr"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    kept = sorted(p.name for p in folder.iterdir())
+    assert len(kept) == 14 and not kept[-1].startswith("flaskr-2020"), kept
+    assert not list(folder.glob("*.partial"))
+    restored = json.loads(flask(env, "restore", "--force", str(folder / kept[-1]), "--json").stdout)
+    assert restored["revision"] == "0006_content_version"
