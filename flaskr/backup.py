@@ -136,10 +136,15 @@ def serving_lock_path(app: Flask) -> Path | None:
 def hold_serving_lock(app: Flask) -> None:
     """Called in each gunicorn worker (gunicorn.conf.py): held until the worker exits."""
     path = serving_lock_path(app)
-    if path is not None:
+    if path is None:
+        return
+    try:
         handle = open(path, "a")  # noqa: SIM115 - kept open for the worker's life
-        fcntl.flock(handle, fcntl.LOCK_SH)
-        app.extensions["flaskr_serving_lock"] = handle
+    except OSError as e:  # serving matters more than the guard: say so and go on
+        app.logger.warning("no serving lock at %s (%s): restore cannot see this worker", path, e)
+        return
+    fcntl.flock(handle, fcntl.LOCK_SH)
+    app.extensions["flaskr_serving_lock"] = handle
 
 
 def serving_reason(app: Flask) -> str | None:

@@ -255,3 +255,11 @@ def test_client_tools_get_the_password_outside_the_command_line() -> None:
     target, env = backup.libpq_target(url)
     assert target == "postgresql://app@db:5432/flaskr?sslmode=require"
     assert env["PGPASSWORD"] == "s3cret" and "s3cret" not in target
+
+
+def test_a_worker_serves_even_where_it_cannot_lock(tmp_path: Path, caplog) -> None:
+    url = f"sqlite:///{tmp_path / 'missing-folder' / 'flaskr.sqlite'}"
+    app = create_app(config_for(tmp_path, DATABASE_URL=url))
+    backup.hold_serving_lock(app)
+    assert "flaskr_serving_lock" not in app.extensions
+    assert "restore cannot see this worker" in caplog.text
