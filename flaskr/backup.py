@@ -261,7 +261,7 @@ def backup_sqlite(folder: Path, label: str | None, progress: Progress) -> Summar
         with (
             open(copy, "rb") as raw,
             os.fdopen(_new_private_file(partial), "wb") as out,
-            gzip.GzipFile(filename="flaskr.sqlite", mode="wb", fileobj=out, mtime=0) as gz,
+            gzip.GzipFile("flaskr.sqlite", "wb", compresslevel=6, fileobj=out, mtime=0) as gz,
         ):
             shutil.copyfileobj(raw, gz, 1024 * 1024)
         publish(partial, final)

@@ -22,27 +22,13 @@ from flaskr.backup import backups_in
 from tests.e2e.browser import Visitor, png
 from tests.e2e.conftest import free_port, wait_for_http
 from tests.e2e.load import Client, Load, Tally, Writer
-from tests.e2e.servers import ROOT, VENV_BIN, app_env, gunicorn, init_db, postgresql
+from tests.e2e.servers import ROOT, VENV_BIN, app_env, flask, gunicorn, init_db, postgresql
 from tests.e2e.test_faults import poll, record
 
 WRITERS = 8
 PASSWORD = "backup drill"
 #: Seconds of writing before the backup starts, and after it ends.
 BEFORE, AFTER = 3.0, 2.0
-
-
-def flask(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run(
-        [str(VENV_BIN / "flask"), "--app", "flaskr", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if check:
-        assert done.returncode == 0, done.stdout + done.stderr
-    return done
 
 
 @contextmanager
