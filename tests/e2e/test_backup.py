@@ -5,6 +5,7 @@ live database unharmed. SQLite and PostgreSQL (Debian's packages, pg_dump/pg_res
 
 from __future__ import annotations
 
+import gzip
 import json
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from tests.e2e.conftest import free_port, wait_for_http
 from tests.e2e.load import Client, Load, Tally, Writer
 from tests.e2e.servers import ROOT, VENV_BIN, app_env, flask, gunicorn, init_db, postgresql
 from tests.e2e.test_faults import poll, record
+from tests.test_db import tutorial_database
 
 WRITERS = 8
 PASSWORD = "backup drill"
@@ -225,6 +227,23 @@ def test_sqlite_backup_killed_half_way(tmp_path: Path) -> None:
     summary = json.loads(flask(env, "backup", str(folder), "--json").stdout)
     assert summary["posts"] == 40000
     assert [p.name for p in folder.iterdir() if p.name != ".lock"] == [Path(summary["path"]).name]
+
+
+def test_a_tutorial_backup_is_restored_migrated_and_served(tmp_path: Path) -> None:
+    """A copy of the Flask tutorial's own database (schema.sql, its users' old password
+    hashes), gzip'd: restored onto a fresh instance, migrated, and its users log in."""
+    tutorial_database(tmp_path / "tutorial.sqlite")
+    old = tmp_path / "tutorial.sqlite.gz"
+    old.write_bytes(gzip.compress((tmp_path / "tutorial.sqlite").read_bytes()))
+    env = app_env(tmp_path / "fresh")
+    done = flask(env, "restore", str(old))
+    assert "Upgraded the Flask tutorial's database in place." in done.stdout
+    assert "8 posts, 2 users, revision 0006_content_version" in done.stdout
+    with serve(env, tmp_path / "gunicorn.log") as base:
+        visitor = Visitor(base)
+        r = visitor.submit("/auth/login", {"username": "test", "password": "test"})
+        assert r.status_code == 302 and r.headers["Location"] == "/"
+        assert visitor.post_id("test title") == 1  # the tutorial's post, found by search
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------
