@@ -133,6 +133,7 @@ def drill(env: dict[str, str], fresh_env: dict[str, str], url: str, fresh_url: s
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert "Refusing to restore while the app serves" in refused.stderr
 
+    assert Path(summary["path"]).stat().st_mode & 0o777 == 0o600  # pg_dump's file too
     restored = json.loads(flask(fresh_env, "restore", summary["path"], "--json").stdout)
     before = acknowledged_before(tally, backup_started)
     after = acknowledged_before(tally, float("inf"))
