@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import signal
 import subprocess
 import time
@@ -314,3 +315,36 @@ def test_the_manifests_pg_dump_scripts_make_restorable_backups(
     assert not list(folder.glob("*.partial"))
     restored = json.loads(flask(env, "restore", "--force", str(folder / kept[-1]), "--json").stdout)
     assert restored["revision"] == "0006_content_version"
+
+
+def test_postgresql_backup_killed_half_way(pg_cluster: str, tmp_path: Path) -> None:
+    """flask backup and its pg_dump killed together (as `systemctl stop` kills the unit's
+    cgroup) while the dump is being written: no file under a backup's name, the database
+    unharmed, and the next backup clears the leftovers."""
+    env = app_env(tmp_path / "live", FLASKR_DATABASE_URL=pg_cluster)
+    init_db(env)
+    flask(env, "seed", "--posts", "60000")
+    posts = json.loads(flask(env, "backup", str(tmp_path / "first"), "--json").stdout)["posts"]
+    folder = tmp_path / "backups"
+    backup = subprocess.Popen(
+        [str(VENV_BIN / "flask"), "--app", "flaskr", "backup", str(folder)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        poll(
+            lambda: any(p.stat().st_size > 0 for p in folder.glob(".*.pgdump.partial")),
+            60,
+            "pg_dump to start writing",
+        )
+    finally:
+        os.killpg(backup.pid, signal.SIGKILL)
+        backup.wait(30)
+    assert backups_in(folder) == []
+    assert list(folder.glob(".*.pgdump.partial"))
+    summary = json.loads(flask(env, "backup", str(folder), "--json").stdout)
+    assert summary["posts"] == posts
+    assert [p.name for p in folder.iterdir() if p.name != ".lock"] == [Path(summary["path"]).name]
