@@ -203,32 +203,40 @@ def test_sqlite_backup_killed_half_way(tmp_path: Path) -> None:
     flask(env, "seed", "--posts", "40000")
     url = sqlite_url(env)
     folder = tmp_path / "backups"
+    # Half-way: the snapshot copy has started growing, and no backup is published yet.
+    kill_backup_when(env, folder, ".*-copy.sqlite.partial")
+    assert integrity(url) == "ok"
+    assert stored(url)["post"] >= {"Post 1", "Post 40000"}
+    assert next_backup_clears_up(env, folder)["posts"] == 40000
+
+
+def kill_backup_when(env: dict[str, str], folder: Path, partial: str) -> None:
+    """Start `flask backup FOLDER`, and SIGKILL it with whatever it started (as `systemctl
+    stop` kills a unit's cgroup) once a file matching ``partial`` has grown: then no file is
+    under a backup's name, only the partial one."""
     backup = subprocess.Popen(
         [str(VENV_BIN / "flask"), "--app", "flaskr", "backup", str(folder)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
-        # Half-way: the snapshot copy has started growing, and no backup is published yet.
-        poll(
-            lambda: any(p.stat().st_size > 0 for p in folder.glob(".*-copy.sqlite.partial")),
-            60,
-            "the backup's copy to start",
-        )
-        backup.send_signal(signal.SIGKILL)
+        poll(lambda: any(p.stat().st_size > 0 for p in folder.glob(partial)), 60, partial)
     finally:
+        os.killpg(backup.pid, signal.SIGKILL)
         backup.wait(30)
     assert backup.returncode == -signal.SIGKILL
     assert backups_in(folder) == []
-    assert list(folder.glob(".*.partial"))  # the killed copy, under its own name only
-    assert integrity(url) == "ok"
-    assert stored(url)["post"] >= {"Post 1", "Post 40000"}
-    # The next backup clears the leftovers and succeeds.
+    assert list(folder.glob(partial))
+
+
+def next_backup_clears_up(env: dict[str, str], folder: Path) -> dict[str, Any]:
+    """The next backup succeeds, and leaves only itself in the folder."""
     summary = json.loads(flask(env, "backup", str(folder), "--json").stdout)
-    assert summary["posts"] == 40000
     assert [p.name for p in folder.iterdir() if p.name != ".lock"] == [Path(summary["path"]).name]
+    return summary
 
 
 def test_a_tutorial_backup_is_restored_migrated_and_served(tmp_path: Path) -> None:
@@ -326,25 +334,5 @@ def test_postgresql_backup_killed_half_way(pg_cluster: str, tmp_path: Path) -> N
     flask(env, "seed", "--posts", "60000")
     posts = json.loads(flask(env, "backup", str(tmp_path / "first"), "--json").stdout)["posts"]
     folder = tmp_path / "backups"
-    backup = subprocess.Popen(
-        [str(VENV_BIN / "flask"), "--app", "flaskr", "backup", str(folder)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        poll(
-            lambda: any(p.stat().st_size > 0 for p in folder.glob(".*.pgdump.partial")),
-            60,
-            "pg_dump to start writing",
-        )
-    finally:
-        os.killpg(backup.pid, signal.SIGKILL)
-        backup.wait(30)
-    assert backups_in(folder) == []
-    assert list(folder.glob(".*.pgdump.partial"))
-    summary = json.loads(flask(env, "backup", str(folder), "--json").stdout)
-    assert summary["posts"] == posts
-    assert [p.name for p in folder.iterdir() if p.name != ".lock"] == [Path(summary["path"]).name]
+    kill_backup_when(env, folder, ".*.pgdump.partial")
+    assert next_backup_clears_up(env, folder)["posts"] == posts
