@@ -1,4 +1,4 @@
-"""Admin commands for the ``flask`` CLI: create users and seed demo data."""
+"""Admin commands for the ``flask`` CLI: create users, seed demo data, back up and restore."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, select
 from werkzeug.security import generate_password_hash
 
 from flaskr.auth import find_user
+from flaskr.backup import backup_command, restore_command
 from flaskr.db import db, require_schema
 from flaskr.forms import PASSWORD_MAX, PASSWORD_MIN, USERNAME_MAX, USERNAME_PATTERN
 from flaskr.models import Post, Tag, User, post_tag
@@ -119,3 +120,5 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(make_admin_command)
     app.cli.add_command(create_user_command)
     app.cli.add_command(seed_command)
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)

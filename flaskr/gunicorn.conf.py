@@ -125,3 +125,11 @@ if os.environ.get("FLASKR_LOG_FORMAT", "json") == "json":
             )
 
     logger_class = JsonLogger
+
+
+def post_worker_init(worker):
+    """Hold the lock that tells `flask restore` this database is being served, for as long as
+    the worker lives (the worker has imported flaskr already; the master still never does)."""
+    from flaskr.backup import hold_serving_lock
+
+    hold_serving_lock(worker.wsgi)

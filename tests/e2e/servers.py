@@ -35,17 +35,13 @@ def app_env(instance: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def flask(env: dict[str, str], *args: str) -> str:
-    """Run ``flask --app flaskr ARGS`` as an operator would; its output."""
-    done = subprocess.run(
-        [str(VENV_BIN / "flask"), "--app", "flaskr", *args],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout
+def flask(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """`flask --app flaskr ARGS` from the checkout, as an operator runs it."""
+    argv = [str(VENV_BIN / "flask"), "--app", "flaskr", *args]
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    if check:
+        assert done.returncode == 0, done.stdout + done.stderr
+    return done
 
 
 def init_db(env: dict[str, str]) -> None:

@@ -34,6 +34,8 @@ from tests.e2e.container_podman import (
     tcp_sockets,
 )
 from tests.e2e.isolation_reports import is_gunicorn, isolation_out, save_report
+from tests.e2e.load import Load, Tally, Writer
+from tests.e2e.test_backup import AFTER, BEFORE, PASSWORD, acknowledged_before, writers
 
 #: Seconds `podman stop` waits before SIGKILL (scripts/container passes --stop-timeout 10).
 STOP_TIMEOUT = 10
@@ -285,6 +287,56 @@ def test_containers_starting_together_migrate_once(podman: Podman, image: str) -
                 started.communicate()
         for name in names:
             podman.remove_container(name)
+
+
+def stored_titles(podman: Podman, name: str) -> set[str]:
+    """The post titles in a container's database, read inside it."""
+    read = "import sqlite3; [print(t) for (t,) in sqlite3.connect('/var/lib/flaskr/flaskr.sqlite').execute('SELECT title FROM post')]"
+    return set(podman.exec(name, "python", "-c", read).stdout.splitlines())
+
+
+def test_backup_while_writing_and_restore_onto_a_fresh_volume(
+    podman: Podman, image: str, tmp_path: Path
+) -> None:
+    """scripts/container backup in the middle of concurrent writes, then scripts/container
+    restore onto a new container and volume: every post acknowledged before the backup is there,
+    users log in, images are served."""
+    live = start_site(podman, f"{podman.prefix}-bk", f"{podman.prefix}-bk-data")
+    fresh = start_site(podman, f"{podman.prefix}-rs", f"{podman.prefix}-rs-data")
+    try:
+        tally = Tally()
+        clients, image_post, image_bytes = writers(live.base, tally)
+        with Load(clients, Writer.step, 120) as load:
+            time.sleep(BEFORE)
+            backup_started = time.monotonic()
+            done = podman.script(
+                "backup", str(tmp_path), FLASKR_CONTAINER=live.name, FLASKR_VOLUME=live.volume
+            )
+            time.sleep(AFTER)
+            load.stop()
+        summary = json.loads(done.stdout.splitlines()[-1])
+        copy = tmp_path / Path(summary["path"]).name
+        assert copy.stat().st_mode & 0o777 == 0o600
+        restored = podman.script(
+            "restore", str(copy), FLASKR_CONTAINER=fresh.name, FLASKR_VOLUME=fresh.volume
+        )
+        assert f"started {fresh.name} again" in restored.stderr, restored.stderr
+        wait_for_http(fresh.base + "/healthz", timeout=90)
+        before = acknowledged_before(tally, backup_started)["post"]
+        found = stored_titles(podman, fresh.name)
+        print(
+            f"\ncontainer restore drill: {len(before & found)} of {len(before)} posts acknowledged"
+            f" before the backup found after the restore; backup {summary}"
+        )
+        assert before and before <= found
+        visitor = Browser(fresh.base)
+        login = visitor.post_form("/auth/login", {"username": "drill2", "password": PASSWORD})
+        assert login.status == 302 and login.headers["Location"] == "/", login.text[:500]
+        served = visitor.get(f"/{image_post}/image")
+        assert served.status == 200 and served.body == image_bytes
+    finally:
+        podman.remove_container(live.name)
+        podman.remove_container(fresh.name)
 
 
 def slow_login(site: Site, post: Post) -> tuple[socket.socket, bytes]:

@@ -105,6 +105,8 @@ def test_kubernetes_set_is_complete_and_consistent(resources: dict[str, dict]) -
         "Job/flaskr-migrate",
         "Ingress/flaskr",
         "NetworkPolicy/flaskr",
+        "CronJob/flaskr-backup",
+        "PersistentVolumeClaim/flaskr-backups",
     }, set(found)
     deployment, service = found["Deployment/flaskr"], found["Service/flaskr"]
     pod = deployment["spec"]["template"]
@@ -167,6 +169,26 @@ def test_kubernetes_set_is_complete_and_consistent(resources: dict[str, dict]) -
     assert rule["ports"] == [{"protocol": "TCP", "port": port["containerPort"]}]
 
 
+def test_the_backup_cronjob_dumps_once_a_day_into_its_own_volume(
+    resources: dict[str, dict],
+) -> None:
+    cron = resources["CronJob/flaskr-backup"]["spec"]
+    assert cron["concurrencyPolicy"] == "Forbid" and len(cron["schedule"].split()) == 5
+    pod = cron["jobTemplate"]["spec"]["template"]["spec"]
+    (dump,) = pod["containers"]
+    script = dump["command"][-1]
+    assert "pg_dump --format=custom" in script and 'mv "$f.partial" "$f"' in script
+    assert dump["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "flaskr", "key": "database_url"}
+    security = {**pod["securityContext"], **dump["securityContext"]}
+    assert security["runAsNonRoot"] is True and security["runAsUser"] != 0
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (mount,) = [m for m in dump["volumeMounts"] if m["mountPath"] == "/backups"]
+    claim = volumes[mount["name"]]["persistentVolumeClaim"]["claimName"]
+    assert f"PersistentVolumeClaim/{claim}" in resources
+
+
 def test_the_secret_template_holds_no_secret(resources: dict[str, dict]) -> None:
     secret = resources["Secret/flaskr"]
     assert "data" not in secret  # base64 would hide a real value from review
@@ -186,8 +208,9 @@ def compose_config_of(bin_dir: Path, files: list[str], **env: str) -> subprocess
     """`podman-compose -f FILE... config` with only ``env`` of the FLASKR_ variables set."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("FLASKR_")}, **env}
     # --env-file /dev/null: a developer's own deploy/.env must not change the outcome.
+    # --profile backup: the on-demand backup service is shown too.
     return subprocess.run(
-        [str(bin_dir / "podman-compose"), "--env-file", "/dev/null",
+        [str(bin_dir / "podman-compose"), "--env-file", "/dev/null", "--profile", "backup",
          *(f"-f{DEPLOY / name}" for name in files), "config"],
         capture_output=True, text=True, check=False, timeout=120, env=env,
     )  # fmt: skip
@@ -208,7 +231,12 @@ def compose_config(compose_tool: Path) -> dict:
 
 def test_compose_file_parses_and_scales_out(compose_config: dict) -> None:
     services = compose_config["services"]
-    assert set(services) == {"db", "migrate", "app", "nginx"}
+    assert set(services) == {"db", "migrate", "app", "nginx", "backup"}
+    backup = services["backup"]
+    assert backup["profiles"] == ["backup"]  # not started by `up`: run on demand or on a timer
+    assert backup["image"] == services["db"]["image"]  # pg_dump of the server's own major version
+    assert "pg_dump --format=custom" in backup["entrypoint"][-1]
+    assert backup["depends_on"]["db"]["condition"] == "service_healthy"
     app, migrate, db, lb = (services[n] for n in ("app", "migrate", "db", "nginx"))
 
     assert app["deploy"]["replicas"] == 3

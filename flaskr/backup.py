@@ -1,0 +1,501 @@
+"""Backups: ``flask backup`` writes a consistent, compressed copy of the database while the site
+serves and writes; ``flask restore`` checks one and puts it back, keeping the current database
+aside first. SQLite through its online backup API, PostgreSQL through pg_dump/pg_restore."""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from sqlalchemy import func, select
+from sqlalchemy.engine import URL
+
+from flaskr.db import MIGRATIONS, db, schema_revision, upgrade_schema
+from flaskr.models import Post, User
+
+#: ``flaskr-<UTC time>-<schema revision>[-<label>].<format>``: sorting by name sorts by time.
+NAME = re.compile(
+    r"^flaskr-(?P<time>\d{8}T\d{6}\.\d{3}Z)-(?P<revision>\w+?)(?:-(?P<label>pre-restore))?"
+    r"\.(?P<format>sqlite\.gz|pgdump)$"
+)
+EXTENSION = {"sqlite": "sqlite.gz", "postgresql": "pgdump"}
+#: The revision recorded for a database made by the Flask tutorial's schema.sql.
+UNVERSIONED = "unversioned"
+#: Pages copied per step of SQLite's backup: between steps the progress line moves.
+STEP_PAGES = 4096
+PG_CLIENT_MISSING = (
+    "{tool} was not found: install the PostgreSQL client tools, Debian's package "
+    "postgresql-client (sudo apt-get install postgresql-client), in a version at least the "
+    "server's."
+)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What one backup or restore holds, printed as one JSON line by ``--json``."""
+
+    path: str
+    size: int
+    posts: int
+    users: int
+    revision: str
+    seconds: float
+
+
+# --- where backups go and what they are called -------------------------------------------
+
+
+def backup_folder(app: Flask) -> Path:
+    """FLASKR_BACKUP_FOLDER, else ``backups`` in the instance folder."""
+    return Path(app.config.get("BACKUP_FOLDER") or os.path.join(app.instance_path, "backups"))
+
+
+def backup_name(dialect: str, revision: str, label: str | None = None) -> str:
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y%m%dT%H%M%S") + f".{now.microsecond // 1000:03d}Z"
+    return f"flaskr-{stamp}-{revision}{'-' + label if label else ''}.{EXTENSION[dialect]}"
+
+
+def backups_in(folder: Path) -> list[Path]:
+    """The scheduled backups in ``folder``, oldest first (pre-restore copies are not counted)."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if (m := NAME.match(p.name)) and not m["label"]]
+    return sorted(found, key=lambda p: p.name)
+
+
+def prune(folder: Path, keep: int) -> list[Path]:
+    """Remove all but the newest ``keep`` backups; return the removed ones."""
+    old = backups_in(folder)[:-keep] if keep > 0 else []
+    for path in old:
+        path.unlink()
+    return old
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """One backup at a time per folder; leftovers of a killed one are removed under the lock."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for stale in folder.glob(".*.partial*"):
+            stale.unlink()
+        yield
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _new_private_file(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+
+def publish(partial: Path, final: Path) -> None:
+    """fsync, then rename into place: the final name only ever holds a complete file."""
+    fd = os.open(partial, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(partial, final)
+    _fsync_dir(final.parent)
+
+
+# --- serving: restore refuses to pull the database from under a running app ---------------
+
+
+def serving_lock_path(app: Flask) -> Path | None:
+    """The file every serving gunicorn worker holds a shared lock on (SQLite only)."""
+    with app.app_context():
+        url = db.engine.url
+    if url.get_backend_name() != "sqlite" or not url.database:
+        return None
+    return Path(url.database + ".serving")
+
+
+def hold_serving_lock(app: Flask) -> None:
+    """Called in each gunicorn worker (gunicorn.conf.py): held until the worker exits."""
+    path = serving_lock_path(app)
+    if path is None:
+        return
+    try:
+        handle = open(path, "a")  # noqa: SIM115 - kept open for the worker's life
+    except OSError as e:  # serving matters more than the guard: say so and go on
+        app.logger.warning("no serving lock at %s (%s): restore cannot see this worker", path, e)
+        return
+    fcntl.flock(handle, fcntl.LOCK_SH)
+    app.extensions["flaskr_serving_lock"] = handle
+
+
+def serving_reason(app: Flask) -> str | None:
+    """Why the database looks in use by a running app, or None when it does not."""
+    path = serving_lock_path(app)
+    if path is not None:
+        if not path.exists():
+            return None
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return f"gunicorn workers are serving this database (they lock {path})"
+            return None
+    with db.engine.connect() as connection:
+        others = connection.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).scalar()
+    return f"{others} other sessions are connected to this database" if others else None
+
+
+# --- counting and checking ---------------------------------------------------------------
+
+
+def counts() -> tuple[int, int]:
+    posts = db.session.scalar(select(func.count()).select_from(Post)) or 0
+    users = db.session.scalar(select(func.count()).select_from(User)) or 0
+    return posts, users
+
+
+def known_revisions() -> list[str]:
+    """Every revision this code knows, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(MIGRATIONS)
+    return [r.revision for r in reversed(list(scripts.walk_revisions()))]
+
+
+def check_revision(revision: str) -> None:
+    """Refuse a backup made by newer code: its schema would be half understood."""
+    known = known_revisions()
+    if revision != UNVERSIONED and revision not in known:
+        raise click.ClickException(
+            f"The backup is at schema revision {revision}, which this version of flaskr does "
+            f"not know (its newest is {known[-1]}): it was made by a newer flaskr. Install "
+            "that version (or newer) to restore it; nothing was changed."
+        )
+
+
+def sqlite_facts(path: Path) -> tuple[str, int, int]:
+    """Integrity-check an SQLite file and read its revision and counts."""
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            verdict = connection.execute("PRAGMA integrity_check").fetchone()[0]
+            if verdict != "ok":
+                raise click.ClickException(f"{path} fails SQLite's integrity check: {verdict}")
+            tables = {r[0] for r in connection.execute("SELECT name FROM sqlite_master")}
+            if not {"user", "post"} <= tables:
+                raise click.ClickException(f"{path} holds no flaskr database.")
+            revision = UNVERSIONED
+            if "alembic_version" in tables:
+                revision = connection.execute("SELECT version_num FROM alembic_version").fetchone()[
+                    0
+                ]
+            posts = connection.execute("SELECT count(*) FROM post").fetchone()[0]
+            users = connection.execute('SELECT count(*) FROM "user"').fetchone()[0]
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as e:
+        raise click.ClickException(f"{path} is not a readable SQLite database: {e}") from e
+    return revision, posts, users
+
+
+# --- SQLite ------------------------------------------------------------------------------
+
+
+Progress = Callable[[int, int], None]
+
+
+def sqlite_snapshot(source: Path, target: Path, progress: Progress) -> None:
+    """Copy the database as of one moment with SQLite's online backup API. A read transaction
+    held on the source pins that moment: in WAL mode writers go on meanwhile, and the copy never
+    restarts because of them."""
+    src = sqlite3.connect(source, isolation_level=None)
+    dst = sqlite3.connect(target)
+    try:
+        src.execute("PRAGMA busy_timeout=15000")
+        src.execute("BEGIN")
+        src.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        src.backup(
+            dst, pages=STEP_PAGES, progress=lambda _s, rest, total: progress(total - rest, total)
+        )
+        src.execute("COMMIT")
+        dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+    finally:
+        dst.close()
+        src.close()
+
+
+def backup_sqlite(folder: Path, label: str | None, progress: Progress) -> Summary:
+    started = time.monotonic()
+    source = Path(db.engine.url.database or "")
+    if not source.is_file():
+        raise click.ClickException(f"There is no database at {source} to back up.")
+    copy = folder / f".{os.getpid()}-copy.sqlite.partial"
+    try:
+        os.close(_new_private_file(copy))
+        sqlite_snapshot(source, copy, progress)
+        revision, posts, users = sqlite_facts(copy)
+        final = folder / backup_name("sqlite", revision, label)
+        partial = folder / f".{final.name}.partial"
+        with (
+            open(copy, "rb") as raw,
+            os.fdopen(_new_private_file(partial), "wb") as out,
+            gzip.GzipFile("flaskr.sqlite", "wb", compresslevel=6, fileobj=out, mtime=0) as gz,
+        ):
+            shutil.copyfileobj(raw, gz, 1024 * 1024)
+        publish(partial, final)
+    finally:
+        copy.unlink(missing_ok=True)
+    return Summary(
+        str(final), final.stat().st_size, posts, users, revision, time.monotonic() - started
+    )
+
+
+def restore_sqlite(path: Path, keep_aside: Callable[[], Summary | None]) -> None:
+    """Unpack and check the backup next to the live file, keep the current database aside,
+    then copy it in with the backup API: one transaction, so a crash leaves the old or the new."""
+    live = Path(db.engine.url.database or "")
+    unpacked = live.with_name(f".{live.name}.restore.partial")
+    try:
+        unpacked.unlink(missing_ok=True)  # left by a killed restore
+        with gzip.open(path, "rb") as gz, os.fdopen(_new_private_file(unpacked), "wb") as out:
+            shutil.copyfileobj(gz, out, 1024 * 1024)
+    except (OSError, EOFError) as e:
+        unpacked.unlink(missing_ok=True)
+        raise click.ClickException(f"{path} is not a flaskr SQLite backup: {e}") from e
+    try:
+        revision, _posts, _users = sqlite_facts(unpacked)
+        check_revision(revision)
+        keep_aside()
+        db.engine.dispose()
+        src = sqlite3.connect(unpacked)
+        dst = sqlite3.connect(live)
+        try:
+            dst.execute("PRAGMA busy_timeout=15000")
+            src.backup(dst)
+        finally:
+            dst.close()
+            src.close()
+    finally:
+        unpacked.unlink(missing_ok=True)
+
+
+# --- PostgreSQL --------------------------------------------------------------------------
+
+
+def pg_tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise click.ClickException(PG_CLIENT_MISSING.format(tool=name))
+    return found
+
+
+def libpq_target(url: URL) -> tuple[str, dict[str, str]]:
+    """The libpq URL the client tools take, and an environment carrying the password (kept
+    out of the command line, which every local user can read in /proc)."""
+    env = dict(os.environ)
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    plain = url._replace(drivername="postgresql", password=None)  # set() keeps a None field
+    return plain.render_as_string(hide_password=False), env
+
+
+def run_pg(args: list[str], env: dict[str, str], what: str) -> str:
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+    if done.returncode != 0:
+        raise click.ClickException(f"{what} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def backup_postgresql(folder: Path, label: str | None, progress: Progress) -> Summary:
+    """pg_dump in the custom format (compressed), reading the very snapshot in which the
+    revision and counts were read."""
+    started = time.monotonic()
+    pg_dump = pg_tool("pg_dump")
+    target, env = libpq_target(db.engine.url)
+    with db.engine.connect() as connection:
+        connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin():
+            snapshot = connection.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
+            revision = (
+                connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+                or UNVERSIONED
+            )
+            posts = connection.scalar(select(func.count()).select_from(Post)) or 0
+            users = connection.scalar(select(func.count()).select_from(User)) or 0
+            final = folder / backup_name("postgresql", revision, label)
+            partial = folder / f".{final.name}.partial"
+            os.close(_new_private_file(partial))  # pg_dump keeps the mode: 0600
+            progress(0, 1)
+            try:
+                run_pg(
+                    [pg_dump, "--format=custom", f"--snapshot={snapshot}", "--no-owner",
+                     f"--file={partial}", f"--dbname={target}"],
+                    env,
+                    "pg_dump",
+                )  # fmt: skip
+                progress(1, 1)
+                run_pg([pg_tool("pg_restore"), "--list", str(partial)], env, "Reading the dump")
+                publish(partial, final)
+            finally:
+                partial.unlink(missing_ok=True)
+    return Summary(
+        str(final), final.stat().st_size, posts, users, revision, time.monotonic() - started
+    )
+
+
+def dump_revision(path: Path, env: dict[str, str]) -> str:
+    """The schema revision recorded in a custom-format dump, read without restoring it."""
+    out = run_pg(
+        [pg_tool("pg_restore"), "--data-only", "--table=alembic_version", "--file=-", str(path)],
+        env,
+        f"Reading {path}",
+    )
+    lines = out.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("COPY ") and "alembic_version" in line and i + 1 < len(lines):
+            value = lines[i + 1].strip()
+            return UNVERSIONED if value == "\\." else value
+    return UNVERSIONED
+
+
+def restore_postgresql(path: Path, keep_aside: Callable[[], Summary | None]) -> None:
+    from flaskr.db import drop_all
+
+    target, env = libpq_target(db.engine.url)
+    pg_restore = pg_tool("pg_restore")
+    run_pg([pg_restore, "--list", str(path)], env, f"Reading {path}")
+    check_revision(dump_revision(path, env))
+    keep_aside()
+    drop_all()
+    db.engine.dispose()
+    run_pg(
+        [pg_restore, "--clean", "--if-exists", "--no-owner", "--no-privileges",
+         "--single-transaction", "--exit-on-error", f"--dbname={target}", str(path)],
+        env,
+        "pg_restore",
+    )  # fmt: skip
+
+
+# --- the commands ------------------------------------------------------------------------
+
+
+def make_backup(
+    folder: Path, label: str | None = None, progress: Progress | None = None
+) -> Summary:
+    """Write one backup of the app's database into ``folder``."""
+    with folder_lock(folder):
+        backup = backup_sqlite if db.engine.dialect.name == "sqlite" else backup_postgresql
+        return backup(folder, label, progress or (lambda _done, _total: None))
+
+
+def progress_line(enabled: bool) -> Progress:
+    """Report on stderr every tenth of a copy that takes more than one step."""
+    shown: set[int] = set()
+
+    def report(done: int, total: int) -> None:
+        tenth = done * 10 // max(total, 1)
+        if enabled and total > STEP_PAGES and tenth not in shown:
+            shown.add(tenth)
+            click.echo(f"Backing up: {tenth * 10}% of {total} pages", err=True)
+
+    return report
+
+
+def emit(summary: Summary, as_json: bool, verb: str) -> None:
+    if as_json:
+        click.echo(json.dumps({**asdict(summary), "seconds": round(summary.seconds, 3)}))
+    else:
+        click.echo(
+            f"{verb} {summary.path}: {summary.size} bytes, {summary.posts} posts, "
+            f"{summary.users} users, revision {summary.revision}, {summary.seconds:.2f} s."
+        )
+
+
+@click.command("backup")
+@with_appcontext
+@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--keep", type=click.IntRange(min=0), default=0, help="Keep the newest N; 0: all.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON line instead.")
+@click.option("--quiet", is_flag=True, help="No progress line.")
+def backup_command(folder: Path | None, keep: int, as_json: bool, quiet: bool) -> None:
+    """Write a consistent, compressed backup of the database while the site serves."""
+    folder = folder or backup_folder(current_app)
+    summary = make_backup(folder, progress=progress_line(not quiet))
+    removed = prune(folder, keep)
+    emit(summary, as_json, "Backed up to")
+    if removed and not as_json:
+        click.echo(f"Removed {len(removed)} older backups (keeping {keep}).")
+
+
+@click.command("restore")
+@with_appcontext
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Restore even while the app is serving.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON line instead.")
+def restore_command(path: Path, force: bool, as_json: bool) -> None:
+    """Check a backup, keep the current database aside, restore, then migrate it forward."""
+    started = time.monotonic()
+    dialect = db.engine.dialect.name
+    if not path.name.endswith(EXTENSION[dialect]):
+        raise click.ClickException(
+            f"{path} is not a {dialect} backup (those end in .{EXTENSION[dialect]})."
+        )
+    reason = serving_reason(current_app)
+    if reason and not force:
+        raise click.ClickException(
+            f"Refusing to restore while the app serves: {reason}. Stop it first (systemctl "
+            "stop flaskr, scripts/container stop), or pass --force."
+        )
+    aside: list[Summary] = []
+
+    def keep_aside() -> Summary | None:
+        if schema_revision() is None and not has_tables():
+            return None
+        aside.append(make_backup(backup_folder(current_app), label="pre-restore"))
+        return aside[-1]
+
+    restore = restore_sqlite if dialect == "sqlite" else restore_postgresql
+    restore(path, keep_aside)
+    if aside and not as_json:
+        click.echo(f"Kept the previous database as {aside[-1].path}.")
+    message = upgrade_schema()
+    posts, users = counts()
+    summary = Summary(
+        str(path),
+        path.stat().st_size,
+        posts,
+        users,
+        schema_revision() or UNVERSIONED,
+        time.monotonic() - started,
+    )
+    if not as_json:
+        click.echo(message)
+    emit(summary, as_json, "Restored")
+
+
+def has_tables() -> bool:
+    from sqlalchemy import inspect
+
+    return bool(inspect(db.engine).get_table_names())

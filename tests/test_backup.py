@@ -1,0 +1,265 @@
+import gzip
+import json
+import shutil
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from flaskr import backup, create_app
+from flaskr.db import db, schema_revision
+from flaskr.models import Post
+from tests.conftest import config_for
+from tests.test_db import tutorial_database
+
+
+def run_backup(app: Flask, *args: str) -> dict:
+    result = app.test_cli_runner().invoke(args=["backup", "--json", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output.splitlines()[-1])
+
+
+def post_count(app: Flask) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(Post))
+
+
+def add_post(app: Flask, title: str) -> None:
+    with app.app_context():
+        db.session.add(Post(title=title, body="b", author_id=1))
+        db.session.commit()
+
+
+def gzip_sqlite(source: Path, target: Path) -> Path:
+    with open(source, "rb") as raw, gzip.open(target, "wb") as out:
+        shutil.copyfileobj(raw, out)
+    return target
+
+
+def unpack(path: Path, target: Path) -> sqlite3.Connection:
+    with gzip.open(path, "rb") as gz:
+        target.write_bytes(gz.read())
+    return sqlite3.connect(target)
+
+
+def test_backup_is_a_compressed_private_checked_copy(app: Flask, tmp_path: Path) -> None:
+    summary = run_backup(app)
+    path = Path(summary["path"])
+    assert path.parent == Path(app.instance_path) / "backups"
+    assert backup.NAME.match(path.name)["revision"] == "0006_content_version"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert summary["size"] == path.stat().st_size
+    assert (summary["posts"], summary["users"], summary["revision"]) == (
+        1,
+        2,
+        "0006_content_version",
+    )
+    copy = unpack(path, tmp_path / "copy.sqlite")
+    assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert copy.execute("SELECT title FROM post").fetchall() == [("test title",)]
+    assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    # Only the backup and the folder's lock: no copy, journal or partial file is left behind.
+    assert sorted(p.name for p in path.parent.iterdir()) == [".lock", path.name]
+
+
+def test_backup_folder_argument_and_text_summary(app: Flask, tmp_path: Path) -> None:
+    result = app.test_cli_runner().invoke(args=["backup", str(tmp_path / "elsewhere")])
+    assert result.exit_code == 0
+    assert "Backed up to" in result.output and "1 posts, 2 users" in result.output
+    assert len(backup.backups_in(tmp_path / "elsewhere")) == 1
+
+
+def test_keep_removes_the_oldest(app: Flask, tmp_path: Path) -> None:
+    folder = tmp_path / "b"
+    paths = [run_backup(app, str(folder))["path"] for _ in range(3)]
+    (folder / "notes.txt").write_text("not a backup: never removed")
+    result = app.test_cli_runner().invoke(args=["backup", str(folder), "--keep", "2"])
+    assert "Removed 2 older backups (keeping 2)." in result.output
+    left = backup.backups_in(folder)
+    assert len(left) == 2 and str(left[0]) == paths[2]
+    assert (folder / "notes.txt").exists()
+
+
+def test_progress_line_for_large_databases(
+    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backup, "STEP_PAGES", 2)
+    result = app.test_cli_runner().invoke(args=["backup", str(tmp_path / "b")])
+    assert "Backing up: 0% of" in result.output
+    assert "Backing up: 100% of" in result.output
+    quiet = app.test_cli_runner().invoke(args=["backup", str(tmp_path / "b"), "--quiet"])
+    assert "Backing up" not in quiet.output
+
+
+def test_restore_keeps_the_current_database_aside(app: Flask) -> None:
+    path = run_backup(app)["path"]
+    add_post(app, "written after the backup")
+    result = app.test_cli_runner().invoke(args=["restore", path])
+    assert result.exit_code == 0, result.output
+    assert "Restored" in result.output and "1 posts, 2 users" in result.output
+    assert post_count(app) == 1
+    aside = next(Path(app.instance_path, "backups").glob("*-pre-restore.sqlite.gz"))
+    assert "Kept the previous database as" in result.output and aside.name in result.output
+    # The copy kept aside holds the post, and brings it back.
+    again = app.test_cli_runner().invoke(args=["restore", "--json", str(aside)])
+    assert json.loads(again.output.splitlines()[-1])["posts"] == 2
+    assert post_count(app) == 2
+
+
+def test_restore_onto_a_fresh_instance(app: Flask, tmp_path: Path) -> None:
+    path = run_backup(app)["path"]
+    fresh = create_app(config_for(tmp_path / "fresh-instance"))
+    Path(tmp_path / "fresh-instance").mkdir()
+    result = fresh.test_cli_runner().invoke(args=["restore", path])
+    assert result.exit_code == 0, result.output
+    assert "Kept the previous database" not in result.output
+    assert post_count(fresh) == 1
+    with fresh.app_context():
+        assert db.session.execute(db.text("PRAGMA journal_mode")).scalar() == "wal"
+        db.engine.dispose()
+
+
+def test_restore_refuses_while_serving(app: Flask) -> None:
+    path = run_backup(app)["path"]
+    backup.hold_serving_lock(app)
+    try:
+        result = app.test_cli_runner().invoke(args=["restore", path])
+        assert result.exit_code == 1
+        assert "Refusing to restore while the app serves" in result.output
+        assert "--force" in result.output
+        forced = app.test_cli_runner().invoke(args=["restore", "--force", path])
+        assert forced.exit_code == 0, forced.output
+    finally:
+        app.extensions.pop("flaskr_serving_lock").close()
+    # Once the workers are gone the lock file stays, unheld: restore goes ahead.
+    assert app.test_cli_runner().invoke(args=["restore", path]).exit_code == 0
+
+
+def test_restore_refuses_a_newer_revision(app: Flask, tmp_path: Path) -> None:
+    path = Path(run_backup(app)["path"])
+    copy = unpack(path, tmp_path / "future.sqlite")
+    copy.execute("UPDATE alembic_version SET version_num = '0099_from_the_future'")
+    copy.commit()
+    copy.close()
+    future = gzip_sqlite(tmp_path / "future.sqlite", tmp_path / "future.sqlite.gz")
+    add_post(app, "still here")
+    result = app.test_cli_runner().invoke(args=["restore", str(future)])
+    assert result.exit_code == 1
+    assert "revision 0099_from_the_future" in result.output
+    assert "made by a newer flaskr" in result.output and "nothing was changed" in result.output
+    assert post_count(app) == 2
+    assert not list(Path(app.instance_path, "backups").glob("*pre-restore*"))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not gzip at all", "is not a flaskr SQLite backup"),
+        (gzip.compress(b"gzip, but no database"), "is not a readable SQLite database"),
+        (None, "holds no flaskr database"),
+    ],
+)
+def test_restore_refuses_what_is_not_a_backup(
+    app: Flask, tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    path = tmp_path / "bad.sqlite.gz"
+    if content is None:
+        other = sqlite3.connect(tmp_path / "other.sqlite")
+        other.execute("CREATE TABLE t (x)")
+        other.commit()
+        other.close()
+        gzip_sqlite(tmp_path / "other.sqlite", path)
+    else:
+        path.write_bytes(content)
+    result = app.test_cli_runner().invoke(args=["restore", str(path)])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert post_count(app) == 1
+    assert not list(Path(app.instance_path).glob(".*.partial"))
+
+
+def test_restore_refuses_a_corrupt_copy(app: Flask, tmp_path: Path) -> None:
+    path = Path(run_backup(app)["path"])
+    copy = unpack(path, tmp_path / "bad.sqlite")
+    copy.close()
+    raw = bytearray((tmp_path / "bad.sqlite").read_bytes())
+    page = 4096
+    raw[page * 2 + 8 : page * 2 + 64] = b"\xff" * 56  # scramble a b-tree page's cells
+    (tmp_path / "bad.sqlite").write_bytes(bytes(raw))
+    bad = gzip_sqlite(tmp_path / "bad.sqlite", tmp_path / "bad.sqlite.gz")
+    result = app.test_cli_runner().invoke(args=["restore", str(bad)])
+    assert result.exit_code == 1
+    assert "integrity" in result.output or "not a readable SQLite database" in result.output
+
+
+def test_restore_refuses_the_other_databases_format(app: Flask, tmp_path: Path) -> None:
+    dump = tmp_path / "flaskr-20260101T000000.000Z-0006_content_version.pgdump"
+    dump.write_bytes(b"PGDMP")
+    result = app.test_cli_runner().invoke(args=["restore", str(dump)])
+    assert result.exit_code == 1
+    assert "is not a sqlite backup (those end in .sqlite.gz)" in result.output
+
+
+def test_tutorial_backup_is_restored_and_migrated(app: Flask, tmp_path: Path) -> None:
+    tutorial_database(tmp_path / "tutorial.sqlite")
+    old = gzip_sqlite(tmp_path / "tutorial.sqlite", tmp_path / "tutorial.sqlite.gz")
+    result = app.test_cli_runner().invoke(args=["restore", str(old)])
+    assert result.exit_code == 0, result.output
+    assert "Upgraded the Flask tutorial's database in place." in result.output
+    assert "8 posts, 2 users, revision 0006_content_version" in result.output
+    with app.app_context():
+        assert schema_revision() == "0006_content_version"
+
+
+def test_a_failed_backup_leaves_no_file_under_a_final_name(
+    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "b"
+
+    def killed(_partial: Path, _final: Path) -> None:
+        raise KeyboardInterrupt  # as abrupt as it gets in-process (SIGKILL: tests/e2e)
+
+    monkeypatch.setattr(backup, "publish", killed)
+    with app.app_context(), pytest.raises(KeyboardInterrupt):
+        backup.make_backup(folder)
+    assert backup.backups_in(folder) == []
+    assert [p.name for p in folder.glob(".*.partial")]  # the compressed half, under its own name
+    monkeypatch.undo()
+    with app.app_context():
+        assert db.session.execute(db.text("PRAGMA integrity_check")).scalar() == "ok"
+    assert post_count(app) == 1
+    # The next backup clears what the killed one left.
+    run_backup(app, str(folder))
+    assert not list(folder.glob(".*.partial*"))
+    assert len(backup.backups_in(folder)) == 1
+
+
+def test_missing_database_and_missing_client_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = create_app(config_for(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'none.db'}"))
+    result = empty.test_cli_runner().invoke(args=["backup", str(tmp_path / "b")])
+    assert result.exit_code == 1 and "There is no database at" in result.output
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(backup.click.ClickException, match="Debian's package postgresql-client"):
+        backup.pg_tool("pg_dump")
+
+
+def test_client_tools_get_the_password_outside_the_command_line() -> None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url("postgresql+psycopg://app:s3cret@db:5432/flaskr?sslmode=require")
+    target, env = backup.libpq_target(url)
+    assert target == "postgresql://app@db:5432/flaskr?sslmode=require"
+    assert env["PGPASSWORD"] == "s3cret" and "s3cret" not in target
+
+
+def test_a_worker_serves_even_where_it_cannot_lock(tmp_path: Path, caplog) -> None:
+    url = f"sqlite:///{tmp_path / 'missing-folder' / 'flaskr.sqlite'}"
+    app = create_app(config_for(tmp_path, DATABASE_URL=url))
+    backup.hold_serving_lock(app)
+    assert "flaskr_serving_lock" not in app.extensions
+    assert "restore cannot see this worker" in caplog.text
