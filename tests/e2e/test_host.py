@@ -343,7 +343,9 @@ def test_the_admin_command_runs_as_the_service_on_its_database(
     # The site's own database: the person who posted through nginx is found there.
     made = m.run(["flaskr", "make-admin", str(post["user"])])
     assert f"{post['user']} is an admin." in made.stdout
-    again = m.run(["flaskr", "create-user", user, "--password", "x"], check=False)
+    again = m.run(
+        ["flaskr", "create-user", user, "--password", "pw-" + uuid.uuid4().hex], check=False
+    )
     assert again.returncode == 1 and "already registered" in again.stderr
     assert m.sh("find /var/lib/flaskr ! -user flaskr") == ""  # nothing of root's in its data
     # flask run by root from the code folder: no database there, so it says so and makes none.
