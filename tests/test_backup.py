@@ -11,9 +11,13 @@ from sqlalchemy import func, select
 
 from flaskr import backup, create_app
 from flaskr.db import db, schema_revision
+from flaskr.health import head_revision
 from flaskr.models import Post
 from tests.conftest import config_for
 from tests.test_db import tutorial_database
+
+#: The schema revision this code migrates to: what a new backup records.
+HEAD = head_revision()
 
 
 def run_backup(app: Flask, *args: str) -> dict:
@@ -49,13 +53,13 @@ def test_backup_is_a_compressed_private_checked_copy(app: Flask, tmp_path: Path)
     summary = run_backup(app)
     path = Path(summary["path"])
     assert path.parent == Path(app.instance_path) / "backups"
-    assert backup.NAME.match(path.name)["revision"] == "0006_content_version"
+    assert backup.NAME.match(path.name)["revision"] == HEAD
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert summary["size"] == path.stat().st_size
     assert (summary["posts"], summary["users"], summary["revision"]) == (
         1,
         2,
-        "0006_content_version",
+        HEAD,
     )
     copy = unpack(path, tmp_path / "copy.sqlite")
     assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -209,9 +213,9 @@ def test_tutorial_backup_is_restored_and_migrated(app: Flask, tmp_path: Path) ->
     result = app.test_cli_runner().invoke(args=["restore", str(old)])
     assert result.exit_code == 0, result.output
     assert "Upgraded the Flask tutorial's database in place." in result.output
-    assert "8 posts, 2 users, revision 0006_content_version" in result.output
+    assert f"8 posts, 2 users, revision {HEAD}" in result.output
     with app.app_context():
-        assert schema_revision() == "0006_content_version"
+        assert schema_revision() == HEAD
 
 
 def test_a_failed_backup_leaves_no_file_under_a_final_name(

@@ -180,7 +180,7 @@ def test_tutorial_names_differing_in_case_still_upgrade(tmp_path: Path) -> None:
     )
     connection.commit()
     connection.close()
-    app = create_app({"SECRET_KEY": "s" * 32})
+    app = create_app({"SECRET_KEY": "s" * 16 + "0123456789abcdef"})
     result = app.test_cli_runner().invoke(args=["init-db"])
     assert result.exit_code == 0, result.output
     with app.app_context():
