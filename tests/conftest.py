@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import logging
-import weakref
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from PIL import Image as PILImage
-from sqlalchemy import Engine, event
+from sqlalchemy import event
 from werkzeug.test import TestResponse
 
 from flaskr import create_app
@@ -90,26 +89,6 @@ def _restore_flaskr_logger() -> Iterator[None]:
     yield
     logger.handlers[:], logger.propagate = handlers, propagate
     logger.setLevel(level)
-
-
-#: Every engine that has connected during the run; weak, so finished apps can still go.
-_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
-
-
-@event.listens_for(Engine, "engine_connect")
-def _remember_engine(connection: Any) -> None:
-    _ENGINES.add(connection.engine)
-
-
-@pytest.fixture(autouse=True)
-def _close_databases() -> Iterator[None]:
-    """Close the pooled connections of every engine after each test, as a stopping server
-    does: Python 3.13 warns about a SQLite connection left to the garbage collector, and that
-    warning, an error here, would land in whichever later test the collector runs in. An
-    engine still in use (a module's app) simply opens a new connection when next asked."""
-    yield
-    for engine in list(_ENGINES):
-        engine.dispose()
 
 
 @pytest.fixture

@@ -62,9 +62,12 @@ def test_backup_is_a_compressed_private_checked_copy(app: Flask, tmp_path: Path)
         HEAD,
     )
     copy = unpack(path, tmp_path / "copy.sqlite")
-    assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    assert copy.execute("SELECT title FROM post").fetchall() == [("test title",)]
-    assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    try:
+        assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert copy.execute("SELECT title FROM post").fetchall() == [("test title",)]
+        assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    finally:
+        copy.close()
     # Only the backup and the folder's lock: no copy, journal or partial file is left behind.
     assert sorted(p.name for p in path.parent.iterdir()) == [".lock", path.name]
 
