@@ -4,7 +4,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from flaskr.rendering import markdown
+from flaskr.rendering import RENDERED, markdown
 
 XSS = [
     "<script>alert(1)</script>",
@@ -89,3 +89,10 @@ def test_tables_and_strikethrough() -> None:
     html = str(markdown("| a | b |\n|---|---|\n| 1 | 2 |\n\n~~gone~~"))
     assert "<table>" in html and "<td>1</td>" in html
     assert "<s>gone</s>" in html
+
+
+def test_rendered_bodies_kept_are_bounded_in_bytes() -> None:
+    for i in range(200):
+        markdown(f"{i} " + "[a] " * 2_000 + "\n\n[a]: https://example.com/" + "x" * 500)
+    assert 0 < RENDERED.bytes <= RENDERED.max_bytes
+    assert markdown("*kept*") is markdown("*kept*")
