@@ -8,7 +8,8 @@
 
 Seeds a scratch database with `flask seed`, builds the app as production does (a real secret
 key, no debug, no testing), calls it as a WSGI server would, and prints the median over
-rounds of the mean time per request, beside the same for a bare Flask "Hello, World!"
+rounds of the mean CPU time per request (this process's, so other processes on a busy
+machine barely move it), beside the same for a bare Flask "Hello, World!"
 (bench/hello_flask.py). The figures are what docs/performance.md quotes for the profiles.
 """
 
@@ -58,10 +59,10 @@ def per_request_us(call: Callable[[], None], requests: int, rounds: int) -> floa
         call()
     means = []
     for _ in range(rounds):
-        started = time.perf_counter()
+        started = time.process_time()
         for _ in range(requests):
             call()
-        means.append((time.perf_counter() - started) / requests * 1e6)
+        means.append((time.process_time() - started) / requests * 1e6)
     return statistics.median(means)
 
 
