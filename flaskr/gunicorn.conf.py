@@ -43,10 +43,11 @@ if _metrics_enabled() and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 
 #: What every worker imports, loaded once in the master and shared by the workers it forks
-#: (copy-on-write): about 40 MB that each worker held a copy of. flaskr itself is not among
+#: (copy-on-write; Flask and SQLAlchemy alone are ~40 MB of a worker's RSS, `bench/in_process.py
+#: --imports`): PSS per worker 48 -> 34.5 MB with 3 workers. flaskr itself is not among
 #: them, so a HUP still starts workers on new app code. The trade-off: a HUP does not load new
 #: versions of these; after the venv changes (a new requirements.txt), restart the service
-#: (scripts/install-host does). bench/memory.py measures the PSS this saves.
+#: (scripts/install-host does). bench/memory.py measures it.
 SHARED_LIBRARIES = (
     "flask",
     "flask_sqlalchemy",
