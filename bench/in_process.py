@@ -2,13 +2,15 @@
 
     .venv/bin/python bench/in_process.py / /?q=post /hello          # µs per request
     .venv/bin/python bench/in_process.py --posts 100000 --no-cache /?q=post
+    .venv/bin/python bench/in_process.py --logged-in / /1           # a logged-in user's pages
     .venv/bin/python bench/in_process.py --profile /                # and cProfile's top entries
     .venv/bin/python bench/in_process.py --imports                  # RSS each import adds
     .venv/bin/python bench/in_process.py --posts 100000 --search-index
 
 Seeds a scratch database with `flask seed`, builds the app as production does (a real secret
 key, no debug, no testing), calls it as a WSGI server would, and prints the median over
-rounds of the mean time per request, beside the same for a bare Flask "Hello, World!"
+rounds of the mean CPU time per request (this process's, so other processes on a busy
+machine barely move it), beside the same for a bare Flask "Hello, World!"
 (bench/hello_flask.py). The figures are what docs/performance.md quotes for the profiles.
 """
 
@@ -36,11 +38,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from run import flask_cmd, run_env  # noqa: E402 - bench/ is on the path only from here
 
 
-def caller(app: Any, path: str) -> Callable[[], None]:
+def caller(app: Any, path: str, cookie: str = "") -> Callable[[], None]:
     """One GET of ``path`` through ``app``, as gunicorn's sync worker makes it."""
     from werkzeug.test import EnvironBuilder
 
-    environ = EnvironBuilder(path=path, base_url="http://127.0.0.1:8000").get_environ()
+    headers = {"Cookie": cookie} if cookie else {}
+    builder = EnvironBuilder(path=path, base_url="http://127.0.0.1:8000", headers=headers)
+    environ = builder.get_environ()
 
     def call() -> None:
         status = []
@@ -53,15 +57,28 @@ def caller(app: Any, path: str) -> Callable[[], None]:
     return call
 
 
+def login_cookie(app: Any) -> str:
+    """The session cookie of `flask seed`'s user "demo", logged in through the login form."""
+    import re
+
+    client = app.test_client()
+    page = client.get("/auth/login").text
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    data = {"username": "demo", "password": "demo", "csrf_token": token.group(1) if token else ""}
+    if client.post("/auth/login", data=data).status_code != 302:
+        raise SystemExit("logging in as demo failed")
+    return f"session={client.get_cookie('session').value}"
+
+
 def per_request_us(call: Callable[[], None], requests: int, rounds: int) -> float:
     for _ in range(min(requests, 500)):
         call()
     means = []
     for _ in range(rounds):
-        started = time.perf_counter()
+        started = time.process_time()
         for _ in range(requests):
             call()
-        means.append((time.perf_counter() - started) / requests * 1e6)
+        means.append((time.process_time() - started) / requests * 1e6)
     return statistics.median(means)
 
 
@@ -108,6 +125,7 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=2_000, help="per round")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--no-cache", action="store_true", help="FLASKR_PAGE_CACHE_SIZE=0")
+    p.add_argument("--logged-in", action="store_true", help="as flask seed's user demo")
     p.add_argument("--profile", action="store_true", help="print cProfile's top 30 per path")
     p.add_argument("--imports", action="store_true", help="RSS each import adds, then stop")
     p.add_argument(
@@ -144,12 +162,16 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
     from flaskr import create_app
 
     app = create_app()
+    cookie = login_cookie(app) if args.logged_in else ""
     cache = "off" if args.no_cache else "on"
-    print(f"{args.posts:,} posts, page cache {cache}, {args.rounds} rounds of {args.requests:,}")
+    who = ", logged in as demo" if cookie else ""
+    print(
+        f"{args.posts:,} posts, page cache {cache}{who}, {args.rounds} rounds of {args.requests:,}"
+    )
     bare = per_request_us(caller(hello, "/"), args.requests, args.rounds)
     print(f"{'bare Flask hello':24} {bare:7.0f} µs/request")
     for path in args.paths:
-        call = caller(app, path)
+        call = caller(app, path, cookie)
         us = per_request_us(call, args.requests, args.rounds)
         print(f"{path:24} {us:7.0f} µs/request  ({us / bare:.1f} × bare Flask)")
         if args.profile:

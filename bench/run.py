@@ -53,6 +53,8 @@ SEED_FLAGS = ["--workers", "3", "--timeout", "120"]
 PACKAGES = ("flask", "werkzeug", "gunicorn", "sqlalchemy")
 WRK_FLAGS = ["-t1", "-c16", "--latency", "--timeout", "10s"]
 MATPLOTLIB = "matplotlib==3.11.2"
+#: Flask hello under gunicorn's defaults rather than flaskr's gunicorn.conf.py (no access log).
+NO_CONF = "Flask hello, no conf"
 SECRET = re.compile(r"(csrf_token=|session=)[^&;]+")
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
@@ -525,8 +527,9 @@ class Browser:
 FORM = "application/x-www-form-urlencoded"
 
 
-def form_pages(base: str) -> list[Page]:
-    """The index for a logged-in user (never from the page cache), the login POST (an
+def form_pages(base: str, post_id: int) -> list[Page]:
+    """The index and a post's page for a logged-in user (never from the page cache; the post
+    page shows the comment form and the like button), the login POST (an
     anonymous session and its token, replayed) and the create POST (a logged-in session and
     its token). Each POST is tried once so a wrong setup fails loudly."""
     anon = Browser(base)
@@ -561,7 +564,10 @@ def form_pages(base: str) -> list[Page]:
         FORM,
         302,
     )
-    signed_in = Page("index, logged in (not cached)", "/", cookie=user.cookie())
+    signed_in = [
+        Page("index, logged in (not cached)", "/", cookie=user.cookie()),
+        Page("post page, logged in (not cached)", f"/{post_id}", cookie=user.cookie()),
+    ]
     for page in (login, create):
         req = urllib.request.Request(
             base + page.path,
@@ -575,7 +581,7 @@ def form_pages(base: str) -> list[Page]:
             status = e.code
         if status != page.expect:
             raise RuntimeError(f"{page.name}: answered {status}, not {page.expect}")
-    return [signed_in, login, create]
+    return [*signed_in, login, create]
 
 
 def read_pages(needle_id: int) -> list[Page]:
@@ -659,19 +665,26 @@ class Bench:
         s = self.s
         log(f"\n== main: {s.rounds} interleaved round(s), {s.duration:g} s per page")
         needle = self.dbs[s.posts]["needle_id"]
-        configs = ["bare WSGI", "Flask hello", "flaskr"]
+        # Flask hello twice: under flaskr's gunicorn.conf.py (JSON access log and all), as
+        # flaskr is served, and under gunicorn's defaults (no access log), the cheapest reading.
+        configs = ["bare WSGI", "Flask hello", NO_CONF, "flaskr"]
+        defaults = self.out / "gunicorn-defaults.conf.py"
+        defaults.write_text("# gunicorn's defaults: no access log, nothing else\n")
         runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
         startup: dict[str, list[float]] = {c: [] for c in configs}
         rss: list[dict[str, Any]] = []
         floor: dict[str, list[float]] = {}
         for rnd in range(s.rounds):
-            order = configs[rnd % 3 :] + configs[: rnd % 3]
+            turn = rnd % len(configs)
+            order = configs[turn:] + configs[:turn]
             for config in order:
                 if config == "flaskr":
                     server = self.flaskr(s.posts, f"flaskr-r{rnd}")
                 else:
                     app = "bare_wsgi:app" if config == "bare WSGI" else "hello_flask:app"
-                    server = Server(config.replace(" ", "-"), app, run_env(), self.out)
+                    extra = ["--config", str(defaults)] if config == NO_CONF else []
+                    name = re.sub(r"\W+", "-", config)
+                    server = Server(name, app, run_env(), self.out, extra)
                 self.commands[config] = server.command
                 try:
                     startup[config].append(server.start())
@@ -680,7 +693,7 @@ class Bench:
                     )
                     self.warm(server, pages)
                     if config == "flaskr":
-                        pages += form_pages(server.base)
+                        pages += form_pages(server.base, needle)
                         before = server.rss()
                     for page in pages:
                         r = wrk(server, page, s.duration)
@@ -706,11 +719,17 @@ class Bench:
     def main_table(self) -> str:
         rows_in = self.results["main"]["rows"]
         hello = rows_in.get("Flask hello|Hello, World!")
+        hello_no_conf = rows_in.get(f"{NO_CONF}|Hello, World!")
         bare = rows_in.get("bare WSGI|Hello, World!")
         rows = []
         for key, v in rows_in.items():
             config, page = key.split("|")
             vs_hello = ratio(v["rps"], hello["rps"]) if hello and config == "flaskr" else None
+            vs_plain = (
+                ratio(v["rps"], hello_no_conf["rps"])
+                if hello_no_conf and config in ("flaskr", "Flask hello")
+                else None
+            )
             vs_bare = ratio(v["rps"], bare["rps"]) if bare and config != "bare WSGI" else None
             rows.append(
                 [
@@ -723,6 +742,7 @@ class Bench:
                     spread(v["rps"]),
                     f"{v['cpu_us']:,.0f}",
                     f"{vs_hello:.2f}" if vs_hello is not None else "–",
+                    f"{vs_plain:.2f}" if vs_plain is not None else "–",
                     f"{vs_bare:.2f}" if vs_bare is not None else "–",
                 ]
             )
@@ -736,6 +756,7 @@ class Bench:
             "spread of req/s",
             "CPU µs/req",
             "× Flask hello",
+            "× Flask hello, no conf",
             "× bare WSGI",
         ]
         return table(head, rows)
@@ -1071,9 +1092,13 @@ def report(bench: Bench, info: dict[str, Any]) -> str:
         f"database has {s.posts:,} posts.\n"
         "- Search: 'post' is in every title, 'needle' in one only.\n"
         "- Pages for visitors come from flaskr's page cache (flaskr/page_cache.py: one "
-        "single-row read a request) except 'index, logged in', which replays a logged-in "
-        "session and is rendered every time; the growth section turns the cache off "
+        "single-row read a request) except the 'logged in' rows, which replay a logged-in "
+        "session and are rendered every time; the growth section turns the cache off "
         "(FLASKR_PAGE_CACHE_SIZE=0) so that it measures the queries.\n"
+        "- Two readings of '× Flask hello': 'Flask hello' is served with flaskr's "
+        "gunicorn.conf.py, as flaskr is (its JSON access log line per request included); "
+        "'Flask hello, no conf' with gunicorn's defaults (no access log), the cheapest "
+        "reference. Both share flaskr's other flags.\n"
         "- The login POST replays one anonymous session cookie and its CSRF token; the create "
         "POST replays a logged-in session; both answer 302.\n"
     )

@@ -38,8 +38,10 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         IMAGE_CPU_SECONDS=1,
         IMAGE_MEMORY_BYTES=512 * 1024 * 1024,
         POSTS_PER_PAGE=5,
-        # Pages kept per worker for visitors who are not logged in (page_cache.py); 0: none.
+        # Pages kept per worker for visitors who are not logged in (page_cache.py): at most
+        # this many, holding at most these bytes; 0: none.
         PAGE_CACHE_SIZE=256,
+        PAGE_CACHE_BYTES=8 * 1024 * 1024,
         PROXY_FIX=0,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -26,7 +26,8 @@ graceful_timeout = 8
 control_socket_disable = True
 
 # Give every worker a clean start without loading the app in the master first: a reload (HUP)
-# then picks up new code, as the unit's ExecReload expects.
+# then picks up new code, as the unit's ExecReload expects. The libraries are another matter:
+# see SHARED_LIBRARIES below.
 preload_app = False
 
 
@@ -39,6 +40,67 @@ if _metrics_enabled() and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     import tempfile
 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="flaskr-metrics-")
+
+
+#: What every worker imports, loaded once in the master and shared by the workers it forks
+#: (copy-on-write; Flask and SQLAlchemy alone are ~40 MB of a worker's RSS, `bench/in_process.py
+#: --imports`): PSS per worker 48 -> 34.5 MB with 3 workers. flaskr itself is not among
+#: them, so a HUP still starts workers on new app code. The trade-off: a HUP does not load new
+#: versions of these; after the venv changes (a new requirements.txt), restart the service
+#: (scripts/install-host does). bench/memory.py measures it.
+SHARED_LIBRARIES = (
+    "flask",
+    "flask_sqlalchemy",
+    "flask_sqlalchemy.cli",
+    "flask_wtf.csrf",
+    "flask_wtf.file",
+    "wtforms",
+    "sqlalchemy.orm",
+    "sqlalchemy.dialects.sqlite",
+    "sqlalchemy.dialects.postgresql",
+    "sqlite3",
+    "markdown_it",
+    "nh3",
+    "werkzeug.middleware.proxy_fix",
+    "prometheus_client",  # after PROMETHEUS_MULTIPROC_DIR above: it reads it at import
+    "prometheus_client.multiprocess",
+    "pythonjsonlogger.json",
+)
+
+
+def _import_shared_libraries():
+    import importlib
+
+    for name in SHARED_LIBRARIES:
+        importlib.import_module(name)
+
+
+_import_shared_libraries()
+
+
+def _return_freed_memory():
+    """Big blocks (a page, its Markdown) always in their own mappings, unmapped when freed:
+    glibc otherwise raises this threshold to the biggest block freed so far, and later ones
+    stay in the heap, which never shrinks, so one huge page would keep a worker big."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD: glibc's default, made fixed
+    except (OSError, AttributeError):
+        pass  # not glibc (musl has no mallopt): its allocator never grew a threshold
+
+
+_return_freed_memory()
+
+
+def pre_fork(server, worker):  # noqa: ARG001 - gunicorn's hook signature
+    """Move everything the master holds out of the garbage collector's reach: a collection in
+    a worker would otherwise write to every shared object's header, copying all its pages."""
+    import gc
+
+    gc.freeze()
 
 
 def child_exit(server, worker):  # noqa: ARG001 - gunicorn's hook signature

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
-import uuid
 from typing import NoReturn
 
 import click
-from flask import Flask, current_app, g, has_request_context, request
+from flask import Flask, current_app, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 from werkzeug.wrappers import Response
 
@@ -19,11 +19,15 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def request_id() -> str:
-    """This request's id: X-Request-ID when it is sane, else a new one."""
-    if "request_id" not in g:
-        given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
-    return g.request_id
+    """This request's id: X-Request-ID when it is sane, else a new one (32 hex digits)."""
+    environ = request.environ
+    given = environ.get("flaskr.request_id")
+    if given is None:
+        given = environ.get("HTTP_X_REQUEST_ID", "")
+        if not REQUEST_ID.match(given):
+            given = os.urandom(16).hex()
+        environ["flaskr.request_id"] = given
+    return given
 
 
 class RequestIdFilter(logging.Filter):

@@ -10,49 +10,24 @@ the number first.
 
 Only requests without a session are served from here: a logged-in user, a message waiting
 to be flashed or a form's CSRF token all live in the session and make a page personal. A
-page whose rendering touched the session is not stored either. PAGE_CACHE_SIZE (pages per
-worker, 0 turns the cache off) bounds the memory: the least recently used page goes first.
+page whose rendering touched the session is not stored either. PAGE_CACHE_BYTES bounds the
+memory each worker gives it, whatever users post (flaskr/bounded_cache.py: pages and their
+URLs weighed in bytes, the least recently used page goes first, a page over an eighth of the
+budget is never kept); PAGE_CACHE_SIZE bounds the pages too. Either at 0 turns it off.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from flask import Flask, current_app, request, session
 
+from flaskr.bounded_cache import BoundedCache
 from flaskr.db import db
 
 VERSION = "SELECT version FROM content_version WHERE id = 1"  # models.ContentVersion
-
-
-class Pages:
-    """A bounded, least-recently-used store, safe for gthread workers' threads."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._pages: OrderedDict[tuple[str, int], Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, int]) -> Any:
-        with self._lock:
-            page = self._pages.get(key)
-            if page is not None:
-                self._pages.move_to_end(key)
-            return page
-
-    def put(self, key: tuple[str, int], page: Any) -> None:
-        with self._lock:
-            self._pages[key] = page
-            self._pages.move_to_end(key)
-            while len(self._pages) > self.size:
-                self._pages.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._pages)
 
 
 def page_address(environ: dict[str, Any]) -> str:
@@ -77,7 +52,7 @@ def cached(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(view)
     def serve(**kwargs: Any) -> Any:
-        pages: Pages | None = current_app.extensions.get("flaskr.pages")
+        pages: BoundedCache | None = current_app.extensions.get("flaskr.pages")
         if pages is None or session or request.method != "GET":
             return view(**kwargs)
         key = (page_address(request.environ), content_version())
@@ -92,6 +67,6 @@ def cached(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def init_app(app: Flask) -> None:
-    size = app.config["PAGE_CACHE_SIZE"]
-    if size > 0:
-        app.extensions["flaskr.pages"] = Pages(size)
+    size, max_bytes = app.config["PAGE_CACHE_SIZE"], app.config["PAGE_CACHE_BYTES"]
+    if size > 0 and max_bytes > 0:
+        app.extensions["flaskr.pages"] = BoundedCache(max_bytes, max_entries=size)

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
-from functools import lru_cache
+from functools import wraps
 from typing import Any
 
 import nh3
 from markdown_it import MarkdownIt
 from markupsafe import Markup
+
+from flaskr.bounded_cache import BoundedCache
 
 _markdown = MarkdownIt("commonmark", {"linkify": False}).enable(["table", "strikethrough"])
 
@@ -34,8 +36,26 @@ ALLOWED_ATTRIBUTES = {
 #: No javascript:, data: or vbscript: URLs: a link or image can only go somewhere real.
 ALLOWED_SCHEMES = {"http", "https", "mailto"}
 
+#: Rendered bodies each process keeps (texts and their HTML, 4 MB whatever users post): the
+#: same bodies are shown again and again.
+RENDERED = BoundedCache(4 * 1024 * 1024)
 
-@lru_cache(maxsize=2048)
+
+def remembered(render: Callable[[str], Markup]) -> Callable[[str], Markup]:
+    """``render``, answering from RENDERED the texts it has rendered before."""
+
+    @wraps(render)
+    def cached_render(text: str) -> Markup:
+        html = RENDERED.get(text)
+        if html is None:
+            html = render(text)
+            RENDERED.put(text, html)
+        return html
+
+    return cached_render
+
+
+@remembered
 def markdown(text: str) -> Markup:
     """Render a post or comment. Cached: the same bodies are shown again and again."""
     return clean(_markdown.render(text or ""))

@@ -7,8 +7,8 @@ from sqlalchemy import text
 
 from flaskr import create_app
 from flaskr.db import db
-from flaskr.page_cache import Pages, content_version
-from tests.conftest import config_for
+from flaskr.page_cache import content_version
+from tests.conftest import config_for, make_app
 
 
 @pytest.mark.parametrize("path", ["/", "/?q=test", "/tag/none", "/1", "/feed.atom"])
@@ -95,13 +95,27 @@ def test_a_page_with_a_message_is_not_stored(client: FlaskClient) -> None:
     assert b"Only for this visitor." not in stranger.get("/").data
 
 
-def test_size_bounds_the_pages_kept(tmp_path: Path) -> None:
-    pages = Pages(2)
-    for i in range(3):
-        pages.put((f"/{i}", 0), f"page {i}")
-    assert len(pages) == 2 and pages.get(("/0", 0)) is None and pages.get(("/2", 0)) == "page 2"
+def test_many_distinct_urls_stay_within_the_bytes(tmp_path: Path) -> None:
+    app = make_app(tmp_path, PAGE_CACHE_BYTES=64 * 1024)
+    client = app.test_client()
+    for i in range(100):
+        assert client.get(f"/?q=test&n={i}").status_code == 200
+    pages = app.extensions["flaskr.pages"]
+    assert 0 < len(pages) < 100 and pages.bytes <= 64 * 1024
+    assert client.get("/?q=test&n=99").data == client.get("/?n=99&q=test").data
 
 
-def test_size_zero_turns_it_off(tmp_path: Path) -> None:
-    app = create_app(config_for(tmp_path, PAGE_CACHE_SIZE=0))
+def test_a_page_too_big_to_keep_is_rendered_every_time(tmp_path: Path) -> None:
+    app = make_app(tmp_path, PAGE_CACHE_BYTES=8 * 1024)
+    with app.app_context():
+        db.session.execute(text("UPDATE post SET body = :body"), {"body": "long " * 1_000})
+        db.session.commit()
+    client = app.test_client()
+    assert b"long long" in client.get("/").data
+    assert len(app.extensions["flaskr.pages"]) == 0
+
+
+@pytest.mark.parametrize("setting", ["PAGE_CACHE_SIZE", "PAGE_CACHE_BYTES"])
+def test_zero_turns_it_off(tmp_path: Path, setting: str) -> None:
+    app = create_app(config_for(tmp_path, **{setting: 0}))
     assert "flaskr.pages" not in app.extensions

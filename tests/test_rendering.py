@@ -7,6 +7,7 @@ import pytest
 from flaskr.rendering import (
     MAX_HTML_BYTES,
     MIN_HTML_BYTES,
+    RENDERED,
     RenderTooCostly,
     check_cost,
     html_limit,
@@ -138,3 +139,10 @@ def test_html_lengthened_by_sanitising_counts_too() -> None:
     # Each empty link gains rel="nofollow noopener noreferrer": 5 characters, 51 bytes.
     with pytest.raises(RenderTooCostly, match="more than 48 KB of HTML"):
         check_cost("[](b)" * 1_000)
+
+
+def test_rendered_bodies_kept_are_bounded_in_bytes() -> None:
+    for i in range(200):
+        markdown(f"{i} " + "[a] " * 2_000 + "\n\n[a]: https://example.com/" + "x" * 500)
+    assert 0 < RENDERED.bytes <= RENDERED.max_bytes
+    assert markdown("*kept*") is markdown("*kept*")

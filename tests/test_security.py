@@ -13,12 +13,21 @@ def test_security_headers_on_every_response(client, path) -> None:
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
     assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Permissions-Policy"] == "geolocation=(), camera=(), microphone=()"
     assert "Strict-Transport-Security" not in headers  # plain http: no HSTS
 
 
-def test_hsts_over_https(client) -> None:
-    response = client.get("/", base_url="https://localhost")
-    assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+@pytest.mark.parametrize(
+    "request_args",
+    ({"base_url": "https://localhost"}, {"headers": {"X-Forwarded-Proto": "https"}}),
+)
+def test_hsts_over_https(client, request_args) -> None:
+    response = client.get("/", **request_args)
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    assert response.headers.getlist("Content-Security-Policy") == [
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https:; "
+        "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    ]
 
 
 def test_no_redirect_to_https(client) -> None:
@@ -46,3 +55,24 @@ def test_json_bodies_are_refused_with_415(client, auth, app, body) -> None:
     response = client.post("/create", data=body, content_type="application/json")
     assert response.status_code == 415
     assert client.get("/2").status_code == 404
+
+
+def test_visitors_get_no_cookie_and_vary_on_cookie(client) -> None:
+    response = client.get("/hello")
+    assert "Set-Cookie" not in response.headers
+    assert response.headers["Vary"] == "Cookie"
+
+
+def test_vary_keeps_what_a_view_set(app) -> None:
+    @app.get("/varies")
+    def varies() -> tuple[str, dict[str, str]]:
+        return "text", {"Vary": "Accept-Encoding"}
+
+    assert app.test_client().get("/varies").headers["Vary"] == "Accept-Encoding, Cookie"
+
+
+def test_a_new_secret_key_ends_sessions(client, auth, app) -> None:
+    auth.login()
+    assert b"Log Out" in client.get("/").data
+    app.secret_key = "another-secret-key-for-this-test"
+    assert b"Log Out" not in client.get("/").data

@@ -49,13 +49,15 @@ def init_db(env: dict[str, str]) -> None:
 
 
 @contextmanager
-def gunicorn(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    """Run ``gunicorn ARGS hello:app`` from the flaskr/ folder, as the seed does; stop it
-    with TERM (then KILL after a deadline) however the test ends."""
+def gunicorn(
+    args: list[str], env: dict[str, str], log: Path, app_dir: Path = ROOT / "flaskr"
+) -> Iterator[subprocess.Popen]:
+    """Run ``gunicorn ARGS hello:app`` from the flaskr/ folder (or a copy), as the seed does;
+    stop it with TERM (then KILL after a deadline) however the test ends."""
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [str(VENV_BIN / "gunicorn"), *args, "hello:app"],
-            cwd=ROOT / "flaskr",
+            cwd=app_dir,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -12,6 +12,7 @@ from tests.e2e.conftest import ROOT, apt_install
 MAIN_ROWS = [
     ("bare WSGI", "Hello, World!"),
     ("Flask hello", "Hello, World!"),
+    ("Flask hello, no conf", "Hello, World!"),
     ("flaskr", "index"),
     ("flaskr", "post page"),
     ("flaskr", "search, common word"),
@@ -19,6 +20,7 @@ MAIN_ROWS = [
     ("flaskr", "tag page"),
     ("flaskr", "feed"),
     ("flaskr", "index, logged in (not cached)"),
+    ("flaskr", "post page, logged in (not cached)"),
     ("flaskr", "login POST"),
     ("flaskr", "create POST"),
 ]
@@ -57,11 +59,17 @@ def test_bench_smoke_prints_every_row_without_errors() -> None:
     for r in main:
         assert int(r["errors"]) == 0, r
         float(r["req/s"].replace(",", ""))  # a number, whatever its value
-    for r in main[2:]:
+    for r in main[3:]:
         assert r["× Flask hello"] != "–" and r["× bare WSGI"] != "–", r
+        assert r["× Flask hello, no conf"] != "–", r
 
     startup = rows(out, "Launch to first 200")
-    assert [r["config"] for r in startup] == ["bare WSGI", "Flask hello", "flaskr"]
+    assert [r["config"] for r in startup] == [
+        "bare WSGI",
+        "Flask hello",
+        "Flask hello, no conf",
+        "flaskr",
+    ]
 
     growth = rows(out, "Growth with the number of posts")
     assert [r["page"] for r in growth] == GROWTH_ROWS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import shutil
 import signal
 import socket
 import stat
@@ -173,3 +174,29 @@ def test_serve_keeps_its_files_private_and_warns_beyond_loopback(tmp_path: Path)
     assert beyond.returncode != 0  # gunicorn cannot bind an address this machine lacks
     assert "WARNING: gunicorn listens on 192.0.2.1" in beyond.stderr
     assert "put nginx in front" in beyond.stderr
+
+
+def test_hup_serves_new_app_code_from_workers_sharing_the_libraries(env, tmp_path: Path) -> None:
+    """The master holds the libraries (gunicorn.conf.py's SHARED_LIBRARIES), never flaskr:
+    after a HUP the new workers run the app's new code."""
+    app_dir = tmp_path / "copy" / "flaskr"
+    shutil.copytree(
+        Path(__file__).resolve().parents[2] / "flaskr",
+        app_dir,
+        ignore=shutil.ignore_patterns("__pycache__", "*.sock"),
+    )
+    port = free_port()
+    args = [*SEED_FLAGS, "--bind", f"127.0.0.1:{port}"]
+    with gunicorn(args, env, tmp_path / "log", app_dir=app_dir) as master:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base + "/hello")
+        assert requests.get(base + "/hello", timeout=10).text == "Hello, World!"
+        loaded = Path(f"/proc/{master.pid}/maps").read_text()
+        assert "sqlalchemy" in loaded and "nh3" in loaded  # their native parts, mapped once
+        factory = app_dir / "__init__.py"
+        factory.write_text(factory.read_text().replace('"Hello, World!"', '"Hello, HUP!"'))
+        master.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while requests.get(base + "/hello", timeout=10).text != "Hello, HUP!":
+            assert time.monotonic() < deadline, "no worker on the new code 60 s after HUP"
+            time.sleep(0.2)
