@@ -260,23 +260,9 @@ class Engine:
                 f'--customize-hook=mkdir -p "$1/etc/ssl/certs" && cp {HOST_CA} "$1{HOST_CA}"',
                 f"--customize-hook=printf '[global]\\ncert = {HOST_CA}\\n' > \"$1/etc/pip.conf\"",
             ]
-        with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="flaskr-e2e-base-") as tmp:  # noqa: S108
-            tarball = os.path.join(tmp, "base.tar")
-            subprocess.run(  # noqa: S603
-                [
-                    "mmdebstrap",
-                    "--quiet",
-                    "--variant=minbase",
-                    "--include=python3,python3-venv,python3-pip,python-is-python3,procps",
-                    *hooks,
-                    "bookworm",
-                    tarball,
-                    MIRROR,
-                ],
-                check=True,
-                timeout=900,
-                stdout=subprocess.DEVNULL,
-            )
+        with debian_tarball(
+            "bookworm", "python3,python3-venv,python3-pip,python-is-python3,procps", *hooks
+        ) as tarball:
             self.cli(
                 "import",
                 # What the python images set; without PATH, RUN steps would find no mkdir.
@@ -291,6 +277,32 @@ class Engine:
                 timeout=600,
             )
         self.cli("tag", stand_in, BASE_IMAGE)
+
+
+@contextlib.contextmanager
+def debian_tarball(suite: str, packages: str, *options: str) -> Iterator[str]:
+    """A Debian minbase root filesystem with ``packages`` (comma-separated), as a tarball that
+    lives for the with-block: what stand-ins for images that cannot be pulled are made of.
+    The mirror may be a snapshot whose Release files are past their Valid-Until (sid's are)."""
+    with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="flaskr-e2e-base-") as tmp:  # noqa: S108
+        tarball = os.path.join(tmp, "root.tar")
+        subprocess.run(  # noqa: S603
+            [
+                "mmdebstrap",
+                "--quiet",
+                "--variant=minbase",
+                '--aptopt=Acquire::Check-Valid-Until "false"',
+                f"--include={packages}",
+                *options,
+                suite,
+                tarball,
+                MIRROR,
+            ],
+            check=True,
+            timeout=900,
+            stdout=subprocess.DEVNULL,
+        )
+        yield tarball
 
 
 def install_packages(apt_install: Callable[..., None]) -> None:
