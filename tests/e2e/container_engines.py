@@ -319,7 +319,9 @@ def install_packages(apt_install: Callable[..., None]) -> None:
 
 def terminal_session(argv: list[str], env: dict[str, str], lines: list[str], timeout: float) -> str:
     """Run ``argv`` on a pseudo-terminal 250 columns wide (so `ps aux` truncates nothing),
-    type each of ``lines`` once a `$ ` prompt shows, and return all it printed, \r removed."""
+    type each of ``lines`` once a `$ ` prompt shows, and return all it printed, \r removed.
+    The first line waits a second after the first prompt: `docker exec -it` passes the
+    terminal's size on to the container's only after the shell has started."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 250, 0, 0))
     proc = subprocess.Popen(  # noqa: S603
@@ -327,6 +329,7 @@ def terminal_session(argv: list[str], env: dict[str, str], lines: list[str], tim
     )
     os.close(slave)
     seen, typed = b"", 0
+    first_prompt: float | None = None
     end = time.monotonic() + timeout
     try:
         while time.monotonic() < end:
@@ -340,7 +343,10 @@ def terminal_session(argv: list[str], env: dict[str, str], lines: list[str], tim
                     break
                 seen += chunk
             prompts = seen.count(b"$ ")
-            if typed < len(lines) and prompts > typed:
+            if prompts and first_prompt is None:
+                first_prompt = time.monotonic()
+            settled = first_prompt is not None and time.monotonic() - first_prompt >= 1
+            if typed < len(lines) and prompts > typed and settled:
                 os.write(master, lines[typed].encode() + b"\n")
                 typed += 1
             if proc.poll() is not None and not ready:

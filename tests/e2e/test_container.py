@@ -234,7 +234,9 @@ def test_the_seeds_docker_exec_it_sh_then_ps_aux(engine: Engine, site: Site) -> 
         argv = ["docker", "exec", "-it", site.name, "sh"]
     else:
         argv = engine.ns.argv([str(SCRIPT), "shell"])
-    out = terminal_session(argv, engine.env(FLASKR_CONTAINER=site.name), ["ps aux", "exit"], 60)
+    lines = ["stty size", "ps aux", "exit"]
+    out = terminal_session(argv, engine.env(FLASKR_CONTAINER=site.name), lines, 60)
+    assert "stty size\n50 250\n" in out, out  # the terminal's size reached the container
     print(f"$ {' '.join(argv[-5:])}\n{out}")
     listing = out.split("ps aux\n", 1)[1].rsplit("$ ", 1)[0]
     header, *rows = listing.strip().splitlines()
