@@ -10,9 +10,13 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.container_docker import DockerDaemon
+from tests.e2e.container_docker import install_packages as install_docker
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,3 +83,15 @@ def wait_for_http(url: str, timeout: float = 30.0, status: int = 200) -> None:
             last = e
         time.sleep(0.1)
     pytest.fail(f"{url} did not answer {status} within {timeout}s (last: {last!r})")
+
+
+@pytest.fixture(scope="session")
+def docker_daemon() -> Iterator[DockerDaemon]:
+    """The suite's own dockerd (see tests/e2e/container_docker.py), for the whole session."""
+    install_docker(apt_install)
+    daemon = DockerDaemon()
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()

@@ -1,8 +1,9 @@
-"""The container path, end to end: the unchanged Dockerfile built and run with podman through
-scripts/container, with the host's Python hidden, and checked from outside over HTTP.
+"""The container path, end to end, on each engine (podman, and Docker Engine with a dockerd of
+the suite's own): the unchanged Dockerfile built and run through scripts/container, with the
+host's Python hidden, and checked from outside over HTTP and through a terminal.
 
 CI cannot pull python:3.12.4-alpine3.20: a Debian bookworm stand-in made by mmdebstrap is
-tagged with that name (once; later runs find it in the suite's podman storage)."""
+tagged with that name (once; later runs find it in the suite's storage of each engine)."""
 
 from __future__ import annotations
 
@@ -25,28 +26,41 @@ from PIL import Image
 
 from flaskr import isolation
 from tests.e2e.conftest import ROOT, apt_install, free_port, wait_for_http
-from tests.e2e.container_podman import (
+from tests.e2e.container_docker import DockerDaemon, Registry
+from tests.e2e.container_docker import install_packages as install_docker
+from tests.e2e.container_engines import (
+    SCRIPT,
     Browser,
+    Engine,
     HiddenPython,
-    Podman,
     deadline_loop,
     install_packages,
     tcp_sockets,
+    terminal_session,
 )
 from tests.e2e.isolation_reports import is_gunicorn, isolation_out, save_report
 from tests.e2e.load import Load, Tally, Writer
 from tests.e2e.test_backup import AFTER, BEFORE, PASSWORD, acknowledged_before, writers
 
-#: Seconds `podman stop` waits before SIGKILL (scripts/container passes --stop-timeout 10).
+#: What a checkout has but the build context never takes (see .dockerignore).
+UNTRACKED = shutil.ignore_patterns("__pycache__", "*.pyc", "instance", "*.sqlite*", "*.sock")
+
+#: Seconds `docker stop` (`podman stop`) waits before SIGKILL (scripts/container passes
+#: --stop-timeout 10).
 STOP_TIMEOUT = 10
 
 
-@pytest.fixture(scope="module")
-def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
+@pytest.fixture(scope="module", params=["podman", "docker"])
+def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
     install_packages(apt_install)
+    docker: DockerDaemon | None = None
+    if request.param == "docker":
+        docker = request.getfixturevalue("docker_daemon")
     ns = HiddenPython()
     secret_dir = tmp_path_factory.mktemp("container-secret")
-    runner = Podman(ns, secret_dir / "keys" / "flaskr_secret_key")
+    runner = Engine(request.param, ns, secret_dir / "keys" / "flaskr_secret_key", docker)
     try:
         runner.ensure_base_image()
         yield runner
@@ -58,9 +72,23 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
 
 
 @pytest.fixture(scope="module")
-def image(podman: Podman) -> str:
-    podman.script("build", timeout=900)
-    return podman.image
+def image(engine: Engine) -> str:
+    started = time.monotonic()
+    engine.script("build", timeout=900)
+    print(f"{engine.kind}: scripts/container build in {time.monotonic() - started:.1f}s")
+    return engine.image
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry to ship images through, as a CI pipeline pushes and a server pulls."""
+    install_docker(apt_install)
+    served = Registry(tmp_path_factory.mktemp("registry"), free_port())
+    try:
+        wait_for_http(f"http://{served.address}/v2/", timeout=30)
+        yield served
+    finally:
+        served.stop()
 
 
 @dataclass
@@ -75,11 +103,11 @@ class Site:
         return f"http://127.0.0.1:{self.port}"
 
 
-def start_site(podman: Podman, name: str, volume: str) -> Site:
+def start_site(engine: Engine, name: str, volume: str, **extra: str) -> Site:
     port = free_port()
-    settings = podman.container_settings(name, volume, port)
+    settings = {**engine.container_settings(name, volume, port), **extra}
     started = time.monotonic()
-    podman.script("run", **settings)
+    engine.script("run", **settings)
     wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=90)
     deployed = Site(name, volume, port, time.monotonic() - started)
     print(f"{name}: run to the first 200 in {deployed.run_to_200:.2f}s")
@@ -87,10 +115,10 @@ def start_site(podman: Podman, name: str, volume: str) -> Site:
 
 
 @pytest.fixture(scope="module")
-def site(podman: Podman, image: str) -> Iterator[Site]:
-    deployed = start_site(podman, f"{podman.prefix}-web", f"{podman.prefix}-data")
+def site(engine: Engine, image: str) -> Iterator[Site]:
+    deployed = start_site(engine, f"{engine.prefix}-web", f"{engine.prefix}-data")
     yield deployed
-    podman.remove_container(deployed.name)
+    engine.remove_container(deployed.name)
 
 
 def png(width: int, height: int) -> bytes:
@@ -127,7 +155,7 @@ def post(site: Site) -> Post:
         {
             "title": title,
             "body": "Built from the *unchanged* Dockerfile.",
-            "tags": f"{tag}, podman",
+            "tags": f"{tag}, container",
         },
         {"image": ("dot.png", "image/png", png(40, 30))},
     )
@@ -145,7 +173,7 @@ def check_post_readable(site: Site, post: Post) -> None:
     page = visitor.get(f"/{post.id}")
     assert page.status == 200
     assert post.title in page.text
-    assert f"/tag/{post.tag}" in page.text and "/tag/podman" in page.text
+    assert f"/tag/{post.tag}" in page.text and "/tag/container" in page.text
     assert f"/{post.id}/image" in page.text
     image = visitor.get(f"/{post.id}/image")
     assert image.status == 200
@@ -154,21 +182,21 @@ def check_post_readable(site: Site, post: Post) -> None:
     assert str(post.id) in visitor.get(f"/tag/{post.tag}").text
 
 
-def test_build_and_run_need_no_python_on_the_host(podman: Podman, site: Site) -> None:
+def test_build_and_run_need_no_python_on_the_host(engine: Engine, site: Site) -> None:
     """The image was built and the container started inside the namespace below, where no
     python or pip runs: the container path needs none on the host."""
-    assert podman.ns.folders and podman.ns.files, "found no Python on the host to hide"
-    probe = podman.ns.argv(
+    assert engine.ns.folders and engine.ns.files, "found no Python on the host to hide"
+    probe = engine.ns.argv(
         [
             "sh",
             "-c",
             "export PATH=$PATH:/usr/local/bin:/usr/bin:/bin:/root/.pyenv/shims; "
             "for p in python python3 pip pip3 "
-            + " ".join(Path(f).name for f in podman.ns.files)
+            + " ".join(Path(f).name for f in engine.ns.files)
             + '; do if "$p" --version >/dev/null 2>&1; then echo "$p runs"; fi; done; '
             'for d in "$@"; do ls -A "$d"; done',
             "sh",
-            *podman.ns.folders,
+            *engine.ns.folders,
         ]
     )
     seen = subprocess.run(probe, capture_output=True, text=True, check=True, timeout=30)  # noqa: S603
@@ -184,15 +212,15 @@ def test_a_person_posts_with_an_image_and_tags(site: Site, post: Post) -> None:
     assert f"/{post.id}/update" in page.text
 
 
-def test_ps_aux_inside_lists_gunicorn_and_its_three_workers(podman: Podman, site: Site) -> None:
-    out = podman.exec(site.name, "ps", "aux").stdout
+def test_ps_aux_inside_lists_gunicorn_and_its_three_workers(engine: Engine, site: Site) -> None:
+    out = engine.exec(site.name, "ps", "aux").stdout
     rows = out.strip().splitlines()[1:]
     commands = [row.split(None, 10)[10] for row in rows]
     gunicorn = [c for c in commands if "gunicorn" in c and "hello:app" in c]
     assert len(gunicorn) == 4, out
     assert [c for c in commands if c not in gunicorn] == ["ps aux"], out
-    # gunicorn is PID 1 and the parent of exactly three workers; ps came from `podman exec`.
-    tree = podman.exec(site.name, "ps", "-eo", "pid=,ppid=,args=").stdout
+    # gunicorn is PID 1 and the parent of exactly three workers; ps came from the engine's exec.
+    tree = engine.exec(site.name, "ps", "-eo", "pid=,ppid=,args=").stdout
     procs = [row.split(None, 2) for row in tree.strip().splitlines()]
     by_parent = sorted((int(ppid), args) for pid, ppid, args in procs if int(pid) != 1)
     assert [args for pid, ppid, args in procs if pid == "1"][0].endswith("hello:app"), tree
@@ -200,20 +228,45 @@ def test_ps_aux_inside_lists_gunicorn_and_its_three_workers(podman: Podman, site
     assert all("gunicorn" in args for ppid, args in by_parent if ppid == 1), tree
 
 
-def test_python_and_pip_inside_are_the_venvs(podman: Podman, site: Site) -> None:
+def test_the_seeds_docker_exec_it_sh_then_ps_aux(engine: Engine, site: Site) -> None:
+    """The seed's commands as a person types them, on a terminal: `docker exec -it NAME sh`
+    (with podman, `scripts/container shell`, which runs `podman exec -it NAME sh`), then
+    `ps aux`, which lists gunicorn's master and three workers, the shell and ps: nothing else."""
+    if engine.kind == "docker":
+        argv = ["docker", "exec", "-it", site.name, "sh"]
+    else:
+        argv = engine.ns.argv([str(SCRIPT), "shell"])
+    lines = ["stty size", "ps aux", "exit"]
+    out = terminal_session(argv, engine.env(FLASKR_CONTAINER=site.name), lines, 60)
+    assert "stty size\n50 250\n" in out, out  # the terminal's size reached the container
+    print(f"$ {' '.join(argv[-5:])}\n{out}")
+    listing = out.split("ps aux\n", 1)[1].rsplit("$ ", 1)[0]
+    header, *rows = listing.strip().splitlines()
+    assert header.split()[-1] == "COMMAND" and header.split()[6] == "TTY", header
+    commands = [row.split(None, 10)[10] for row in rows]
+    gunicorn = [c for c in commands if "gunicorn" in c and c.endswith("hello:app")]
+    assert len(gunicorn) == 4, listing
+    assert sorted(c for c in commands if c not in gunicorn) == ["ps aux", "sh"], listing
+    # The shell and ps have the terminal; gunicorn has none.
+    ttys = {row.split(None, 10)[10]: row.split()[6] for row in rows}
+    assert ttys["sh"].startswith("pts/") and ttys["ps aux"] == ttys["sh"], listing
+    assert {ttys[c] for c in gunicorn} == {"?"}, listing
+
+
+def test_python_and_pip_inside_are_the_venvs(engine: Engine, site: Site) -> None:
     # One name per `command -v`: dash (the stand-in's sh) answers only for the first of several.
-    out = podman.exec(site.name, "sh", "-c", "for c in python pip; do command -v $c; done").stdout
+    out = engine.exec(site.name, "sh", "-c", "for c in python pip; do command -v $c; done").stdout
     assert out.split() == ["/opt/venv/bin/python", "/opt/venv/bin/pip"]
-    pip = podman.exec(site.name, "pip", "--version").stdout
+    pip = engine.exec(site.name, "pip", "--version").stdout
     assert "/opt/venv/" in pip, pip
 
 
-def test_runs_as_non_root_on_a_read_only_root(podman: Podman, site: Site) -> None:
-    status = podman.exec(site.name, "cat", "/proc/1/status").stdout
+def test_runs_as_non_root_on_a_read_only_root(engine: Engine, site: Site) -> None:
+    status = engine.exec(site.name, "cat", "/proc/1/status").stdout
     uids = re.search(r"^Uid:\s+(\d+)\s+(\d+)", status, re.M)
     assert uids and uids.group(1) != "0" and uids.group(2) != "0", status
-    assert podman.exec(site.name, "id", "-u").stdout.strip() != "0"
-    inspect = podman.podman(
+    assert engine.exec(site.name, "id", "-u").stdout.strip() != "0"
+    inspect = engine.cli(
         "container",
         "inspect",
         "--format",
@@ -224,37 +277,46 @@ def test_runs_as_non_root_on_a_read_only_root(podman: Podman, site: Site) -> Non
     assert read_only == "true"
     assert sorted(mounts.split()) == ["/run/secrets/flaskr_secret_key", "/var/lib/flaskr"]
     assert "/tmp" in tmpfs and "/run" not in tmpfs and "/var/tmp" not in tmpfs, tmpfs
-    denied = podman.exec(site.name, "touch", "/flaskr/x", check=False)
+    denied = engine.exec(site.name, "touch", "/flaskr/x", check=False)
     assert denied.returncode != 0 and "Read-only file system" in denied.stderr
-    assert podman.exec(site.name, "touch", "/var/lib/flaskr/.w", "/tmp/.w").returncode == 0
-    assert "flaskr.sqlite" in podman.exec(site.name, "ls", "/var/lib/flaskr").stdout
+    assert engine.exec(site.name, "touch", "/var/lib/flaskr/.w", "/tmp/.w").returncode == 0
+    assert "flaskr.sqlite" in engine.exec(site.name, "ls", "/var/lib/flaskr").stdout
 
 
-def test_the_secret_key_comes_from_outside_the_image(podman: Podman, site: Site) -> None:
-    image_env = podman.podman("image", "inspect", "--format", "{{.Config.Env}}", podman.image)
+def test_the_secret_key_comes_from_outside_the_image(engine: Engine, site: Site) -> None:
+    image_env = engine.cli("image", "inspect", "--format", "{{.Config.Env}}", engine.image)
     assert "SECRET_KEY" not in image_env
-    env = podman.exec(site.name, "env").stdout
+    env = engine.exec(site.name, "env").stdout
     assert "FLASKR_SECRET_KEY_FILE=/run/secrets/flaskr_secret_key" in env
     assert "FLASKR_SECRET_KEY=" not in env
-    assert podman.secret_file.stat().st_mode & 0o777 == 0o444
-    assert podman.secret_file.parent.stat().st_mode & 0o777 == 0o700
+    assert engine.secret_file.stat().st_mode & 0o777 == 0o444
+    assert engine.secret_file.parent.stat().st_mode & 0o777 == 0o700
 
 
-def test_healthcheck_uses_what_the_image_has(podman: Podman, site: Site) -> None:
-    health = podman.script("health", FLASKR_CONTAINER=site.name).stdout
-    assert health.strip().splitlines()[-1] == "healthy"
+def test_healthcheck_uses_what_the_image_has(engine: Engine, site: Site) -> None:
+    """podman runs the HEALTHCHECK on demand; Docker runs it every 30 s and `docker inspect`
+    shows `starting` until the first run passes, then `healthy`."""
+    for _ in deadline_loop(75, "the HEALTHCHECK to pass", interval=1):
+        health = engine.script("health", FLASKR_CONTAINER=site.name).stdout.strip()
+        if health.splitlines()[-1:] == ["healthy"]:
+            break
+        assert health.splitlines()[-1:] == ["starting"], health
+    if engine.kind == "docker":
+        probes = json.loads(engine.cli("inspect", "--format", "{{json .State.Health}}", site.name))
+        print("docker inspect .State.Health:", json.dumps(probes, indent=1))
+        assert probes["Status"] == "healthy" and probes["Log"][-1]["ExitCode"] == 0, probes
 
 
-def test_containers_starting_together_migrate_once(podman: Podman, image: str) -> None:
-    volume = f"{podman.prefix}-race"
-    names = [f"{podman.prefix}-race{i}" for i in range(3)]
+def test_containers_starting_together_migrate_once(engine: Engine, image: str) -> None:
+    volume = f"{engine.prefix}-race"
+    names = [f"{engine.prefix}-race{i}" for i in range(3)]
     ports = [free_port() for _ in names]
     # The race under test is the migration's, not podman's: three `run`s creating one named
     # volume at once can fail with "volume already exists" (podman 4.3), so it exists first.
-    podman.volumes.add(volume)
-    podman.podman("volume", "create", volume)
+    engine.volumes.add(volume)
+    engine.cli("volume", "create", volume)
     starts = [
-        podman.popen("run", **podman.container_settings(n, volume, p))
+        engine.popen("run", **engine.container_settings(n, volume, p))
         for n, p in zip(names, ports, strict=True)
     ]
     try:
@@ -263,7 +325,7 @@ def test_containers_starting_together_migrate_once(podman: Podman, image: str) -
             assert started.returncode == 0, err
         for port in ports:
             wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=90)
-        logs = [podman.script("logs", FLASKR_CONTAINER=n) for n in names]
+        logs = [engine.script("logs", FLASKR_CONTAINER=n) for n in names]
         lines = [line for log in logs for line in (log.stdout + log.stderr).splitlines()]
         # One format in the logs: gunicorn's, Alembic's and init-db's lines are all JSON.
         messages = [json.loads(line)["message"] for line in lines if line.strip()]
@@ -286,30 +348,30 @@ def test_containers_starting_together_migrate_once(podman: Podman, image: str) -
                 started.kill()
                 started.communicate()
         for name in names:
-            podman.remove_container(name)
+            engine.remove_container(name)
 
 
-def stored_titles(podman: Podman, name: str) -> set[str]:
+def stored_titles(engine: Engine, name: str) -> set[str]:
     """The post titles in a container's database, read inside it."""
     read = "import sqlite3; [print(t) for (t,) in sqlite3.connect('/var/lib/flaskr/flaskr.sqlite').execute('SELECT title FROM post')]"
-    return set(podman.exec(name, "python", "-c", read).stdout.splitlines())
+    return set(engine.exec(name, "python", "-c", read).stdout.splitlines())
 
 
 def test_backup_while_writing_and_restore_onto_a_fresh_volume(
-    podman: Podman, image: str, tmp_path: Path
+    engine: Engine, image: str, tmp_path: Path
 ) -> None:
     """scripts/container backup in the middle of concurrent writes, then scripts/container
     restore onto a new container and volume: every post acknowledged before the backup is there,
     users log in, images are served."""
-    live = start_site(podman, f"{podman.prefix}-bk", f"{podman.prefix}-bk-data")
-    fresh = start_site(podman, f"{podman.prefix}-rs", f"{podman.prefix}-rs-data")
+    live = start_site(engine, f"{engine.prefix}-bk", f"{engine.prefix}-bk-data")
+    fresh = start_site(engine, f"{engine.prefix}-rs", f"{engine.prefix}-rs-data")
     try:
         tally = Tally()
         clients, image_post, image_bytes = writers(live.base, tally)
         with Load(clients, Writer.step, 120) as load:
             time.sleep(BEFORE)
             backup_started = time.monotonic()
-            done = podman.script(
+            done = engine.script(
                 "backup", str(tmp_path), FLASKR_CONTAINER=live.name, FLASKR_VOLUME=live.volume
             )
             time.sleep(AFTER)
@@ -317,13 +379,13 @@ def test_backup_while_writing_and_restore_onto_a_fresh_volume(
         summary = json.loads(done.stdout.splitlines()[-1])
         copy = tmp_path / Path(summary["path"]).name
         assert copy.stat().st_mode & 0o777 == 0o600
-        restored = podman.script(
+        restored = engine.script(
             "restore", str(copy), FLASKR_CONTAINER=fresh.name, FLASKR_VOLUME=fresh.volume
         )
         assert f"started {fresh.name} again" in restored.stderr, restored.stderr
         wait_for_http(fresh.base + "/healthz", timeout=90)
         before = acknowledged_before(tally, backup_started)["post"]
-        found = stored_titles(podman, fresh.name)
+        found = stored_titles(engine, fresh.name)
         print(
             f"\ncontainer restore drill: {len(before & found)} of {len(before)} posts acknowledged"
             f" before the backup found after the restore; backup {summary}"
@@ -335,8 +397,8 @@ def test_backup_while_writing_and_restore_onto_a_fresh_volume(
         served = visitor.get(f"/{image_post}/image")
         assert served.status == 200 and served.body == image_bytes
     finally:
-        podman.remove_container(live.name)
-        podman.remove_container(fresh.name)
+        engine.remove_container(live.name)
+        engine.remove_container(fresh.name)
 
 
 def slow_login(site: Site, post: Post) -> tuple[socket.socket, bytes]:
@@ -358,14 +420,14 @@ def slow_login(site: Site, post: Post) -> tuple[socket.socket, bytes]:
 
 
 def test_stop_finishes_the_request_in_flight_and_a_new_container_keeps_everything(
-    podman: Podman, site: Site, post: Post
+    engine: Engine, site: Site, post: Post
 ) -> None:
     conn, rest = slow_login(site, post)
     with conn:
         # Wait until a worker has accepted the connection (the listener's backlog is empty)
         # and read what was sent, so the request is truly in flight when the stop begins.
         for _ in deadline_loop(30, "a worker to take the slow request"):
-            proc = podman.exec(
+            proc = engine.exec(
                 site.name, "sh", "-c", "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; true"
             ).stdout
             sockets = tcp_sockets(proc, 8000)
@@ -374,13 +436,9 @@ def test_stop_finishes_the_request_in_flight_and_a_new_container_keeps_everythin
             if listening == [0] and established and not any(established):
                 break
         # Read the log file itself: `podman logs` would wait for the lock `podman stop` holds.
-        log_file = Path(
-            podman.podman(
-                "container", "inspect", "--format", "{{.HostConfig.LogConfig.Path}}", site.name
-            ).strip()
-        )
+        log_file = engine.log_path(site.name)
         started = time.monotonic()
-        stopping = podman.popen("stop", FLASKR_CONTAINER=site.name)
+        stopping = engine.popen("stop", FLASKR_CONTAINER=site.name)
         try:
             for _ in deadline_loop(STOP_TIMEOUT, "gunicorn to receive SIGTERM"):
                 if "Handling signal: term" in log_file.read_text(errors="replace"):
@@ -398,15 +456,15 @@ def test_stop_finishes_the_request_in_flight_and_a_new_container_keeps_everythin
     assert stopping.returncode == 0, err
     assert took < STOP_TIMEOUT, f"stop took {took:.1f}s"
     print(f"stop with a request in flight: {took:.2f}s")
-    state = podman.podman(
+    state = engine.cli(
         "container", "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", site.name
     )
     assert state.split() == ["exited", "0"]
 
     # Remove it and start a fresh container on the same volume: everything is still there.
-    podman.script("rm", FLASKR_CONTAINER=site.name)
-    assert podman.script("engine", "container", "exists", site.name, check=False).returncode == 1
-    fresh = start_site(podman, site.name, site.volume)
+    engine.script("rm", FLASKR_CONTAINER=site.name)
+    assert not engine.exists(site.name)
+    fresh = start_site(engine, site.name, site.volume)
     check_post_readable(fresh, post)
     again = Browser(fresh.base)
     assert (
@@ -417,8 +475,8 @@ def test_stop_finishes_the_request_in_flight_and_a_new_container_keeps_everythin
     assert post.browser.get("/create").status == 200
 
     # `upgrade` rebuilds (from cache here) and replaces the container on the same volume.
-    podman.script(
-        "upgrade", timeout=900, **podman.container_settings(fresh.name, fresh.volume, fresh.port)
+    engine.script(
+        "upgrade", timeout=900, **engine.container_settings(fresh.name, fresh.volume, fresh.port)
     )
     wait_for_http(f"{fresh.base}/healthz", timeout=90)
     check_post_readable(fresh, post)
@@ -438,12 +496,12 @@ def newer_checkout(tmp_path: Path) -> tuple[Path, str]:
 
 
 def test_admin_command_upgrade_and_rollback_on_the_same_volume(
-    podman: Podman, image: str, tmp_path: Path
+    engine: Engine, image: str, tmp_path: Path
 ) -> None:
-    site = start_site(podman, f"{podman.prefix}-roll", f"{podman.prefix}-roll-data")
-    settings = podman.container_settings(site.name, site.volume, site.port)
+    site = start_site(engine, f"{engine.prefix}-roll", f"{engine.prefix}-roll-data")
+    settings = engine.container_settings(site.name, site.volume, site.port)
     password = f"pw-{uuid.uuid4().hex}"
-    made = podman.script("flask", "create-user", "ops", "--password", password, **settings)
+    made = engine.script("flask", "create-user", "ops", "--password", password, **settings)
     assert "Created user ops." in made.stdout
 
     def logs_in() -> bool:
@@ -453,72 +511,72 @@ def test_admin_command_upgrade_and_rollback_on_the_same_volume(
     assert logs_in()
 
     def inspect(ref: str, key: str, kind: str = "image") -> str:
-        return podman.podman(kind, "inspect", "--format", key, ref).strip()
+        return engine.cli(kind, "inspect", "--format", key, ref).strip()
 
     old = inspect(image, "{{.Id}}")
     newer, marker = newer_checkout(tmp_path)
-    upgraded = podman.script("upgrade", timeout=900, checkout=newer, **settings)
-    assert f"kept the image it replaces as {podman.previous}" in upgraded.stderr, upgraded.stderr
+    upgraded = engine.script("upgrade", timeout=900, checkout=newer, **settings)
+    assert f"kept the image it replaces as {engine.previous}" in upgraded.stderr, upgraded.stderr
     wait_for_http(f"{site.base}/healthz", timeout=90)
     assert Browser(site.base).get(f"/static/{marker}").status == 200 and logs_in()
-    assert inspect(podman.previous, "{{.Id}}") == old
+    assert inspect(engine.previous, "{{.Id}}") == old
     assert inspect(site.name, "{{.Image}}", "container") == inspect(image, "{{.Id}}") != old
 
     started = time.monotonic()
-    rolled = podman.script("rollback", timeout=300, **settings)
+    rolled = engine.script("rollback", timeout=300, **settings)
     wait_for_http(f"{site.base}/healthz", timeout=90)
     print(f"rollback to the previous image: {time.monotonic() - started:.1f}s\n{rolled.stderr}")
-    assert f"which {podman.previous} knows" in rolled.stderr
+    assert f"which {engine.previous} knows" in rolled.stderr
     assert Browser(site.base).get(f"/static/{marker}").status == 404 and logs_in()
     assert inspect(site.name, "{{.Image}}", "container") == old
 
     # A database migrated past what the previous image knows: refused, the container untouched.
     sql = "import sqlite3, sys; c = sqlite3.connect('/var/lib/flaskr/flaskr.sqlite'); "
     current = sql + "print(c.execute('select version_num from alembic_version').fetchone()[0])"
-    revision = podman.exec(site.name, "python", "-c", current).stdout.strip()
+    revision = engine.exec(site.name, "python", "-c", current).stdout.strip()
     setting = sql + "c.execute('update alembic_version set version_num=?', sys.argv[1:])"
-    podman.exec(site.name, "python", "-c", setting + "; c.commit()", "9999_from_the_future")
+    engine.exec(site.name, "python", "-c", setting + "; c.commit()", "9999_from_the_future")
     try:
-        refused = podman.script("rollback", timeout=300, check=False, **settings)
+        refused = engine.script("rollback", timeout=300, check=False, **settings)
         assert refused.returncode == 1, refused.stderr
         assert "refusing to roll back: the database" in refused.stderr
         assert "migrated past what" in refused.stderr
         assert inspect(site.name, "{{.State.Running}}", "container") == "true"
     finally:
-        podman.exec(site.name, "python", "-c", setting + "; c.commit()", revision)
-    podman.remove_container(site.name)
+        engine.exec(site.name, "python", "-c", setting + "; c.commit()", revision)
+    engine.remove_container(site.name)
 
 
 def test_run_refuses_a_secret_key_file_the_app_cannot_read(
-    podman: Podman, image: str, tmp_path: Path
+    engine: Engine, image: str, tmp_path: Path
 ) -> None:
     key = tmp_path / "secret_key"
     key.write_text(uuid.uuid4().hex * 2)
     key.chmod(0o600)
-    name = f"{podman.prefix}-unreadable"
-    settings = podman.container_settings(name, f"{name}-data", free_port())
-    done = podman.script("run", check=False, FLASKR_SECRET_KEY_FILE=str(key), **settings)
+    name = f"{engine.prefix}-unreadable"
+    settings = engine.container_settings(name, f"{name}-data", free_port())
+    done = engine.script("run", check=False, FLASKR_SECRET_KEY_FILE=str(key), **settings)
     assert done.returncode == 1
     assert "unreadable for the app, which runs as uid 10001" in done.stderr, done.stderr
     assert f"chmod 0444 {key}" in done.stderr
-    assert podman.script("engine", "container", "exists", name, check=False).returncode == 1
+    assert engine.script("engine", "container", "exists", name, check=False).returncode == 1
 
 
 # --- the seed's claims, measured: the isolation report from inside and from the host ---------
 
 
 def test_isolation_report_from_the_serving_worker_and_the_host_beside_it(
-    podman: Podman, image: str, tmp_path: Path
+    engine: Engine, image: str, tmp_path: Path
 ) -> None:
     """The seed's claims, read by the app itself: the report collected by the gunicorn worker
     serving /admin/isolation.json sees its own PID namespace with gunicorn alone, the venv's
     python, a non-root user without capabilities; the host beside it, outside the namespace
     that hides its Python, sees its own PID namespace, many processes and python and pip."""
-    name, volume = f"{podman.prefix}-iso", f"{podman.prefix}-iso-data"
+    name, volume = f"{engine.prefix}-iso", f"{engine.prefix}-iso-data"
     port = free_port()
     admin = f"op{uuid.uuid4().hex[:8]}"
-    podman.script(
-        "run", "-e", "FLASKR_ISOLATION_PAGE=true", **podman.container_settings(name, volume, port)
+    engine.script(
+        "run", "-e", "FLASKR_ISOLATION_PAGE=true", **engine.container_settings(name, volume, port)
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -529,7 +587,7 @@ def test_isolation_report_from_the_serving_worker_and_the_host_beside_it(
         fields = {"username": admin, "password": password}
         assert browser.post_form("/auth/register", fields).status == 302
         # An admin by decision, made with the operator's command inside the container.
-        podman.script(
+        engine.script(
             "engine", "exec", "--workdir", "/", name, "flask", "--app", "flaskr", "make-admin",
             admin,
         )  # fmt: skip
@@ -538,15 +596,15 @@ def test_isolation_report_from_the_serving_worker_and_the_host_beside_it(
         assert answer.status == 200, answer.text[:2000]
         assert answer.headers["Cache-Control"] == "no-store"
         inside = json.loads(answer.body)
-        # The same collector run with `podman exec` (the seed's `docker exec`): one more process.
+        # The same collector run with `docker exec` (`podman exec`): one more process.
         exec_report = json.loads(
-            podman.script(
+            engine.script(
                 "engine", "exec", "--workdir", "/", name, "python", "-m", "flaskr.isolation",
                 "--json", timeout=60,
             ).stdout
         )  # fmt: skip
     finally:
-        podman.remove_container(name)
+        engine.remove_container(name)
     # The host beside it: this machine's own interpreter, outside the hidden-Python namespace.
     beside = json.loads(
         subprocess.run(  # noqa: S603
@@ -575,12 +633,12 @@ def test_isolation_report_from_the_serving_worker_and_the_host_beside_it(
     assert deps["on_path"]["pip"]["path"] == "/opt/venv/bin/pip"
     # (requirements.txt also pins tzdata for Windows only: "not installed" is right for it.)
     assert all(deps["packages"][n] for n in ("flask", "gunicorn", "werkzeug")), deps["packages"]
-    # Not root, no capabilities, no privilege gain, a read-only root in a podman container.
+    # Not root, no capabilities, no privilege gain, a read-only root in this engine's container.
     assert priv["euid"] == 10001 and priv["uid"] == 10001, priv
     assert priv["capabilities"] == [] and priv["no_new_privs"] is True
     assert priv["read_only_root"] is True
     box = inside["container"]
-    assert box["in_container"] is True and box["runtime"] == "podman", box
+    assert box["in_container"] is True and box["runtime"] == engine.kind, box
 
     exec_commands = [p["command"] for p in exec_report["processes"]["visible"]]
     assert exec_report["processes"]["ns_pid"] == procs["ns_pid"]
@@ -588,7 +646,7 @@ def test_isolation_report_from_the_serving_worker_and_the_host_beside_it(
     assert sorted(c for c in exec_commands if not c.endswith("hello:app")) == [
         "python -m flaskr.isolation --json"
     ]
-    # Its parent, podman's exec, is outside the container's PID namespace.
+    # Its parent, the engine's exec, is outside the container's PID namespace.
     assert "outside its PID namespace" in exec_report["supervisor"]["reasons"]["parent"]
 
     # The host: another PID namespace (the initial one, unless CI itself runs in a
@@ -600,5 +658,76 @@ def test_isolation_report_from_the_serving_worker_and_the_host_beside_it(
     assert hd["on_path"]["pip"] or hd["on_path"]["pip3"]
 
     out = isolation_out(tmp_path)
-    save_report(out, "container.json", isolation.without_commands(inside, keep=is_gunicorn))
-    save_report(out, "host-beside-container.json", beside)
+    suffix = "" if engine.kind == "podman" else f"-{engine.kind}"
+    kept = isolation.without_commands(inside, keep=is_gunicorn)
+    save_report(out, f"container{suffix}.json", kept)
+    save_report(out, f"host-beside-container{suffix}.json", beside)
+
+
+# --- shipping the image: a code change, a registry, a server that pulls ---------------------
+
+
+def test_a_template_change_rebuilds_only_the_layers_after_the_code(
+    engine: Engine, image: str, tmp_path: Path
+) -> None:
+    """The Dockerfile installs the locked packages before it copies the app: a checkout with
+    one template changed reuses every layer up to the venv and rebuilds only the last two
+    (the code and its compiled bytecode)."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for part in ("Dockerfile", ".dockerignore", "requirements.txt"):
+        shutil.copy2(ROOT / part, checkout / part)
+    for part in ("flaskr", "scripts", "deploy"):
+        shutil.copytree(ROOT / part, checkout / part, ignore=UNTRACKED)
+    template = checkout / "flaskr" / "templates" / "base.html"
+    template.write_text(template.read_text() + "{# a change #}\n")
+    touched = f"localhost/{engine.prefix}:touched"
+    engine.images.add(touched)
+    started = time.monotonic()
+    rebuilt = subprocess.run(  # noqa: S603
+        engine.ns.argv([str(checkout / "scripts" / "container"), "build"]),
+        env=engine.env(FLASKR_IMAGE=touched),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    took = time.monotonic() - started
+    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+    before, after = engine.image_layers(image), engine.image_layers(touched)
+    assert len(before) == len(after), (before, after)
+    assert before[:-2] == after[:-2] and before[-2] != after[-2], (before, after)
+    size = int(engine.cli("image", "inspect", "--format", "{{.Size}}", image))
+    history = engine.cli("history", image)
+    print(
+        f"{engine.kind}: {size:,} bytes in {len(before)} layers; rebuild after a template "
+        f"change {took:.1f}s\n{history}"
+    )
+
+
+def test_shipped_through_a_registry_and_run_where_pulled(
+    engine: Engine, site: Site, post: Post, registry: Registry
+) -> None:
+    """What a CI pipeline and a server do: tag and push to a registry; on a machine without
+    the image, pull it and run it on the data volume, which still has every post."""
+    tls = ["--tls-verify=false"] if engine.kind == "podman" else []
+    ref = f"{registry.address}/{engine.prefix}:1.0"
+    engine.images.add(ref)
+    built_id = engine.cli("image", "inspect", "--format", "{{.Id}}", engine.image).strip()
+    engine.cli("tag", engine.image, ref)
+    started = time.monotonic()
+    pushed = engine.cli("push", *tls, ref, timeout=600)
+    print(f"{engine.kind} push {ref}: {time.monotonic() - started:.1f}s\n{pushed}")
+    # The server has no copy: no container of this run, no image of it (only the base).
+    for name in sorted(engine.containers):
+        engine.remove_container(name)
+    for image in sorted(engine.images):
+        engine.cli("rmi", "--force", image, check=False)
+    for image in (ref, engine.image):
+        assert engine.script("engine", "image", "inspect", image, check=False).returncode != 0
+    started = time.monotonic()
+    pulled = engine.cli("pull", *tls, ref, timeout=600)
+    print(f"{engine.kind} pull {ref}: {time.monotonic() - started:.1f}s\n{pulled}")
+    assert engine.cli("image", "inspect", "--format", "{{.Id}}", ref).strip() == built_id
+    served = start_site(engine, site.name, site.volume, FLASKR_IMAGE=ref)
+    check_post_readable(served, post)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import ROOT, apt_install, free_port, wait_for_http
-from tests.e2e.container_podman import Browser, HiddenPython, Podman, install_packages
+from tests.e2e.container_engines import Browser, Engine, HiddenPython, install_packages
 from tests.e2e.host_machine import rootfs_tarball
 
 SUITE = "trixie"
@@ -112,10 +112,10 @@ def test_dockerfile_builds_and_serves_on_a_trixie_stand_in(tarball: Path, tmp_pa
     install_packages(apt_install)
     ns = HiddenPython()
     prefix = f"flaskr-e2e-{SUITE}-{uuid.uuid4().hex[:8]}"
-    runner = Podman(ns, tmp_path / "keys" / "flaskr_secret_key", prefix=prefix)
+    runner = Engine("podman", ns, tmp_path / "keys" / "flaskr_secret_key", prefix=prefix)
     try:
         if runner.script("engine", "image", "exists", STAND_IN, check=False).returncode != 0:
-            runner.podman(
+            runner.cli(
                 "import",
                 "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                 "--change", "ENV LANG=C.UTF-8",

@@ -1,19 +1,26 @@
-"""Helpers for the container suite: podman driven through scripts/container inside a mount
-namespace that hides the host's Python, the stand-in base image, and a small HTTP client."""
+"""Helpers for the container suite: podman or Docker driven through scripts/container inside a
+mount namespace that hides the host's Python, the stand-in base image, a terminal for
+`docker exec -it`, and a small HTTP client."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import http.cookiejar
+import json
 import os
+import pty
 import re
+import select
 import shlex
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 import urllib.error
 import urllib.parse
@@ -24,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.container_docker import DockerDaemon
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "container"
@@ -42,7 +51,8 @@ PACKAGES = [
 #: The Dockerfile's FROM. CI cannot pull it: a Debian bookworm root filesystem with Python
 #: (3.11) made by mmdebstrap is tagged with this name instead, so the Dockerfile stays unchanged.
 BASE_IMAGE = "docker.io/library/python:3.12.4-alpine3.20"
-STAND_IN = "localhost/flaskr-e2e-stand-in:bookworm"
+STAND_IN_NAME = "localhost/flaskr-e2e-stand-in"
+HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
 MIRROR = os.environ.get("FLASKR_E2E_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 
 #: Where the suite's podman keeps images: not the default storage of scripts/container, so
@@ -123,33 +133,44 @@ class HiddenPython:
         return self.holder.communicate()
 
 
-# --- podman through scripts/container -----------------------------------------------------
+# --- podman or Docker through scripts/container ------------------------------------------
 
 
 @dataclass
-class Podman:
-    """Runs scripts/container (and podman, via its `engine` command) in the hidden namespace,
-    and remembers every container, volume and image it names, to remove them all at the end."""
+class Engine:
+    """Runs scripts/container (and the engine itself, via its `engine` command) in the hidden
+    namespace with FLASKR_ENGINE set to ``kind``, and remembers every container, volume and
+    image it names, to remove them all at the end. Docker's daemon is the suite's own."""
 
+    kind: str
     ns: HiddenPython
     secret_file: Path
+    docker: DockerDaemon | None = None
     prefix: str = field(default_factory=lambda: f"flaskr-e2e-{uuid.uuid4().hex[:8]}")
     image: str = ""
+    images: set[str] = field(default_factory=set)
     containers: set[str] = field(default_factory=set)
     volumes: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.image = f"localhost/{self.prefix}:test"
         self.previous = f"localhost/{self.prefix}:previous"  # what `upgrade` keeps
+        self.images.add(self.image)
+        assert (self.kind == "docker") == (self.docker is not None), self.kind
+        self.images.add(self.previous)
 
     def env(self, **settings: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASKR_", "CONTAINERS_"))}
+        drop = ("FLASKR_", "CONTAINERS_", "DOCKER_")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
         env.update(
-            FLASKR_ENGINE="podman",
-            FLASKR_PODMAN_ROOT=STORAGE,
+            FLASKR_ENGINE=self.kind,
             FLASKR_IMAGE=self.image,
             FLASKR_CONTAINER_SECRET=str(self.secret_file),
         )
+        if self.docker is not None:
+            env.update(self.docker.env())
+        else:
+            env.update(FLASKR_PODMAN_ROOT=STORAGE)
         env.update(settings)
         return env
 
@@ -186,11 +207,26 @@ class Podman:
             text=True,
         )
 
-    def podman(self, *args: str, timeout: float = 120, check: bool = True) -> str:
+    def cli(self, *args: str, timeout: float = 120, check: bool = True) -> str:
+        """The engine's own command line (podman or docker), with the suite's settings."""
         return self.script("engine", *args, timeout=timeout, check=check).stdout
 
     def exec(self, name: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.script("engine", "exec", name, *argv, check=check, timeout=60)
+
+    def image_layers(self, image: str) -> list[str]:
+        """The digests of the image's layers, the base's first."""
+        return json.loads(
+            self.cli("image", "inspect", "--format", "{{json .RootFS.Layers}}", image)
+        )
+
+    def exists(self, name: str) -> bool:
+        return self.script("engine", "container", "inspect", name, check=False).returncode == 0
+
+    def log_path(self, name: str) -> Path:
+        """The file the engine writes the container's output to."""
+        field_ = "{{.LogPath}}" if self.kind == "docker" else "{{.HostConfig.LogConfig.Path}}"
+        return Path(self.cli("container", "inspect", "--format", field_, name).strip())
 
     def container_settings(self, name: str, volume: str, port: int) -> dict[str, str]:
         self.containers.add(name)
@@ -202,39 +238,40 @@ class Podman:
         }
 
     def remove_container(self, name: str) -> None:
-        self.podman("rm", "--force", "--time", "2", name, check=False, timeout=60)
+        grace = [] if self.kind == "docker" else ["--time", "2"]  # docker rm -f kills at once
+        self.cli("rm", "--force", *grace, name, check=False, timeout=60)
 
     def cleanup(self) -> None:
         """Remove what this run made, by name, whatever state the tests left it in."""
         for name in sorted(self.containers):
             self.remove_container(name)
         for volume in sorted(self.volumes):
-            self.podman("volume", "rm", "--force", volume, check=False)
-        self.podman("rmi", "--force", self.image, self.previous, check=False)
-        # The build's intermediate layers: unnamed, so pruned (the tagged stand-in stays cached).
-        self.podman("image", "prune", "--force", check=False)
+            self.cli("volume", "rm", "--force", volume, check=False)
+        # Removing the image removes its build's untagged layers too with Docker; podman's
+        # are pruned (the tagged stand-in stays cached). Never a prune on Docker's store: another
+        # run's build in progress there has untagged layers too.
+        for image in sorted(self.images):
+            self.cli("rmi", "--force", image, check=False)
+        if self.kind == "podman":
+            self.cli("image", "prune", "--force", check=False)
 
     def ensure_base_image(self) -> None:
-        """Make the stand-in for the Dockerfile's FROM once; later runs find it in storage."""
-        if self.script("engine", "image", "exists", BASE_IMAGE, check=False).returncode == 0:
+        """Make the stand-in for the Dockerfile's FROM once; later runs find it in storage.
+        Docker's stand-in trusts the host's CA itself, like a company's base image behind a
+        TLS-inspecting proxy: `docker build` cannot mount it for pip as podman's build does."""
+        stand_in = f"{STAND_IN_NAME}-{self.kind}:bookworm"
+        if self.script("engine", "image", "inspect", BASE_IMAGE, check=False).returncode == 0:
             return
-        with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="flaskr-e2e-base-") as tmp:  # noqa: S108
-            tarball = os.path.join(tmp, "base.tar")
-            subprocess.run(  # noqa: S603
-                [
-                    "mmdebstrap",
-                    "--quiet",
-                    "--variant=minbase",
-                    "--include=python3,python3-venv,python3-pip,python-is-python3,procps",
-                    "bookworm",
-                    tarball,
-                    MIRROR,
-                ],
-                check=True,
-                timeout=900,
-                stdout=subprocess.DEVNULL,
-            )
-            self.podman(
+        hooks: list[str] = []
+        if self.kind == "docker" and os.path.isfile(HOST_CA):
+            hooks = [
+                f'--customize-hook=mkdir -p "$1/etc/ssl/certs" && cp {HOST_CA} "$1{HOST_CA}"',
+                f"--customize-hook=printf '[global]\\ncert = {HOST_CA}\\n' > \"$1/etc/pip.conf\"",
+            ]
+        with debian_tarball(
+            "bookworm", "python3,python3-venv,python3-pip,python-is-python3,procps", *hooks
+        ) as tarball:
+            self.cli(
                 "import",
                 # What the python images set; without PATH, RUN steps would find no mkdir.
                 "--change",
@@ -244,10 +281,36 @@ class Podman:
                 "--change",
                 'CMD ["python3"]',
                 tarball,
-                STAND_IN,
+                stand_in,
                 timeout=600,
             )
-        self.podman("tag", STAND_IN, BASE_IMAGE)
+        self.cli("tag", stand_in, BASE_IMAGE)
+
+
+@contextlib.contextmanager
+def debian_tarball(suite: str, packages: str, *options: str) -> Iterator[str]:
+    """A Debian minbase root filesystem with ``packages`` (comma-separated), as a tarball that
+    lives for the with-block: what stand-ins for images that cannot be pulled are made of.
+    The mirror may be a snapshot whose Release files are past their Valid-Until (sid's are)."""
+    with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="flaskr-e2e-base-") as tmp:  # noqa: S108
+        tarball = os.path.join(tmp, "root.tar")
+        subprocess.run(  # noqa: S603
+            [
+                "mmdebstrap",
+                "--quiet",
+                "--variant=minbase",
+                '--aptopt=Acquire::Check-Valid-Until "false"',
+                f"--include={packages}",
+                *options,
+                suite,
+                tarball,
+                MIRROR,
+            ],
+            check=True,
+            timeout=900,
+            stdout=subprocess.DEVNULL,
+        )
+        yield tarball
 
 
 def install_packages(apt_install: Callable[..., None]) -> None:
@@ -257,6 +320,54 @@ def install_packages(apt_install: Callable[..., None]) -> None:
         apt_install(*PACKAGES)
     if shutil.which("iptables") is None:
         apt_install(*PACKAGES)
+
+
+# --- a terminal, as a person at a keyboard has -------------------------------------------
+
+
+def terminal_session(argv: list[str], env: dict[str, str], lines: list[str], timeout: float) -> str:
+    """Run ``argv`` on a pseudo-terminal 250 columns wide (so `ps aux` truncates nothing),
+    type each of ``lines`` once a `$ ` prompt shows, and return all it printed, \r removed.
+    The first line waits a second after the first prompt: `docker exec -it` passes the
+    terminal's size on to the container's only after the shell has started."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 250, 0, 0))
+    proc = subprocess.Popen(  # noqa: S603
+        argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+    )
+    os.close(slave)
+    seen, typed = b"", 0
+    first_prompt: float | None = None
+    end = time.monotonic() + timeout
+    try:
+        while time.monotonic() < end:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the other side closed
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            prompts = seen.count(b"$ ")
+            if prompts and first_prompt is None:
+                first_prompt = time.monotonic()
+            settled = first_prompt is not None and time.monotonic() - first_prompt >= 1
+            if typed < len(lines) and prompts > typed and settled:
+                os.write(master, lines[typed].encode() + b"\n")
+                typed += 1
+            if proc.poll() is not None and not ready:
+                break
+        else:
+            pytest.fail(f"{argv} did not finish in {timeout}s; it printed:\n{seen.decode()}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        os.close(master)
+    assert typed == len(lines), seen.decode(errors="replace")
+    return seen.decode(errors="replace").replace("\r", "")
 
 
 # --- a browser of sorts ------------------------------------------------------------------
