@@ -57,7 +57,7 @@ def reset_sequence(connection: Connection, table: Table) -> None:
     "--to",
     "target_url",
     required=True,
-    help="The target database, empty and migrated: postgresql+psycopg://USER:PASSWORD@HOST/NAME.",
+    help="The target database, empty and migrated: postgresql://USER:PASSWORD@HOST/NAME.",
 )
 def copy_db_command(target_url: str) -> None:
     """Copy every row of this site's database into an empty, migrated one, then verify."""

@@ -62,3 +62,71 @@ def test_flask_commands_in_the_guides_exist(tmp_path: Path, pattern: str) -> Non
     known = set(app.cli.commands) | {"run", "shell", "routes", "db"}
     used = {word.strip("`'\".,;:)") for word in re.findall(pattern, guides())} - PLACEHOLDERS
     assert used and used <= known, used - known
+
+
+#: Commands that need root on a host: shown without sudo, they fail with "access denied" or
+#: show less (journalctl shows a user's own journal only).
+ROOT_ONLY = re.compile(
+    r"(?:systemctl (?:start|stop|restart|reload|edit|daemon-reload)\b|journalctl\b"
+    r"|apt-get install\b|(?:\./)?scripts/install-host\b|nginx -t\b|certbot\b|flaskr [a-z])"
+)
+
+
+def shell_commands() -> list[str]:
+    """The commands in the guides' shell blocks (fenced ```sh ones and indented ones), one per
+    `&&`, `;` or `|`, without leading VAR=value; blocks opening with "# as root" are skipped."""
+    commands = []
+    for path in GUIDES:
+        fenced = skipped = False
+        for line in path.read_text().splitlines():
+            if line.startswith("```"):
+                fenced = line.strip() in ("```sh", "```bash") and not fenced
+                skipped = False
+                continue
+            skipped = skipped or (fenced and line.startswith("# as root"))
+            if (fenced and not skipped) or line.startswith("    ") and line[4:5] not in "-|":
+                for part in re.split(r"&&|\|\||;|\|", line.split(" #", 1)[0]):
+                    command = re.sub(r"^(?:[A-Z_]+=\S+\s+)+", "", part.strip())
+                    commands.append(f"{path.name}: {command}")
+    return commands
+
+
+def test_root_only_commands_in_shell_blocks_have_sudo() -> None:
+    missing = [c for c in shell_commands() if ROOT_ONLY.match(c.split(": ", 1)[1])]
+    assert not missing, "\n".join(missing)
+    assert "deploy-host.md: sudo flaskr create-user admin" in shell_commands()
+
+
+def test_git_ignores_the_compose_backups() -> None:
+    # They hold password hashes: `git add -A` must not pick them up.
+    assert "deploy/backups/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+#: Settings config.py declares that the README's table leaves to docs/security.md: limits on
+#: uploads and cookies an operator has no reason to change.
+NOT_IN_THE_TABLE = {
+    "MAX_CONTENT_LENGTH",
+    "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "MAX_JPEG_SCANS",
+    "IMAGE_CPU_SECONDS",
+    "IMAGE_MEMORY_BYTES",
+    "SESSION_COOKIE_HTTPONLY",
+    "SESSION_COOKIE_SAMESITE",
+    "WTF_CSRF_TIME_LIMIT",
+}
+
+
+def test_the_readme_configuration_table_lists_every_setting() -> None:
+    source = (ROOT / "flaskr/config.py").read_text()
+    defaults = source[source.index("app.config.from_mapping(") : source.index("if test_config")]
+    declared = set(re.findall(r"^\s+([A-Z][A-Z0-9_]+)=", defaults, re.M))
+    rows = [row for row in (ROOT / "README.md").read_text().splitlines() if row.startswith("| `")]
+    named = set(re.findall(r"`FLASKR_([A-Z0-9_*]+)`", "\n".join(rows)))
+    listed = {
+        name
+        for name in declared
+        if name in named or any(n.endswith("*") and name.startswith(n[:-1]) for n in named)
+    }
+    assert {"SECRET_KEY", "LOG_LEVEL"} <= listed
+    assert declared - NOT_IN_THE_TABLE == listed, declared - NOT_IN_THE_TABLE - listed

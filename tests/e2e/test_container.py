@@ -544,6 +544,15 @@ def test_admin_command_upgrade_and_rollback_on_the_same_volume(
         assert inspect(site.name, "{{.State.Running}}", "container") == "true"
     finally:
         engine.exec(site.name, "python", "-c", setting + "; c.commit()", revision)
+
+    # Stopped (as for copy-db): the command runs in a one-off container on the same volume.
+    engine.script("stop", **settings)
+    made = engine.script("flask", "create-user", "ops2", "--password", password, **settings)
+    assert "Created user ops2." in made.stdout, made.stderr
+    engine.script("start", **settings)
+    wait_for_http(f"{site.base}/healthz", timeout=90)
+    form = {"username": "ops2", "password": password}
+    assert Browser(site.base).post_form("/auth/login", form).status == 302
     engine.remove_container(site.name)
 
 

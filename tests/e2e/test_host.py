@@ -417,19 +417,6 @@ def test_reboot_brings_it_back_with_every_post(host: Host, post: dict[str, objec
     m.client("check-post", str(post["post_id"]), str(post["title"]), "37", "23")
 
 
-def flask_as_app_user(
-    machine: Machine, args: str, check: bool = True
-) -> subprocess.CompletedProcess:
-    """`flask --app flaskr ARGS` as the service's user, on its data, as docs/backup.md says."""
-    return machine.run(
-        ["sh", "-c", "cd /opt/flaskr/app && umask 077 && runuser -u flaskr -g www-data -- env -i"
-         " PATH=/opt/flaskr/venv/bin:/usr/bin:/bin LANG=C.UTF-8 FLASKR_INSTANCE_PATH=/var/lib/flaskr"
-         f" PYTHONDONTWRITEBYTECODE=1 flask --app flaskr {args}"],
-        check=check,
-        timeout=300,
-    )  # fmt: skip
-
-
 def post_titles(machine: Machine) -> set[str]:
     out = machine.sh(
         'python3 -c "import sqlite3; [print(t) for (t,) in sqlite3.connect('
@@ -450,6 +437,10 @@ def test_daily_backup_and_a_restore(host: Host, post: dict[str, object]) -> None
     unit = "/etc/systemd/system/flaskr-backup.service"
     verify = m.run(["systemd-analyze", "verify", unit, unit.replace("service", "timer")])
     assert verify.stdout == "" and verify.stderr == "", verify.stderr
+    # The database settings of the site are the backup's (PostgreSQL: FLASKR_DATABASE_URL).
+    files = m.show("flaskr-backup.service", "EnvironmentFiles")["EnvironmentFiles"]
+    assert files == m.show("flaskr.service", "EnvironmentFiles")["EnvironmentFiles"]
+    assert files.startswith("/etc/flaskr/database.env"), files
     score = exposure(m.run(["systemd-analyze", "security", "--no-pager", "flaskr-backup"]).stdout)
     print(f"flaskr-backup.service exposure: {score}")
     assert score <= MAX_EXPOSURE
@@ -480,11 +471,12 @@ def test_daily_backup_and_a_restore(host: Host, post: dict[str, object]) -> None
 
     # Written after the backup, gone after the restore; everything from before is served again.
     assert later and later <= post_titles(m)
-    refused = flask_as_app_user(m, f"restore {path}", check=False)
+    # The admin command, as docs/backup.md restores: the service's user, settings and database.
+    refused = m.run(["flaskr", "restore", path], check=False, timeout=300)
     assert refused.returncode == 1 and "while the app serves" in refused.stderr, refused.stderr
     m.run(["systemctl", "stop", "flaskr"])
     try:
-        done = flask_as_app_user(m, f"restore {path}")
+        done = m.run(["flaskr", "restore", path], timeout=300)
         assert "Kept the previous database as" in done.stdout, done.stdout
     finally:
         m.run(["systemctl", "start", "flaskr"])
