@@ -6,7 +6,7 @@ import pytest
 from PIL import Image as PILImage
 
 from flaskr.reencode import Refused, reencode
-from tests.conftest import image_bytes
+from tests.conftest import image_bytes, repeated_scans_jpeg
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP"])
@@ -33,3 +33,9 @@ def test_pixels_are_counted_from_the_header(pixels: int, refused: bool) -> None:
             reencode(data, ["PNG"], pixels, 32)
     else:
         assert reencode(data, ["PNG"], pixels, 32)[1] == (40, 30)
+
+
+def test_a_jpeg_with_too_many_scans_is_refused_before_decoding() -> None:
+    data = repeated_scans_jpeg((64, 64), 40)
+    with pytest.raises(Refused, match="more than 32 progressive scans"):
+        reencode(data, ["JPEG"], 12_000_000, 32)
