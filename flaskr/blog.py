@@ -99,9 +99,7 @@ def detail(id: int) -> str:
 def render_post(post: Post, comment_form: CommentForm | None, status: int = 200) -> Any:
     likes = db.session.scalar(select(func.count()).where(Like.post_id == post.id))
     liked = g.user is not None and db.session.get(Like, (g.user.id, post.id)) is not None
-    comments = db.session.scalars(
-        select(Comment).where(Comment.post_id == post.id).order_by(Comment.id)
-    ).all()
+    comments, older_url, newer_url = page_of_comments(post.id)
     image = db.session.execute(
         select(Image.width, Image.height).where(Image.post_id == post.id)
     ).first()
@@ -111,10 +109,38 @@ def render_post(post: Post, comment_form: CommentForm | None, status: int = 200)
         likes=likes,
         liked=liked,
         comments=comments,
+        older_url=older_url,
+        newer_url=newer_url,
         image=image,
         form=comment_form,
     )
     return page, status
+
+
+def page_of_comments(post_id: int) -> tuple[list[Comment], str | None, str | None]:
+    """One page of a post's comments (``?comments=N``, 1 the newest), oldest first within it,
+    and the links to older and newer pages: a request renders COMMENTS_PER_PAGE comments
+    however many the post has."""
+    page = request.args.get("comments", 1, type=int)
+    if not 1 <= page <= MAX_PAGE:
+        abort(404)
+    per_page = current_app.config["COMMENTS_PER_PAGE"]
+    rows = db.session.scalars(
+        select(Comment)
+        .where(Comment.post_id == post_id)
+        .order_by(Comment.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page + 1)
+    ).all()
+    if page > 1 and not rows:
+        abort(404)
+
+    def url(n: int) -> str:
+        return url_for("blog.detail", id=post_id, **({"comments": n} if n > 1 else {}))
+
+    older = url(page + 1) + "#comments" if len(rows) > per_page else None
+    newer = url(page - 1) + "#comments" if page > 1 else None
+    return list(reversed(rows[:per_page])), older, newer
 
 
 def tags_named(names: list[str]) -> list[Tag]:

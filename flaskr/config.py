@@ -38,6 +38,8 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         IMAGE_CPU_SECONDS=1,
         IMAGE_MEMORY_BYTES=512 * 1024 * 1024,
         POSTS_PER_PAGE=5,
+        # A post's page shows this many comments, the newest first, older ones a page further.
+        COMMENTS_PER_PAGE=20,
         # Pages kept per worker for visitors who are not logged in (page_cache.py): at most
         # this many, holding at most these bytes; 0: none.
         PAGE_CACHE_SIZE=256,

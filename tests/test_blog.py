@@ -1,4 +1,5 @@
 import io
+import re
 
 import pytest
 from sqlalchemy import func, select
@@ -161,6 +162,44 @@ def test_comments(client, auth, app) -> None:
     assert b"Nice <em>post</em>" in page
     assert b"other on " in page
     assert b"0 likes, 1 comment" in client.get("/").data
+
+
+def comment_numbers(page: str) -> list[int]:
+    return [int(n) for n in re.findall(r"<p>comment (\d+)</p>", page)]
+
+
+def test_comments_come_a_page_at_a_time(client, app) -> None:
+    """However many comments a post has, its page renders twenty: the newest by default,
+    oldest first, with links to older and newer pages (each its own page for the cache)."""
+    with app.app_context():
+        db.session.add_all(Comment(post_id=1, author_id=2, body=f"comment {n}") for n in range(45))
+        db.session.commit()
+    first = client.get("/1").get_data(as_text=True)
+    assert comment_numbers(first) == list(range(25, 45))
+    assert 'href="/1?comments=2#comments">&larr; Older comments' in first
+    assert "Newer comments" not in first
+    second = client.get("/1?comments=2").get_data(as_text=True)
+    assert comment_numbers(second) == list(range(5, 25))
+    assert 'href="/1?comments=3#comments"' in second and 'href="/1#comments"' in second
+    last = client.get("/1?comments=3").get_data(as_text=True)
+    assert comment_numbers(last) == list(range(5))
+    assert "Older comments" not in last and 'href="/1?comments=2#comments"' in last
+    assert comment_numbers(client.get("/1?comments=x").get_data(as_text=True)) == comment_numbers(
+        first
+    )
+    for page in ("4", "0", "-1", "10000001"):
+        assert client.get(f"/1?comments={page}").status_code == 404
+    assert b"0 likes, 45 comments" in client.get("/").data  # the index counts them all
+    assert client.get("/feed.atom").status_code == 200
+
+
+def test_a_new_comment_shows_on_the_page_it_leads_to(client, auth, app) -> None:
+    with app.app_context():
+        db.session.add_all(Comment(post_id=1, author_id=2, body=f"comment {n}") for n in range(30))
+        db.session.commit()
+    auth.login()
+    location = client.post("/1/comment", data={"body": "comment 99"}).headers["Location"]
+    assert comment_numbers(client.get(location).get_data(as_text=True))[-1] == 99
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,7 @@
 import io
+import resource
+import struct
+import zlib
 
 import pytest
 from PIL import Image as PILImage
@@ -151,3 +154,51 @@ def test_a_child_that_does_not_finish_in_time_is_stopped(client, auth, app) -> N
     response = upload(client, image_bytes("PNG"))
     assert response.status_code == 400
     assert b"takes too much work to decode" in response.data
+
+
+def jpeg_after_fill_bytes() -> bytes:
+    """Five million 0xFF fill bytes after the start marker, then a valid 8x8 JPEG: Pillow
+    steps over the fill a byte at a time, in Python."""
+    return b"\xff\xd8" + b"\xff" * 5_000_000 + image_bytes("JPEG", (8, 8))[2:]
+
+
+def png_after_empty_chunks() -> bytes:
+    """430,000 empty chunks of an unknown kind between the header and the pixels."""
+    png = image_bytes("PNG", (8, 8))
+    empty = struct.pack(">I", 0) + b"abCd" + struct.pack(">I", zlib.crc32(b"abCd"))
+    return png[:33] + empty * 430_000 + png[33:]  # 33: signature and IHDR chunk
+
+
+def gif_with_a_long_comment() -> bytes:
+    """A comment extension of 2.6 million one-byte sub-blocks before the image."""
+    gif = image_bytes("GIF", (8, 8))
+    head = 13 + (3 * 2 ** ((gif[10] & 7) + 1) if gif[10] & 0x80 else 0)  # and colour table
+    comment = b"\x21\xfe" + b"\x01x" * 2_600_000 + b"\x00"
+    return b"GIF89a" + gif[6:head] + comment + gif[head:]
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # this process, not its children
+    return usage.ru_utime + usage.ru_stime
+
+
+@pytest.mark.parametrize(
+    "crafted", [jpeg_after_fill_bytes, png_after_empty_chunks, gif_with_a_long_comment]
+)
+def test_a_header_dear_to_read_costs_the_worker_nothing(client, auth, crafted) -> None:
+    """Pillow takes one to two seconds of CPU to find these files' 64 pixels: that happens in
+    the limited child, which either gets through within its second or is stopped; the
+    worker itself only passes the bytes along."""
+    data = crafted()
+    assert len(data) <= 5 * 1024 * 1024
+    auth.login()
+    before = cpu_seconds()
+    response = upload(client, data)
+    spent = cpu_seconds() - before
+    response.request.environ["wsgi.input"].close()  # the test client leaves its file open
+    assert spent < 0.3, f"the worker spent {spent:.2f} s of CPU"
+    if response.status_code == 302:
+        assert PILImage.open(io.BytesIO(client.get("/2/image").data)).size == (8, 8)
+    else:
+        assert response.status_code == 400
+        assert b"takes too much work to decode" in response.data
