@@ -122,13 +122,17 @@ def deployment(
     checkout = tmp_path_factory.mktemp("compose")
     shutil.copytree(ROOT / "deploy", checkout / "deploy")
     secret = checkout / "deploy" / "secret_key"
+    # As docs/scale-out.md makes it: private, owned by the app's user (uid 10001).
     secret.write_text(uuid.uuid4().hex + uuid.uuid4().hex)
-    secret.chmod(0o644)
+    secret.chmod(0o600)
+    os.chown(secret, 10001, 10001)
     port = free_port()
     env.update(
         FLASKR_DB_PASSWORD=uuid.uuid4().hex,
         FLASKR_IMAGE=image,
         FLASKR_HTTP_PORT=f"127.0.0.1:{port}",  # loopback only
+        # The name the site answers to (any other gets nginx's 444): here, its address.
+        FLASKR_SERVER_NAME="127.0.0.1",
     )
     deployed = Deployment(
         docker_daemon,
