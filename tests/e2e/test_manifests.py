@@ -378,7 +378,8 @@ def test_compose_tls_override_mounts_the_certificate(
 def test_compose_nginx_serves_https_with_the_mounted_certificate(tmp_path: Path) -> None:
     """The rendered https config run for real (on free loopback ports instead of 80 and 443):
     nginx's own answer over https with HTTP/2 and HSTS, and http redirected to https."""
-    http_port, https_port = free_port(), free_port()
+    http_port = free_port()
+    https_port = next(p for p in iter(free_port, None) if p != http_port)
     nginx, conf = render_compose_nginx(tmp_path, tls=True, listen=f"127.0.0.1:{http_port}")
     for path in (tmp_path / "flaskr-tls").glob("*.conf"):
         text = re.sub(r"^\s*listen \[::\].*\n", "", path.read_text(), flags=re.M)
@@ -435,9 +436,12 @@ def test_compose_nginx_answers_its_name_only_and_heads_its_own_pages(tmp_path: P
     """nginx's own answers (a 502 when no replica answers, a 413) carry the security headers
     and no version, and the app's own headers pass alone; any other Host is dropped without
     an answer; the healthcheck still answers."""
-    port, nobody = free_port(), free_port()
     app = http.server.HTTPServer(("127.0.0.1", 0), AppLike)
     threading.Thread(target=app.serve_forever, daemon=True).start()
+    # Ports the app does not hold already (the kernel may hand a just-freed port out again).
+    taken = {app.server_port}
+    port = next(p for p in iter(free_port, None) if p not in taken)
+    nobody = next(p for p in iter(free_port, None) if p not in taken | {port})
     upstream = f"127.0.0.1:{app.server_port} max_fails=0; server 127.0.0.1:{nobody}"
     nginx, conf = render_compose_nginx(tmp_path, listen=f"127.0.0.1:{port}", upstream=upstream)
     command = [nginx, "-c", str(conf), "-p", str(tmp_path), "-e", str(tmp_path / "error.log")]
@@ -445,6 +449,7 @@ def test_compose_nginx_answers_its_name_only_and_heads_its_own_pages(tmp_path: P
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(base + "/nginx-health")
+        assert server.poll() is None, (tmp_path / "error.log").read_text()  # ours answered
         app_page = requests.get(base + "/app", headers={"Host": "localhost"}, timeout=10)
         assert app_page.status_code == 200
         assert app_page.headers["X-Frame-Options"] == "SAMEORIGIN"  # the app's, not two
