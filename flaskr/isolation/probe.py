@@ -279,7 +279,7 @@ class Traces:
         return next((name for needle, name in CGROUP_RUNTIMES if needle in path), None)
 
 
-def _read_traces(root: str = "/") -> Traces:
+def _read_traces(root: str) -> Traces:
     """Read the markers, PID 1's environment, the cgroup, the root mount and the PID namespace."""
     reasons: dict[str, str] = {}
     containerenv, _ = read_text(root, "run/.containerenv")

@@ -1,4 +1,5 @@
-"""flaskr.isolation.proc: the parsers, on input the recorded trees do not hold."""
+"""flaskr.isolation.proc: its parsers on edge cases; test_probe.py reads the recorded trees
+through them."""
 
 from __future__ import annotations
 
