@@ -43,13 +43,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         guards,
         health,
         images,
-        isolation,
         logs,
         metrics,
         moderation,
         page_cache,
         security,
     )
+    from flaskr.isolation import cli as isolation_cli
+    from flaskr.isolation import views as isolation_views
 
     db.init_app(app)
     security.init_app(app)
@@ -59,7 +60,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     page_cache.init_app(app)
     cli.init_app(app)
-    isolation.init_app(app)
+    app.cli.add_command(isolation_cli.isolation_command)
+    app.register_blueprint(isolation_views.bp)  # off unless ISOLATION_PAGE is true
     moderation.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(blog.bp)

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from flaskr import isolation
+from flaskr.isolation import formatting
 from tests.e2e.conftest import ROOT, apt_install, free_port, wait_for_http
 from tests.e2e.container_docker import DockerDaemon, Registry
 from tests.e2e.container_docker import install_packages as install_docker
@@ -668,7 +668,7 @@ def test_isolation_report_from_the_serving_worker_and_the_host_beside_it(
 
     out = isolation_out(tmp_path)
     suffix = "" if engine.kind == "podman" else f"-{engine.kind}"
-    kept = isolation.without_commands(inside, keep=is_gunicorn)
+    kept = formatting.without_commands(inside, keep=is_gunicorn)
     save_report(out, f"container{suffix}.json", kept)
     save_report(out, f"host-beside-container{suffix}.json", beside)
 

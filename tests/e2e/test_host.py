@@ -31,7 +31,7 @@ from urllib.parse import urljoin
 
 import pytest
 
-from flaskr import isolation
+from flaskr.isolation import formatting
 from tests.e2e.conftest import ROOT, apt_install
 from tests.e2e.host_machine import (
     Machine,
@@ -587,9 +587,9 @@ def test_isolation_report_from_the_service_and_the_server_beside_it(
     service = answer["report"]
     assert isinstance(service, dict)
     out = isolation_out(tmp_path)
-    save_report(out, "service.json", isolation.without_commands(service, keep=is_gunicorn))
+    save_report(out, "service.json", formatting.without_commands(service, keep=is_gunicorn))
     save_report(out, "host-beside-service.json", beside)
-    print(isolation.format_compare(service, beside, ("service", "root shell")))
+    print(formatting.format_compare(service, beside, ("service", "root shell")))
 
     sup, priv, procs = service["supervisor"], service["privileges"], service["processes"]
     # Supervised by systemd, as the unit flaskr.service, in this very invocation.

@@ -17,8 +17,10 @@ from typing import Any
 from flask import Blueprint, abort, current_app, g, jsonify, render_template
 from werkzeug.wrappers import Response
 
-from flaskr import isolation
 from flaskr.auth import is_admin
+from flaskr.isolation import probe
+from flaskr.isolation.formatting import summary_rows, without_commands
+from flaskr.isolation.proc import read_status
 
 bp = Blueprint("isolation", __name__, url_prefix="/admin")
 
@@ -49,7 +51,7 @@ def app_processes() -> set[int]:
     except OSError:  # pragma: no cover - no /proc: nothing else to show anyway
         return family
     for pid in pids:
-        status, _ = isolation.read_status("/", pid)
+        status, _ = read_status("/", pid)
         if status is not None and status.get("PPid") == str(parent):
             family.add(int(pid))
     return family
@@ -58,7 +60,7 @@ def app_processes() -> set[int]:
 def collect() -> dict[str, Any]:
     """The report, with only the app's own command lines."""
     family = app_processes()
-    return isolation.without_commands(isolation.collect(), keep=lambda p: p["pid"] in family)
+    return without_commands(probe.collect(), keep=lambda p: p["pid"] in family)
 
 
 @bp.get("/isolation")
@@ -74,7 +76,7 @@ def report() -> Response:
     page = render_template(
         "admin/isolation.html",
         report=data,
-        summary=isolation.summary_rows(data),
+        summary=summary_rows(data),
         sections=sections,
     )
     response = current_app.response_class(page, mimetype="text/html")
@@ -84,8 +86,10 @@ def report() -> Response:
 
 @bp.get("/isolation.json")
 def report_json() -> Response:
-    """The same report as JSON, for `flask isolation compare` and the end-to-end suites:
-    collected inside the serving worker, so it shows the sandbox the service really runs in."""
+    """The same report as JSON, for `flask isolation compare` and the end-to-end suites.
+
+    Collected inside the serving worker, so it shows the sandbox the service really runs in.
+    """
     if current_app.config.get("ISOLATION_PAGE") is not True or not is_admin(g.user):
         abort(404)
     response = jsonify(collect())
