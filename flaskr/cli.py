@@ -1,17 +1,16 @@
-"""Admin commands for the ``flask`` CLI: create users, seed demo data, back up and restore."""
+"""Admin commands for the ``flask`` CLI: create users, make admins, seed demo data."""
 
 from __future__ import annotations
 
 import secrets
 
 import click
-from flask import Flask, current_app
+from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
 from werkzeug.security import generate_password_hash
 
 from flaskr.auth import find_user
-from flaskr.backup import backup_command, restore_command
 from flaskr.db import db, require_schema
 from flaskr.forms import PASSWORD_MAX, PASSWORD_MIN, USERNAME_MAX, USERNAME_PATTERN
 from flaskr.models import Post, Tag, User, post_tag
@@ -111,14 +110,3 @@ def make_admin_command(username: str, revoke: bool) -> None:
     user.is_admin = not revoke
     db.session.commit()
     click.echo(f"{username} is {'no longer ' if revoke else ''}an admin.")
-
-
-def init_app(app: Flask) -> None:
-    from flaskr import copy_db
-
-    copy_db.init_app(app)
-    app.cli.add_command(make_admin_command)
-    app.cli.add_command(create_user_command)
-    app.cli.add_command(seed_command)
-    app.cli.add_command(backup_command)
-    app.cli.add_command(restore_command)

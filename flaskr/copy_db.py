@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import click
-from flask import Flask
 from flask.cli import with_appcontext
 from sqlalchemy import Connection, Integer, Table, create_engine, func, inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -106,7 +105,3 @@ def copy_db_command(target_url: str) -> None:
         target.dispose()
     elapsed = time.monotonic() - started
     click.echo(f"Copied {total} rows in {len(tables)} tables in {elapsed:.1f}s; counts verified.")
-
-
-def init_app(app: Flask) -> None:
-    app.cli.add_command(copy_db_command)

@@ -49,27 +49,28 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Bind the extension objects and the ``init-db`` command to the app."""
+    """Bind the SQLAlchemy extension, and Flask-Migrate where commands run, to the app."""
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # SQLite needs no pool pings; each worker keeps its own file handle.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"].pop("pool_pre_ping", None)
     db.init_app(app)
-
-    @app.teardown_appcontext
-    def end_session(_error: BaseException | None) -> None:
-        """Runs before Flask-SQLAlchemy's own teardown. When the database went away during the
-        request (PostgreSQL restarting), the final ROLLBACK fails; the connection is already
-        invalidated, so forget the session instead of crashing the worker after the response."""
-        try:
-            db.session.remove()
-        except SQLAlchemyError:
-            db.session.registry.clear()
-
     if click.get_current_context(silent=True) is not None:
-        # Alembic only where migrations run, the CLI: it adds 7.8 MB to a worker
-        # (`bench/in_process.py --imports`).
+        # Alembic only where migrations run, the CLI: serving workers stay smaller
+        # (docs/performance.md has the figure, from `bench/in_process.py --imports`).
         use_migrate(app)
-    app.cli.add_command(init_db_command)
+
+
+def end_session(_error: BaseException | None) -> None:
+    """Drop the request's session even when the database went away during it.
+
+    Registered to run before Flask-SQLAlchemy's own teardown: when PostgreSQL restarted
+    during the request, the final ROLLBACK fails on a connection that is already invalidated,
+    so the session is forgotten instead of crashing the worker after the response.
+    """
+    try:
+        db.session.remove()
+    except SQLAlchemyError:
+        db.session.registry.clear()
 
 
 def use_migrate(app: Flask) -> None:

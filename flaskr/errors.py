@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import current_app, jsonify, render_template, request
 from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
@@ -47,8 +47,3 @@ def handle_database_unavailable(error: OperationalError) -> Response:
     return handle_http_error(
         ServiceUnavailable("The database is busy or unavailable. Try again shortly.", retry_after=5)
     )
-
-
-def init_app(app: Flask) -> None:
-    app.register_error_handler(HTTPException, handle_http_error)
-    app.register_error_handler(OperationalError, handle_database_unavailable)

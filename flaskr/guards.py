@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flask import Flask, current_app, request, session
+from flask import current_app, request, session
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response
@@ -46,9 +46,3 @@ def mark_private(response: Response) -> Response:
     if (has_session or session.modified) and not (cache_control.public or cache_control.no_store):
         cache_control.private = True
     return response
-
-
-def init_app(app: Flask) -> None:
-    app.before_request(refuse_nul)
-    app.after_request(mark_private)
-    app.register_error_handler(DataError, refuse_unstorable)

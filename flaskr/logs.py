@@ -49,7 +49,7 @@ def json_formatter() -> JsonFormatter:
 
 def wants_json(app: Flask) -> bool:
     """JSON lines, unless FLASKR_LOG_FORMAT=text or in tests and debugging."""
-    return app.config.get("LOG_FORMAT", "json") == "json" and not (app.testing or app.debug)
+    return app.config["LOG_FORMAT"] == "json" and not (app.testing or app.debug)
 
 
 def for_logs(app: Flask) -> bool:
@@ -86,14 +86,13 @@ def json_root_handlers() -> None:
 
 def init_app(app: Flask) -> None:
     """Log as JSON to stdout, unless FLASKR_LOG_FORMAT=text or in tests and debugging."""
-    app.after_request(add_request_id_header)
     if not wants_json(app):
         return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(json_formatter())
     handler.addFilter(RequestIdFilter())
     app.logger.handlers[:] = [handler]
-    app.logger.setLevel(app.config.get("LOG_LEVEL", "INFO"))
+    app.logger.setLevel(app.config["LOG_LEVEL"])
     app.logger.propagate = False
 
 

@@ -10,7 +10,7 @@ import getpass
 from typing import Any
 
 import click
-from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, url_for
 from flask.cli import with_appcontext
 from sqlalchemy import delete
 from werkzeug.wrappers import Response
@@ -130,9 +130,3 @@ def found_or_fail(model: type[Post] | type[Comment], id_: int) -> Any:
     if found is None:
         raise click.ClickException(f"No {model.__name__.lower()} with id {id_}.")
     return found
-
-
-def init_app(app: Flask) -> None:
-    app.register_blueprint(bp)
-    for command in (disable_user_command, remove_post_command, remove_comment_command):
-        app.cli.add_command(command)

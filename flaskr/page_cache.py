@@ -3,10 +3,9 @@ anything they show changes.
 
 A page is stored under its full URL and the database's content version (migration 0006),
 which triggers raise on every write to what pages show, whoever writes. Serving a stored
-page costs one single-row read instead of the page's queries and its rendering (the index:
-232 against 923 µs in-process, `bench/in_process.py` with and without --no-cache). No page
-is ever stale: the version is read before the page, so a write seen by the page has raised
-the number first.
+page costs one single-row read instead of the page's queries and its rendering (the figures
+are in docs/performance.md). No page is ever stale: the version is read before the page, so
+a write seen by the page has raised the number first.
 
 Only requests without a session are served from here: a logged-in user, a message waiting
 to be flashed or a form's CSRF token all live in the session and make a page personal. A
@@ -67,6 +66,7 @@ def cached(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def init_app(app: Flask) -> None:
+    """Give the app its cache, unless PAGE_CACHE_SIZE or PAGE_CACHE_BYTES is 0."""
     size, max_bytes = app.config["PAGE_CACHE_SIZE"], app.config["PAGE_CACHE_BYTES"]
     if size > 0 and max_bytes > 0:
         app.extensions["flaskr.pages"] = BoundedCache(max_bytes, max_entries=size)

@@ -17,8 +17,6 @@ from itsdangerous import URLSafeTimedSerializer
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.wrappers import Response
 
-from flaskr.rendering import markdown
-
 csrf = CSRFProtect()
 
 #: Only this site's own files run or style pages: no inline script or style anywhere.
@@ -106,8 +104,5 @@ def add_security_headers(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    app.before_request(refuse_non_form_bodies)
-    app.after_request(add_security_headers)
-    csrf.init_app(app)
+    """Use the session cookie above; create_app registers this module's request hooks."""
     app.session_interface = SessionInterface()
-    app.jinja_env.filters["markdown"] = markdown
