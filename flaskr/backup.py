@@ -62,7 +62,7 @@ class Summary:
 
 def backup_folder(app: Flask) -> Path:
     """FLASKR_BACKUP_FOLDER, else ``backups`` in the instance folder."""
-    return Path(app.config.get("BACKUP_FOLDER") or os.path.join(app.instance_path, "backups"))
+    return Path(app.config["BACKUP_FOLDER"] or os.path.join(app.instance_path, "backups"))
 
 
 def backup_name(dialect: str, revision: str, label: str | None = None) -> str:
