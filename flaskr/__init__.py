@@ -91,7 +91,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # Errors: an error page (or JSON) in the site's layout, never a traceback.
     app.register_error_handler(HTTPException, errors.handle_http_error)  # every 4xx and 5xx
     app.register_error_handler(OperationalError, errors.handle_database_unavailable)  # 503
-    app.register_error_handler(DataError, guards.refuse_unstorable)  # a value too big: 400
+    app.register_error_handler(DataError, guards.refuse_unstorable)  # a value it cannot store: 400
 
     # Routes, one blueprint per area.
     app.register_blueprint(auth.bp)  # /auth/: register, login, logout, password

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 import click
 from flask import current_app
@@ -25,6 +26,24 @@ def named_user(username: str) -> User:
     if user is None:
         raise click.ClickException(f"No user named {username}.")
     return user
+
+
+def account_command(
+    name: str, flag: str, flag_help: str
+) -> Callable[[Callable[[User, bool], None]], click.Command]:
+    """Make ``flask NAME USERNAME [FLAG]`` of a function given the account and the flag."""
+
+    def make(apply: Callable[[User, bool], None]) -> click.Command:
+        @click.command(name, help=apply.__doc__)
+        @with_appcontext
+        @click.argument("username")
+        @click.option(flag, "flag", is_flag=True, help=flag_help)
+        def command(username: str, flag: bool) -> None:
+            apply(named_user(username), flag)
+
+        return command
+
+    return make
 
 
 @click.command("create-user")
@@ -100,13 +119,9 @@ def seed_command(posts: int, author: str, password: str | None, force: bool) -> 
     click.echo(f"Added {posts} posts by {author}.")
 
 
-@click.command("make-admin")
-@with_appcontext
-@click.argument("username")
-@click.option("--revoke", is_flag=True, help="Take the admin right away instead.")
-def make_admin_command(username: str, revoke: bool) -> None:
+@account_command("make-admin", "--revoke", "Take the admin right away instead.")
+def make_admin_command(user: User, revoke: bool) -> None:
     """Let a user see the operator pages (or stop them, with --revoke)."""
-    user = named_user(username)
     user.is_admin = not revoke
     db.session.commit()
-    click.echo(f"{username} is {'no longer ' if revoke else ''}an admin.")
+    click.echo(f"{user.username} is {'no longer ' if revoke else ''}an admin.")

@@ -34,9 +34,10 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         # Forms may carry a 5 MB image plus the text fields around it.
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES + 256 * 1024,
         MAX_IMAGE_BYTES=MAX_UPLOAD_BYTES,
-        # What one upload may cost (flaskr/images.py, docs/security.md has the figures):
-        # 12 Mpx re-encode within 0.7 s of CPU in every format; progressive JPEGs go over every
-        # pixel once per scan; the decoding child stops at 1 s of CPU or 512 MiB of memory.
+        # What one upload may cost (flaskr/images.py; docs/security.md has the measured costs):
+        # the pixels are bounded so that a re-encode fits the CPU budget in every format;
+        # progressive JPEGs go over every pixel once per scan; the decoding child stops at
+        # IMAGE_CPU_SECONDS of CPU or IMAGE_MEMORY_BYTES of memory.
         MAX_IMAGE_PIXELS=12_000_000,
         MAX_JPEG_SCANS=32,
         IMAGE_CPU_SECONDS=1,
@@ -180,8 +181,11 @@ def check_types(settings: dict[str, Any]) -> None:
 
 
 def _merge_engine_options(app: Flask) -> None:
-    """FLASKR_SQLALCHEMY_ENGINE_OPTIONS='{"pool_size": 5}' adds to the defaults (pre-ping
-    stays on) rather than replacing them; anything but a JSON object is refused."""
+    """Add the engine options given to the defaults rather than replace them.
+
+    FLASKR_SQLALCHEMY_ENGINE_OPTIONS='{"pool_size": 5}' keeps pre-ping on; anything but a JSON
+    object is refused.
+    """
     options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
     if not isinstance(options, dict):
         raise ConfigError(
@@ -216,8 +220,10 @@ def _credential_path() -> str | None:
 
 def check_secret_key(key: Any) -> None:
     """Refuse to serve with a missing, well-known or guessable key: sessions could be forged.
+
     A real key has at least KEY_LENGTH characters, KEY_VARIETY of them different (16 spaces
-    or ``aaaa...`` are not keys; ``secrets.token_hex(32)`` is)."""
+    or ``aaaa...`` are not keys; ``secrets.token_hex(32)`` is).
+    """
     if isinstance(key, bytes):
         key = key.decode("latin-1")
     if (

@@ -1,5 +1,7 @@
-"""``flask copy-db --to URL``: move a site's data into another database, typically from its
-SQLite file to PostgreSQL when it outgrows one machine (docs/scale-out.md)."""
+"""``flask copy-db --to URL``: move a site's data into another database.
+
+Typically from its SQLite file to PostgreSQL when it outgrows one machine (docs/scale-out.md).
+"""
 
 from __future__ import annotations
 

@@ -36,8 +36,11 @@ TUTORIAL_REVISION = "0001_tutorial"
 
 @event.listens_for(Engine, "connect")
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets readers and one writer work at once; the busy timeout makes writers queue
-    instead of failing with "database is locked" when three workers write together."""
+    """Set SQLite up for several workers: WAL, foreign keys, a busy timeout.
+
+    WAL lets readers and one writer work at once; the busy timeout makes writers queue
+    instead of failing with "database is locked" when three workers write together.
+    """
     if type(dbapi_connection).__module__ != "sqlite3":
         return
     cursor = dbapi_connection.cursor()
@@ -82,8 +85,10 @@ def use_migrate(app: Flask) -> None:
 
 
 def schema_revision() -> str | None:
-    """The Alembic revision the database is at, or None for an unversioned one. Plain SQL, so
-    that /readyz does not make a serving worker import Alembic."""
+    """Give the Alembic revision the database is at, or None for an unversioned one.
+
+    Plain SQL, so that /readyz does not make a serving worker import Alembic.
+    """
     with db.engine.connect() as connection:
         if not inspect(connection).has_table("alembic_version"):
             return None
@@ -91,9 +96,11 @@ def schema_revision() -> str | None:
 
 
 def require_schema() -> None:
-    """Stop a command that needs the tables when the database has none, and say how to fix it,
-    instead of a traceback ("no such table"). An SQLite file that does not exist is not created
-    by looking: a command run from the wrong folder leaves no stray empty database behind."""
+    """Stop a command that needs the tables when the database has none, saying how to fix it.
+
+    That replaces a traceback ("no such table"). An SQLite file that does not exist is not
+    created by looking: a command run from the wrong folder leaves no stray empty database.
+    """
     url = db.engine.url
     where = url.render_as_string(hide_password=True)
     fix = (
@@ -134,8 +141,10 @@ def migration_lock() -> Iterator[None]:
 
 
 def upgrade_schema() -> str:
-    """Create the schema, or bring an existing one (the tutorial's included) to the newest
-    revision. Never drops data. Returns what it did, for the CLI to print."""
+    """Create the schema, or bring an existing one (the tutorial's too) to the newest revision.
+
+    Never drops data. Returns what it did, for the CLI to print.
+    """
     with migration_lock():
         return _upgrade_schema()
 

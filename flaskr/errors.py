@@ -21,8 +21,10 @@ def wants_json() -> bool:
 
 
 def handle_http_error(error: HTTPException) -> Response:
-    """Every 4xx and 5xx, including unhandled exceptions, which Flask turns into a 500.
-    (Flask hands redirects raised by routing back before any handler sees them.)"""
+    """Answer every 4xx and 5xx, including unhandled exceptions, which Flask makes a 500.
+
+    Flask hands redirects raised by routing back before any handler sees them.
+    """
     db.session.rollback()  # nothing half-written outlives a refused request
     code = error.code or 500
     description = CSRF_MESSAGE if isinstance(error, CSRFError) else (error.description or "")

@@ -1,5 +1,7 @@
-"""One JSON line per event on stdout, each carrying the request's id, so journald and
-`docker logs` collect them and one request can be followed from nginx to the app."""
+"""One JSON line per event on stdout, each carrying the request's id.
+
+journald and `docker logs` collect them, and one request can be followed from nginx to the app.
+"""
 
 from __future__ import annotations
 
@@ -53,8 +55,11 @@ def wants_json(app: Flask) -> bool:
 
 
 def for_logs(app: Flask) -> bool:
-    """Whether a command's output goes to a deployment's logs (a container starting, a pipe
-    into the journal) rather than to a person at a terminal: then it is JSON like the rest."""
+    """Tell whether a command's output goes to a deployment's logs, not to a person.
+
+    Logs are a container starting or a pipe into the journal, rather than a terminal: then
+    the output is JSON like the rest.
+    """
     return wants_json(app) and not sys.stdout.isatty()
 
 
@@ -67,8 +72,10 @@ def echo(message: str) -> None:
 
 
 def fail(app: Flask, message: str) -> NoReturn:
-    """A command's fatal error before the app exists (at a container's start, say): one JSON
-    line where the output is logs, else click's plain "Error: ..." line."""
+    """Stop a command with a fatal error before the app exists (at a container's start, say).
+
+    One JSON line where the output is logs, else click's plain "Error: ..." line.
+    """
     if for_logs(app):
         record = logging.makeLogRecord(
             {"name": app.name, "levelname": "CRITICAL", "levelno": logging.CRITICAL, "msg": message}

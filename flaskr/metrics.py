@@ -1,6 +1,8 @@
-"""Prometheus metrics at /metrics, off unless METRICS is true and then only for the addresses
-in METRICS_ALLOW. Under gunicorn the figures cover every worker: prometheus_client's
-multiprocess mode, with PROMETHEUS_MULTIPROC_DIR set up by gunicorn.conf.py."""
+"""Prometheus metrics at /metrics, off unless METRICS is true.
+
+Then only for the addresses in METRICS_ALLOW. Under gunicorn the figures cover every worker:
+prometheus_client's multiprocess mode, with PROMETHEUS_MULTIPROC_DIR set up by gunicorn.conf.py.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Whole pages for visitors who are not logged in, kept by each worker and served again until
-anything they show changes.
+"""Whole pages for visitors who are not logged in, kept by each worker until they change.
 
 A page is stored under its full URL and the database's content version (migration 0006),
 which triggers raise on every write to what pages show, whoever writes. Serving a stored
@@ -30,9 +29,11 @@ VERSION = "SELECT version FROM content_version WHERE id = 1"  # models.ContentVe
 
 
 def page_address(environ: dict[str, Any]) -> str:
-    """What a page depends on besides the data: scheme and host (the feed's absolute links),
-    the mount point, the path and the query, read raw (``request.url`` decodes and re-quotes
-    them on every request)."""
+    """Give what a page depends on besides the data.
+
+    That is the scheme and host (the feed's absolute links), the mount point, the path and
+    the query, read raw (``request.url`` decodes and re-quotes them on every request).
+    """
     return " ".join(
         environ.get(name, "")
         for name in ("wsgi.url_scheme", "HTTP_HOST", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING")
@@ -40,8 +41,11 @@ def page_address(environ: dict[str, Any]) -> str:
 
 
 def content_version() -> int:
-    """The database's content version: a connection of its own, not the ORM session, whose
-    bookkeeping would cost a cache hit more than its one read."""
+    """Read the database's content version.
+
+    On a connection of its own, not the ORM session, whose bookkeeping would cost a cache hit
+    more than its one read.
+    """
     with db.engine.connect() as connection:
         return int(connection.exec_driver_sql(VERSION).scalar_one())
 
