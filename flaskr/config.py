@@ -163,6 +163,8 @@ def check_types(settings: dict[str, Any]) -> None:
         isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime < 1
     ):
         raise _invalid("PERMANENT_SESSION_LIFETIME", "a number of seconds", lifetime)
+    if settings["METRICS"] not in (True, False):  # JSON true, false, 1 or 0; "False" is text
+        raise _invalid("METRICS", "true or false", settings["METRICS"])
     for name, words in CHOICES.items():
         if settings[name] not in words:
             raise _invalid(name, " or ".join(words), settings[name])

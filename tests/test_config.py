@@ -148,6 +148,7 @@ LIST = 'a JSON list of strings, for example ["a", "b"]'
         ("FLASKR_PROXY_FIX", "1.5", "a whole number of at least 0, not 1.5"),
         ("FLASKR_LOGIN_FAILURES_GLOBAL", '"1000"', "a whole number of at least 1, not '1000'"),
         ("FLASKR_PERMANENT_SESSION_LIFETIME", "1w", "a number of seconds, not '1w'"),
+        ("FLASKR_METRICS", "False", "true or false, not 'False'"),
         ("FLASKR_LOG_FORMAT", "jsn", "json or text, not 'jsn'"),
         ("FLASKR_LOG_LEVEL", "info", "a level such as DEBUG, INFO or WARNING, not 'info'"),
         ("FLASKR_METRICS_ALLOW", "127.0.0.1", LIST + ", not '127.0.0.1'"),
@@ -168,6 +169,8 @@ def test_a_value_of_the_wrong_kind_is_refused_at_start(monkeypatch, variable, va
     ("variable", "value", "setting"),
     [
         ("FLASKR_POSTS_PER_PAGE", "7", 7),
+        ("FLASKR_METRICS", "true", True),
+        ("FLASKR_METRICS", "1", 1),  # as gunicorn.conf.py reads it too
         ("FLASKR_PAGE_CACHE_SIZE", "0", 0),
         ("FLASKR_LOG_LEVEL", "WARNING", "WARNING"),
         ("FLASKR_LOG_LEVEL", "10", 10),
