@@ -1,4 +1,9 @@
-"""flaskr: the Flask tutorial's blog, finished and made ready for production."""
+"""flaskr: the Flask tutorial's blog, finished and made ready for production.
+
+``create_app`` below is the map of the app: reading it lists every extension, every hook
+that runs around a request, every group of routes and every ``flask`` command, each with the
+module that holds it. docs/architecture.md draws how a request goes through them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import os
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.exc import DataError, OperationalError
+from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
@@ -21,13 +28,13 @@ class BoundedIntConverter(IntegerConverter):
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Build the app: configuration, database, blueprints, error pages and CLI commands."""
+    """Build the app: settings, extensions, request hooks, blueprints and commands."""
     app = Flask(
         __name__,
         instance_relative_config=True,
         instance_path=os.environ.get("FLASKR_INSTANCE_PATH") or None,
     )
-    config.load(app, test_config)
+    config.load(app, test_config)  # every setting and its default: flaskr/config.py
     os.makedirs(app.instance_path, exist_ok=True)
 
     # Ids beyond a 32-bit integer column are 404s, not an overflow deep in the database driver.
@@ -35,8 +42,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from flaskr import (
         auth,
+        backup,
         blog,
         cli,
+        copy_db,
         db,
         errors,
         feed,
@@ -47,33 +56,75 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         metrics,
         moderation,
         page_cache,
+        rendering,
         security,
     )
     from flaskr.isolation import cli as isolation_cli
     from flaskr.isolation import views as isolation_views
 
-    db.init_app(app)
-    security.init_app(app)
-    errors.init_app(app)
-    guards.init_app(app)
-    logs.init_app(app)
-    metrics.init_app(app)
-    page_cache.init_app(app)
-    cli.init_app(app)
-    app.cli.add_command(isolation_cli.isolation_command)
-    app.register_blueprint(isolation_views.bp)  # off unless ISOLATION_PAGE is true
-    moderation.init_app(app)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(blog.bp)
-    app.register_blueprint(images.bp)
-    app.register_blueprint(feed.bp)
-    app.register_blueprint(health.bp)
+    # Extensions and per-app state.
+    db.init_app(app)  # Flask-SQLAlchemy; Flask-Migrate (Alembic) only where commands run
+    security.init_app(app)  # the session cookie: Secure behind https, signed only when needed
+    logs.init_app(app)  # JSON lines on stdout, each with the request's id
+    page_cache.init_app(app)  # whole pages for visitors without a session, bounded in bytes
+    app.add_template_filter(rendering.markdown, "markdown")  # posts' Markdown as safe HTML
+
+    # Before each request, in this order (the first to raise answers):
+    app.before_request(security.refuse_non_form_bodies)  # 415 for anything but form data
+    security.csrf.init_app(app)  # Flask-WTF: a POST without this site's token is a 400
+    app.before_request(guards.refuse_nul)  # 400 for a NUL byte in the address or a form
+    if app.config["METRICS"]:
+        app.before_request(metrics.start_timer)
+    # ...and last, registered with auth.bp below: auth.load_logged_in_user sets g.user.
+
+    # After each request, in the reverse order (metrics first, security headers last):
+    app.after_request(security.add_security_headers)  # CSP, nosniff, frame, HSTS on https
+    app.after_request(guards.mark_private)  # Cache-Control: private for pages with a session
+    app.after_request(logs.add_request_id_header)  # X-Request-ID, as in the logs
+    if app.config["METRICS"]:
+        app.after_request(metrics.observe)  # request counts and latency by endpoint
+        metrics.count_database_errors(app)  # an SQLAlchemy event, not a Flask hook
+
+    # When the app context ends, after Flask-SQLAlchemy's own teardown was registered, so
+    # that this runs first: a session whose database went away is dropped, not crashed on.
+    app.teardown_appcontext(db.end_session)
+
+    # Errors: an error page (or JSON) in the site's layout, never a traceback.
+    app.register_error_handler(HTTPException, errors.handle_http_error)  # every 4xx and 5xx
+    app.register_error_handler(OperationalError, errors.handle_database_unavailable)  # 503
+    app.register_error_handler(DataError, guards.refuse_unstorable)  # a value it cannot store: 400
+
+    # Routes, one blueprint per area.
+    app.register_blueprint(auth.bp)  # /auth/: register, login, logout, password
+    app.register_blueprint(blog.bp)  # /, /tag/<name>, /create, /<id> and its actions
     app.add_url_rule("/", endpoint="index")
+    app.register_blueprint(images.bp)  # /<id>/image: a post's image
+    app.register_blueprint(feed.bp)  # /feed.atom
+    app.register_blueprint(health.bp)  # /healthz, /readyz
+    app.register_blueprint(metrics.bp)  # /metrics, only when METRICS and from METRICS_ALLOW
+    app.register_blueprint(moderation.bp)  # /admin/: remove posts and comments, disable users
+    app.register_blueprint(isolation_views.bp)  # /admin/isolation, only when ISOLATION_PAGE
 
     @app.get("/hello")
     def hello() -> str:
-        """The tutorial's first route, kept so its links and checks keep working."""
+        """Answer the tutorial's first route, kept so its links and checks keep working."""
         return "Hello, World!"
+
+    # Commands: `flask --app flaskr NAME`.
+    for command in (
+        db.init_db_command,  # init-db: create or upgrade the schema
+        cli.create_user_command,  # create-user
+        cli.make_admin_command,  # make-admin
+        cli.seed_command,  # seed: demo posts
+        backup.backup_command,  # backup
+        backup.restore_command,  # restore
+        copy_db.copy_db_command,  # copy-db: into an empty PostgreSQL
+        moderation.disable_user_command,  # disable-user
+        moderation.remove_post_command,  # remove-post
+        moderation.remove_comment_command,  # remove-comment
+        isolation_cli.isolation_command,  # isolation: what the container isolates from the host
+    ):
+        app.cli.add_command(command)
 
     proxies = app.config["PROXY_FIX"]
     if proxies:

@@ -1,5 +1,8 @@
-"""Register, log in, log out: the tutorial's views, with CSRF, modern password hashes,
-throttled guessing, answers that do not tell which names exist, and sessions that end."""
+"""Register, log in, log out: the tutorial's views, made safe to run in public.
+
+They add CSRF, modern password hashes, throttled guessing, answers that do not tell which
+names exist, and sessions that end.
+"""
 
 from __future__ import annotations
 
@@ -67,14 +70,20 @@ def is_admin(user: User | None) -> bool:
 
 @functools.cache
 def _unknown_user_hash() -> str:
-    """A hash to check passwords against when the name is unknown: the answer takes as long
-    as for a real account, so its time does not tell which names exist."""
+    """Give a hash to check passwords against when the name is unknown.
+
+    The answer then takes as long as for a real account, so its time does not tell which
+    names exist.
+    """
     return generate_password_hash(secrets.token_hex(16), method=HASH_METHOD)
 
 
 def find_user(username: str) -> User | None:
-    """The account called ``username``, whatever its case. Both sides are lowered by the
-    database, as its unique index is: names from before the ASCII rule are found too."""
+    """Find the account called ``username``, whatever its case.
+
+    Both sides are lowered by the database, as its unique index is: names from before the
+    ASCII rule are found too.
+    """
     return db.session.scalar(select(User).where(func.lower(User.username) == func.lower(username)))
 
 
@@ -92,8 +101,10 @@ def end_sessions(user: User) -> None:
 
 @bp.before_app_request
 def load_logged_in_user() -> None:
-    """Put the logged-in user, or None, on ``g.user`` for every request. A session whose
-    user is gone or disabled, or whose version was raised since, is ended here."""
+    """Put the logged-in user, or None, on ``g.user`` for every request.
+
+    A session whose user is gone or disabled, or whose version was raised since, is ended here.
+    """
     user_id = session.get("user_id")
     user = db.session.get(User, user_id) if isinstance(user_id, int) else None
     if user is not None and (
@@ -133,9 +144,12 @@ def begin_attempt(username: str) -> throttle.Attempt:
 
 @bp.route("/register", methods=("GET", "POST"))
 def register() -> tuple[str, int] | Response:
-    """A taken name gets the same answer as a free one, in about the same time (the hash is
-    made either way): the page does not tell who has an account. Logging in tells the person
-    who registered, and logins are throttled."""
+    """Create an account, answering a taken name as a free one.
+
+    Both get the same answer in about the same time (the hash is made either way): the page
+    does not tell who has an account. Logging in tells the person who registered, and logins
+    are throttled.
+    """
     form = RegisterForm()
     if not form.validate_on_submit():
         return form_page("auth/register.html", form)
@@ -183,8 +197,11 @@ def login() -> tuple[str, int] | Response:
 
 @bp.route("/logout", methods=("GET", "POST"))
 def logout() -> tuple[str, int] | Response:
-    """GET asks (the tutorial's link still leads here, and an image in someone's post must
-    not log its readers out); POST, with its CSRF token, ends every session of the user."""
+    """Ask on GET; on POST, with its CSRF token, end every session of the user.
+
+    GET only asks: the tutorial's link still leads here, and an image in someone's post must
+    not log its readers out.
+    """
     form = FlaskForm()
     if g.user is None:
         return redirect(url_for("index"))

@@ -1,6 +1,9 @@
-"""Backups: ``flask backup`` writes a consistent, compressed copy of the database while the site
-serves and writes; ``flask restore`` checks one and puts it back, keeping the current database
-aside first. SQLite through its online backup API, PostgreSQL through pg_dump/pg_restore."""
+"""Backups: ``flask backup`` and ``flask restore``, for SQLite and PostgreSQL.
+
+``flask backup`` writes a consistent, compressed copy of the database while the site serves
+and writes; ``flask restore`` checks one and puts it back, keeping the current database aside
+first. SQLite through its online backup API, PostgreSQL through pg_dump/pg_restore.
+"""
 
 from __future__ import annotations
 
@@ -62,7 +65,7 @@ class Summary:
 
 def backup_folder(app: Flask) -> Path:
     """FLASKR_BACKUP_FOLDER, else ``backups`` in the instance folder."""
-    return Path(app.config.get("BACKUP_FOLDER") or os.path.join(app.instance_path, "backups"))
+    return Path(app.config["BACKUP_FOLDER"] or os.path.join(app.instance_path, "backups"))
 
 
 def backup_name(dialect: str, revision: str, label: str | None = None) -> str:
@@ -227,9 +230,11 @@ Progress = Callable[[int, int], None]
 
 
 def sqlite_snapshot(source: Path, target: Path, progress: Progress) -> None:
-    """Copy the database as of one moment with SQLite's online backup API. A read transaction
-    held on the source pins that moment: in WAL mode writers go on meanwhile, and the copy never
-    restarts because of them."""
+    """Copy the database as of one moment with SQLite's online backup API.
+
+    A read transaction held on the source pins that moment: in WAL mode writers go on
+    meanwhile, and the copy never restarts because of them.
+    """
     src = sqlite3.connect(source, isolation_level=None)
     dst = sqlite3.connect(target)
     try:
@@ -273,8 +278,11 @@ def backup_sqlite(folder: Path, label: str | None, progress: Progress) -> Summar
 
 
 def restore_sqlite(path: Path, keep_aside: Callable[[], Summary | None]) -> None:
-    """Unpack and check the backup next to the live file, keep the current database aside,
-    then copy it in with the backup API: one transaction, so a crash leaves the old or the new."""
+    """Put an SQLite backup in place of the live database, keeping the current one aside.
+
+    The backup is unpacked and checked next to the live file, then copied in with the backup
+    API: one transaction, so a crash leaves the old or the new.
+    """
     live = Path(db.engine.url.database or "")
     unpacked = live.with_name(f".{live.name}.restore.partial")
     try:
@@ -312,8 +320,10 @@ def pg_tool(name: str) -> str:
 
 
 def libpq_target(url: URL) -> tuple[str, dict[str, str]]:
-    """The libpq URL the client tools take, and an environment carrying the password (kept
-    out of the command line, which every local user can read in /proc)."""
+    """Give the libpq URL the client tools take, and an environment carrying the password.
+
+    The password stays out of the command line, which every local user can read in /proc.
+    """
     env = dict(os.environ)
     if url.password:
         env["PGPASSWORD"] = str(url.password)
@@ -329,8 +339,10 @@ def run_pg(args: list[str], env: dict[str, str], what: str) -> str:
 
 
 def backup_postgresql(folder: Path, label: str | None, progress: Progress) -> Summary:
-    """pg_dump in the custom format (compressed), reading the very snapshot in which the
-    revision and counts were read."""
+    """Run pg_dump in the custom format (compressed).
+
+    It reads the very snapshot in which the revision and counts were read.
+    """
     started = time.monotonic()
     pg_dump = pg_tool("pg_dump")
     target, env = libpq_target(db.engine.url)

@@ -35,7 +35,7 @@ bp = Blueprint("blog", __name__)
 SEARCH_MAX = 200
 
 
-def page_of_posts(listing: Listing, query: str = "", tag: str | None = None) -> str:
+def render_listing(listing: Listing, query: str = "", tag: str | None = None) -> str:
     """Render the requested page of a listing (index, search or tag)."""
     page = request.args.get("page", 1, type=int)
     if not 1 <= page <= MAX_PAGE:
@@ -64,7 +64,7 @@ def page_url(page: int, query: str) -> str:
 def index() -> str:
     """All posts, or those whose title holds ``q``, five a page."""
     query = CONTROL.sub("", request.args.get("q", "")).strip()[:SEARCH_MAX]
-    return page_of_posts(titles_containing(query) if query else everything(), query=query)
+    return render_listing(titles_containing(query) if query else everything(), query=query)
 
 
 @bp.route("/tag/<string:name>")
@@ -75,7 +75,7 @@ def tag(name: str) -> str:
     tag_id = db.session.scalar(select(Tag.id).where(Tag.name == name))
     if tag_id is None:
         abort(404)
-    return page_of_posts(tagged(tag_id), tag=name)
+    return render_listing(tagged(tag_id), tag=name)
 
 
 def get_post(id: int, check_author: bool = True) -> Post:
@@ -118,9 +118,11 @@ def render_post(post: Post, comment_form: CommentForm | None, status: int = 200)
 
 
 def page_of_comments(post_id: int) -> tuple[list[Comment], str | None, str | None]:
-    """One page of a post's comments (``?comments=N``, 1 the newest), oldest first within it,
-    and the links to older and newer pages: a request renders COMMENTS_PER_PAGE comments
-    however many the post has."""
+    """Give one page of a post's comments and the links to older and newer pages.
+
+    ``?comments=N`` picks the page, 1 the newest; comments are oldest first within it. A
+    request renders COMMENTS_PER_PAGE comments however many the post has.
+    """
     page = request.args.get("comments", 1, type=int)
     if not 1 <= page <= MAX_PAGE:
         abort(404)
@@ -184,8 +186,10 @@ def form_failed(form: PostForm, template: str, **context: Any) -> tuple[str, int
 
 
 def preview(form: PostForm, template: str, **context: Any) -> Any:
-    """The form again, with its Markdown rendered above it; nothing is saved. Errors show as
-    they would on saving, so a preview also tells what still needs fixing."""
+    """Show the form again with its Markdown rendered above it; nothing is saved.
+
+    Errors show as they would on saving, so a preview also tells what still needs fixing.
+    """
     if not form.validate():
         # A body refused (too long, or too costly to render) is not rendered here either.
         shown = None if form.body.errors else form.body.data or ""

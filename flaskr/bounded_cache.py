@@ -17,8 +17,11 @@ from typing import Any
 
 
 def size_of(value: Any) -> int:
-    """Bytes CPython holds for ``value``: strings and bytes themselves, and the parts of the
-    tuples and dicts (a view's ``(body, status, headers)``) that hold them."""
+    """Count the bytes CPython holds for ``value``.
+
+    That is strings and bytes themselves, and the parts of the tuples and dicts (a view's
+    ``(body, status, headers)``) that hold them.
+    """
     size = sys.getsizeof(value)
     if isinstance(value, tuple):
         size += sum(size_of(item) for item in value)
@@ -48,8 +51,7 @@ class BoundedCache:
             return entry[0]
 
     def put(self, key: Hashable, value: Any) -> bool:
-        """Keep ``value`` unless it alone weighs more than ``max_item_bytes``; say whether it
-        was kept."""
+        """Keep ``value`` unless it alone weighs more than ``max_item_bytes``; say if kept."""
         size = size_of(key) + size_of(value)
         if size > self.max_item_bytes:
             return False

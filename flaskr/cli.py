@@ -1,17 +1,17 @@
-"""Admin commands for the ``flask`` CLI: create users, seed demo data, back up and restore."""
+"""Admin commands for the ``flask`` CLI: create users, make admins, seed demo data."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 import click
-from flask import Flask, current_app
+from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
 from werkzeug.security import generate_password_hash
 
 from flaskr.auth import find_user
-from flaskr.backup import backup_command, restore_command
 from flaskr.db import db, require_schema
 from flaskr.forms import PASSWORD_MAX, PASSWORD_MIN, USERNAME_MAX, USERNAME_PATTERN
 from flaskr.models import Post, Tag, User, post_tag
@@ -26,6 +26,24 @@ def named_user(username: str) -> User:
     if user is None:
         raise click.ClickException(f"No user named {username}.")
     return user
+
+
+def account_command(
+    name: str, flag: str, flag_help: str
+) -> Callable[[Callable[[User, bool], None]], click.Command]:
+    """Make ``flask NAME USERNAME [FLAG]`` of a function given the account and the flag."""
+
+    def make(apply: Callable[[User, bool], None]) -> click.Command:
+        @click.command(name, help=apply.__doc__)
+        @with_appcontext
+        @click.argument("username")
+        @click.option(flag, "flag", is_flag=True, help=flag_help)
+        def command(username: str, flag: bool) -> None:
+            apply(named_user(username), flag)
+
+        return command
+
+    return make
 
 
 @click.command("create-user")
@@ -101,24 +119,9 @@ def seed_command(posts: int, author: str, password: str | None, force: bool) -> 
     click.echo(f"Added {posts} posts by {author}.")
 
 
-@click.command("make-admin")
-@with_appcontext
-@click.argument("username")
-@click.option("--revoke", is_flag=True, help="Take the admin right away instead.")
-def make_admin_command(username: str, revoke: bool) -> None:
+@account_command("make-admin", "--revoke", "Take the admin right away instead.")
+def make_admin_command(user: User, revoke: bool) -> None:
     """Let a user see the operator pages (or stop them, with --revoke)."""
-    user = named_user(username)
     user.is_admin = not revoke
     db.session.commit()
-    click.echo(f"{username} is {'no longer ' if revoke else ''}an admin.")
-
-
-def init_app(app: Flask) -> None:
-    from flaskr import copy_db
-
-    copy_db.init_app(app)
-    app.cli.add_command(make_admin_command)
-    app.cli.add_command(create_user_command)
-    app.cli.add_command(seed_command)
-    app.cli.add_command(backup_command)
-    app.cli.add_command(restore_command)
+    click.echo(f"{user.username} is {'no longer ' if revoke else ''}an admin.")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +28,16 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
     """Fill ``app.config`` from defaults, the instance file, the environment or ``test_config``."""
     app.config.from_mapping(
         SECRET_KEY=None,
+        # A file holding the key (Docker secrets); systemd's credential is read when unset.
+        SECRET_KEY_FILE=None,
         DATABASE_URL=None,
         # Forms may carry a 5 MB image plus the text fields around it.
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES + 256 * 1024,
         MAX_IMAGE_BYTES=MAX_UPLOAD_BYTES,
-        # What one upload may cost (flaskr/images.py, docs/security.md has the figures):
-        # 12 Mpx re-encode within 0.7 s of CPU in every format; progressive JPEGs go over every
-        # pixel once per scan; the decoding child stops at 1 s of CPU or 512 MiB of memory.
+        # What one upload may cost (flaskr/images.py; docs/security.md has the measured costs):
+        # the pixels are bounded so that a re-encode fits the CPU budget in every format;
+        # progressive JPEGs go over every pixel once per scan; the decoding child stops at
+        # IMAGE_CPU_SECONDS of CPU or IMAGE_MEMORY_BYTES of memory.
         MAX_IMAGE_PIXELS=12_000_000,
         MAX_JPEG_SCANS=32,
         IMAGE_CPU_SECONDS=1,
@@ -45,6 +50,8 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         PAGE_CACHE_SIZE=256,
         PAGE_CACHE_BYTES=8 * 1024 * 1024,
         PROXY_FIX=0,
+        # Host names the site answers to (Flask's setting); None: any.
+        TRUSTED_HOSTS=None,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         # A session cookie is refused this long after it was issued (seconds; Flask: 31 days).
@@ -65,6 +72,13 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         # Prometheus metrics at /metrics: off by default, then only for these addresses.
         METRICS=False,
         METRICS_ALLOW=["127.0.0.1", "::1"],
+        # The operator page /admin/isolation: only JSON true turns it on.
+        ISOLATION_PAGE=False,
+        # Where `flask backup` writes; None: backups/ in the instance folder.
+        BACKUP_FOLDER=None,
+        # No longer read: a name in it made an admin of whoever registered it. Set, it stops
+        # the server from starting, saying to use `flask make-admin` instead.
+        ADMINS=None,
     )
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)
@@ -75,17 +89,24 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
     else:
         app.config.from_mapping(test_config)
 
-    _merge_engine_options(app)
     try:
-        _load_secret_key(app)
+        _check(app, test_config)
     except ConfigError as e:
-        if _is_cli_command():  # `init-db` at a container's start: one line saying why
+        if click.get_current_context(silent=True) is not None:
+            # A command, `flask run` included: one line saying why, not a traceback.
             from flaskr.logs import fail
 
             fail(app, str(e))
         raise
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app)
-    if app.config.get("ADMINS") and not _is_cli_command():
+
+
+def _check(app: Flask, test_config: dict[str, Any] | None) -> None:
+    """Refuse settings the app cannot run with, each with a message saying how to fix it."""
+    check_types(app.config)
+    _merge_engine_options(app)
+    _load_secret_key(app)
+    if app.config["ADMINS"] and not _is_cli_command():
         raise ConfigError(
             "flaskr: FLASKR_ADMINS no longer makes anyone an admin (anyone could register a "
             "name it lists). Remove it and run `flask --app flaskr make-admin NAME` instead."
@@ -97,9 +118,76 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         check_secret_key(app.config["SECRET_KEY"])
 
 
+#: Settings that are whole numbers, and the least each may be.
+WHOLE_NUMBERS = {
+    "MAX_CONTENT_LENGTH": 1,
+    "MAX_IMAGE_BYTES": 1,
+    "MAX_IMAGE_PIXELS": 1,
+    "MAX_JPEG_SCANS": 1,
+    "IMAGE_CPU_SECONDS": 0,
+    "IMAGE_MEMORY_BYTES": 1,
+    "POSTS_PER_PAGE": 1,
+    "COMMENTS_PER_PAGE": 1,
+    "PAGE_CACHE_SIZE": 0,
+    "PAGE_CACHE_BYTES": 0,
+    "PROXY_FIX": 0,
+    "LOGIN_WINDOW_SECONDS": 1,
+    "LOGIN_FAILURES_PER_DEVICE": 1,
+    "LOGIN_FAILURES_PER_ACCOUNT_ADDRESS": 1,
+    "LOGIN_FAILURES_PER_ADDRESS": 1,
+    "LOGIN_FAILURES_PER_USER": 1,
+    "LOGIN_FAILURES_GLOBAL": 1,
+}
+#: Settings that hold one of a few words.
+CHOICES = {"LOG_FORMAT": ("json", "text")}
+#: Settings that are lists of strings (None allowed where Flask takes None to mean "any").
+STRING_LISTS = {"METRICS_ALLOW": False, "TRUSTED_HOSTS": True}
+
+
+def _invalid(name: str, wanted: str, value: Any) -> ConfigError:
+    return ConfigError(f"flaskr: FLASKR_{name} must be {wanted}, not {value!r}.")
+
+
+def check_types(settings: dict[str, Any]) -> None:
+    """Refuse a value of the wrong kind when the app starts, not in every request later.
+
+    Environment variables are read as JSON when they parse and as text otherwise, so a typo
+    (``FLASKR_POSTS_PER_PAGE=abc``) would otherwise start a server whose pages all fail.
+    """
+    for name, least in WHOLE_NUMBERS.items():
+        value = settings[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise _invalid(name, f"a whole number of at least {least}", value)
+    lifetime = settings["PERMANENT_SESSION_LIFETIME"]
+    if not isinstance(lifetime, timedelta) and (
+        isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime < 1
+    ):
+        raise _invalid("PERMANENT_SESSION_LIFETIME", "a number of seconds", lifetime)
+    if settings["METRICS"] not in (True, False):  # JSON true, false, 1 or 0; "False" is text
+        raise _invalid("METRICS", "true or false", settings["METRICS"])
+    for name, words in CHOICES.items():
+        if settings[name] not in words:
+            raise _invalid(name, " or ".join(words), settings[name])
+    level = settings["LOG_LEVEL"]
+    if not (
+        (isinstance(level, str) and level in logging.getLevelNamesMapping())
+        or (isinstance(level, int) and not isinstance(level, bool))
+    ):
+        raise _invalid("LOG_LEVEL", "a level such as DEBUG, INFO or WARNING", level)
+    for name, none_allowed in STRING_LISTS.items():
+        value = settings[name]
+        if value is None and none_allowed:
+            continue
+        if not (isinstance(value, list) and all(isinstance(item, str) for item in value)):
+            raise _invalid(name, 'a JSON list of strings, for example ["a", "b"]', value)
+
+
 def _merge_engine_options(app: Flask) -> None:
-    """FLASKR_SQLALCHEMY_ENGINE_OPTIONS='{"pool_size": 5}' adds to the defaults (pre-ping
-    stays on) rather than replacing them; anything but a JSON object is refused."""
+    """Add the engine options given to the defaults rather than replace them.
+
+    FLASKR_SQLALCHEMY_ENGINE_OPTIONS='{"pool_size": 5}' keeps pre-ping on; anything but a JSON
+    object is refused.
+    """
     options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
     if not isinstance(options, dict):
         raise ConfigError(
@@ -111,8 +199,8 @@ def _merge_engine_options(app: Flask) -> None:
 
 def _load_secret_key(app: Flask) -> None:
     """Read the key from SECRET_KEY_FILE (Docker secrets, systemd credentials) when one is named."""
-    path = app.config.get("SECRET_KEY_FILE") or _credential_path()
-    if path and not app.config.get("SECRET_KEY"):
+    path = app.config["SECRET_KEY_FILE"] or _credential_path()
+    if path and not app.config["SECRET_KEY"]:
         try:
             app.config["SECRET_KEY"] = Path(path).read_text().strip()
         except OSError as e:
@@ -134,8 +222,10 @@ def _credential_path() -> str | None:
 
 def check_secret_key(key: Any) -> None:
     """Refuse to serve with a missing, well-known or guessable key: sessions could be forged.
+
     A real key has at least KEY_LENGTH characters, KEY_VARIETY of them different (16 spaces
-    or ``aaaa...`` are not keys; ``secrets.token_hex(32)`` is)."""
+    or ``aaaa...`` are not keys; ``secrets.token_hex(32)`` is).
+    """
     if isinstance(key, bytes):
         key = key.decode("latin-1")
     if (
@@ -162,7 +252,7 @@ def _is_cli_command() -> bool:
 
 def database_url(app: Flask) -> str:
     """FLASKR_DATABASE_URL, else DATABASE_URL, else an SQLite file in the instance folder."""
-    url = app.config.get("DATABASE_URL") or os.environ.get("DATABASE_URL")
+    url = app.config["DATABASE_URL"] or os.environ.get("DATABASE_URL")
     if not url:
         return "sqlite:///" + os.path.join(app.instance_path, "flaskr.sqlite")
     return with_driver(url)

@@ -1,12 +1,13 @@
-"""``flask copy-db --to URL``: move a site's data into another database, typically from its
-SQLite file to PostgreSQL when it outgrows one machine (docs/scale-out.md)."""
+"""``flask copy-db --to URL``: move a site's data into another database.
+
+Typically from its SQLite file to PostgreSQL when it outgrows one machine (docs/scale-out.md).
+"""
 
 from __future__ import annotations
 
 import time
 
 import click
-from flask import Flask
 from flask.cli import with_appcontext
 from sqlalchemy import Connection, Integer, Table, create_engine, func, inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -106,7 +107,3 @@ def copy_db_command(target_url: str) -> None:
         target.dispose()
     elapsed = time.monotonic() - started
     click.echo(f"Copied {total} rows in {len(tables)} tables in {elapsed:.1f}s; counts verified.")
-
-
-def init_app(app: Flask) -> None:
-    app.cli.add_command(copy_db_command)

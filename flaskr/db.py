@@ -36,8 +36,11 @@ TUTORIAL_REVISION = "0001_tutorial"
 
 @event.listens_for(Engine, "connect")
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets readers and one writer work at once; the busy timeout makes writers queue
-    instead of failing with "database is locked" when three workers write together."""
+    """Set SQLite up for several workers: WAL, foreign keys, a busy timeout.
+
+    WAL lets readers and one writer work at once; the busy timeout makes writers queue
+    instead of failing with "database is locked" when three workers write together.
+    """
     if type(dbapi_connection).__module__ != "sqlite3":
         return
     cursor = dbapi_connection.cursor()
@@ -49,27 +52,28 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Bind the extension objects and the ``init-db`` command to the app."""
+    """Bind the SQLAlchemy extension, and Flask-Migrate where commands run, to the app."""
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # SQLite needs no pool pings; each worker keeps its own file handle.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"].pop("pool_pre_ping", None)
     db.init_app(app)
-
-    @app.teardown_appcontext
-    def end_session(_error: BaseException | None) -> None:
-        """Runs before Flask-SQLAlchemy's own teardown. When the database went away during the
-        request (PostgreSQL restarting), the final ROLLBACK fails; the connection is already
-        invalidated, so forget the session instead of crashing the worker after the response."""
-        try:
-            db.session.remove()
-        except SQLAlchemyError:
-            db.session.registry.clear()
-
     if click.get_current_context(silent=True) is not None:
-        # Alembic only where migrations run, the CLI: it adds 7.8 MB to a worker
-        # (`bench/in_process.py --imports`).
+        # Alembic only where migrations run, the CLI: serving workers stay smaller
+        # (docs/performance.md has the figure, from `bench/in_process.py --imports`).
         use_migrate(app)
-    app.cli.add_command(init_db_command)
+
+
+def end_session(_error: BaseException | None) -> None:
+    """Drop the request's session even when the database went away during it.
+
+    Registered to run before Flask-SQLAlchemy's own teardown: when PostgreSQL restarted
+    during the request, the final ROLLBACK fails on a connection that is already invalidated,
+    so the session is forgotten instead of crashing the worker after the response.
+    """
+    try:
+        db.session.remove()
+    except SQLAlchemyError:
+        db.session.registry.clear()
 
 
 def use_migrate(app: Flask) -> None:
@@ -81,8 +85,10 @@ def use_migrate(app: Flask) -> None:
 
 
 def schema_revision() -> str | None:
-    """The Alembic revision the database is at, or None for an unversioned one. Plain SQL, so
-    that /readyz does not make a serving worker import Alembic."""
+    """Give the Alembic revision the database is at, or None for an unversioned one.
+
+    Plain SQL, so that /readyz does not make a serving worker import Alembic.
+    """
     with db.engine.connect() as connection:
         if not inspect(connection).has_table("alembic_version"):
             return None
@@ -90,9 +96,11 @@ def schema_revision() -> str | None:
 
 
 def require_schema() -> None:
-    """Stop a command that needs the tables when the database has none, and say how to fix it,
-    instead of a traceback ("no such table"). An SQLite file that does not exist is not created
-    by looking: a command run from the wrong folder leaves no stray empty database behind."""
+    """Stop a command that needs the tables when the database has none, saying how to fix it.
+
+    That replaces a traceback ("no such table"). An SQLite file that does not exist is not
+    created by looking: a command run from the wrong folder leaves no stray empty database.
+    """
     url = db.engine.url
     where = url.render_as_string(hide_password=True)
     fix = (
@@ -133,8 +141,10 @@ def migration_lock() -> Iterator[None]:
 
 
 def upgrade_schema() -> str:
-    """Create the schema, or bring an existing one (the tutorial's included) to the newest
-    revision. Never drops data. Returns what it did, for the CLI to print."""
+    """Create the schema, or bring an existing one (the tutorial's too) to the newest revision.
+
+    Never drops data. Returns what it did, for the CLI to print.
+    """
     with migration_lock():
         return _upgrade_schema()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import current_app, jsonify, render_template, request
 from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
@@ -21,8 +21,10 @@ def wants_json() -> bool:
 
 
 def handle_http_error(error: HTTPException) -> Response:
-    """Every 4xx and 5xx, including unhandled exceptions, which Flask turns into a 500.
-    (Flask hands redirects raised by routing back before any handler sees them.)"""
+    """Answer every 4xx and 5xx, including unhandled exceptions, which Flask makes a 500.
+
+    Flask hands redirects raised by routing back before any handler sees them.
+    """
     db.session.rollback()  # nothing half-written outlives a refused request
     code = error.code or 500
     description = CSRF_MESSAGE if isinstance(error, CSRFError) else (error.description or "")
@@ -47,8 +49,3 @@ def handle_database_unavailable(error: OperationalError) -> Response:
     return handle_http_error(
         ServiceUnavailable("The database is busy or unavailable. Try again shortly.", retry_after=5)
     )
-
-
-def init_app(app: Flask) -> None:
-    app.register_error_handler(HTTPException, handle_http_error)
-    app.register_error_handler(OperationalError, handle_database_unavailable)

@@ -48,6 +48,11 @@ def at_most(label: str, limit: int) -> Length:
     return Length(max=limit, message=f"{label} must be at most {limit} characters.")
 
 
+def required(label: str, limit: int, *rules: Any) -> list[Any]:
+    """The validators of a field that must be filled in and is bounded, plus ``rules``."""
+    return [DataRequired(f"{label} is required."), at_most(label, limit), *rules]
+
+
 def no_control_characters(
     label: str, pattern: re.Pattern[str] = CONTROL
 ) -> Callable[[FlaskForm, Field], None]:
@@ -70,27 +75,14 @@ def cheap_to_render(_form: FlaskForm, field: Field) -> None:
 
 def username_field(*rules: Any) -> StringField:
     """A username: required and bounded, plus ``rules``."""
-    return StringField(
-        "Username",
-        validators=[
-            DataRequired("Username is required."),
-            at_most("Username", USERNAME_MAX),
-            *rules,
-        ],
-    )
+    return StringField("Username", validators=required("Username", USERNAME_MAX, *rules))
 
 
 class LoginForm(FlaskForm):
     """Any name may be tried: accounts from before the pattern existed still log in."""
 
     username = username_field()
-    password = PasswordField(
-        "Password",
-        validators=[
-            DataRequired("Password is required."),
-            at_most("Password", PASSWORD_MAX),
-        ],
-    )
+    password = PasswordField("Password", validators=required("Password", PASSWORD_MAX))
 
 
 def new_password(label: str = "Password") -> PasswordField:
@@ -120,23 +112,14 @@ class RegisterForm(LoginForm):
 
 class PasswordChangeForm(FlaskForm):
     current = PasswordField(
-        "Current password",
-        validators=[
-            DataRequired("Current password is required."),
-            at_most("Current password", PASSWORD_MAX),
-        ],
+        "Current password", validators=required("Current password", PASSWORD_MAX)
     )
     password = new_password("New password")
 
 
 class PostForm(FlaskForm):
     title = StringField(
-        "Title",
-        validators=[
-            DataRequired("Title is required."),
-            at_most("Title", TITLE_MAX),
-            no_control_characters("Title"),
-        ],
+        "Title", validators=required("Title", TITLE_MAX, no_control_characters("Title"))
     )
     body = TextAreaField(
         "Body",
@@ -163,10 +146,7 @@ class PostForm(FlaskForm):
 class CommentForm(FlaskForm):
     body = TextAreaField(
         "Comment",
-        validators=[
-            DataRequired("Comment is required."),
-            at_most("Comment", COMMENT_MAX),
-            no_control_characters("Comment", BODY_CONTROL),
-            cheap_to_render,
-        ],
+        validators=required(
+            "Comment", COMMENT_MAX, no_control_characters("Comment", BODY_CONTROL), cheap_to_render
+        ),
     )

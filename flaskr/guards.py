@@ -1,12 +1,15 @@
-"""Guards every request passes: bytes no page can mean are refused before a view or the
-database sees them, a value the database refuses is the client's error rather than an outage,
-and pages made for one person are marked private for caches on the way."""
+"""Guards every request passes, before and after its view.
+
+Bytes no page can mean are refused before a view or the database sees them, a value the
+database refuses is the client's error rather than an outage, and pages made for one person
+are marked private for caches on the way.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flask import Flask, current_app, request, session
+from flask import current_app, request, session
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response
@@ -19,8 +22,11 @@ MAX_PAGE = 10_000_000
 
 
 def refuse_nul() -> None:
-    """A NUL byte in the path, the query or a form field means nothing to any page, and
-    PostgreSQL's driver fails on it: a 400 before anything else runs."""
+    """Refuse a NUL byte in the path, the query or a form field with a 400.
+
+    It means nothing to any page, and PostgreSQL's driver fails on it, so this runs before
+    anything else.
+    """
     if "\x00" in request.path or _holds_nul(request.args.items(multi=True)):
         raise BadRequest("The address holds a NUL byte.")
     if request.method == "POST" and _holds_nul(request.form.items(multi=True)):
@@ -32,23 +38,23 @@ def _holds_nul(pairs: Iterable[tuple[str, str]]) -> bool:
 
 
 def refuse_unstorable(error: DataError) -> Response:
-    """The database refused a value (out of range, not valid text): the request was bad, the
-    database is fine, so no 503 that proxies would retry on every replica."""
+    """Answer a value the database refused (out of range, not valid text) with a 400.
+
+    The request was bad and the database is fine, so no 503 that proxies would retry on
+    every replica.
+    """
     current_app.logger.warning("database refused a value: %s", error.orig)
     return handle_http_error(BadRequest("The request holds a value this site cannot store."))
 
 
 def mark_private(response: Response) -> Response:
-    """A page for a browser with a session (a logged-in user, a message to flash, a form
-    token) is for that browser only: no shared cache may keep it for others."""
+    """Mark a page made for a browser with a session private to that browser.
+
+    A session holds a logged-in user, a message to flash or a form token: no shared cache may
+    keep such a page for others.
+    """
     has_session = current_app.config["SESSION_COOKIE_NAME"] in request.cookies
     cache_control = response.cache_control
     if (has_session or session.modified) and not (cache_control.public or cache_control.no_store):
         cache_control.private = True
     return response
-
-
-def init_app(app: Flask) -> None:
-    app.before_request(refuse_nul)
-    app.after_request(mark_private)
-    app.register_error_handler(DataError, refuse_unstorable)

@@ -43,11 +43,11 @@ if _metrics_enabled() and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 
 #: What every worker imports, loaded once in the master and shared by the workers it forks
-#: (copy-on-write; Flask and SQLAlchemy alone are ~40 MB of a worker's RSS, `bench/in_process.py
-#: --imports`): PSS per worker 48 -> 34.5 MB with 3 workers. flaskr itself is not among
-#: them, so a HUP still starts workers on new app code. The trade-off: a HUP does not load new
-#: versions of these; after the venv changes (a new requirements.txt), restart the service
-#: (scripts/install-host does). bench/memory.py measures it.
+#: (copy-on-write: Flask and SQLAlchemy are most of a worker's memory; docs/performance.md has
+#: the figures, from `bench/memory.py`). flaskr itself is not among them, so a HUP still
+#: starts workers on new app code. The trade-off: a HUP does not load new versions of these;
+#: after the venv changes (a new requirements.txt), restart the service (scripts/install-host
+#: does).
 SHARED_LIBRARIES = (
     "flask",
     "flask_sqlalchemy",
@@ -79,9 +79,11 @@ _import_shared_libraries()
 
 
 def _return_freed_memory():
-    """Big blocks (a page, its Markdown) always in their own mappings, unmapped when freed:
+    """Keep big blocks (a page, its Markdown) in their own mappings, unmapped when freed.
+
     glibc otherwise raises this threshold to the biggest block freed so far, and later ones
-    stay in the heap, which never shrinks, so one huge page would keep a worker big."""
+    stay in the heap, which never shrinks, so one huge page would keep a worker big.
+    """
     import ctypes
     import ctypes.util
 
@@ -96,8 +98,11 @@ _return_freed_memory()
 
 
 def pre_fork(server, worker):  # noqa: ARG001 - gunicorn's hook signature
-    """Move everything the master holds out of the garbage collector's reach: a collection in
-    a worker would otherwise write to every shared object's header, copying all its pages."""
+    """Move everything the master holds out of the garbage collector's reach.
+
+    A collection in a worker would otherwise write to every shared object's header, copying
+    all its pages.
+    """
     import gc
 
     gc.freeze()
@@ -112,9 +117,12 @@ def child_exit(server, worker):  # noqa: ARG001 - gunicorn's hook signature
 
 
 def on_starting(server):
-    """Apply migrations before any worker starts, when FLASKR_MIGRATE_ON_START=1 (the image
-    sets it). A child process does it, so the master never imports the app and a HUP still
-    loads new code; init-db takes a lock, so containers starting together migrate once."""
+    """Apply migrations before any worker starts, when FLASKR_MIGRATE_ON_START=1.
+
+    The image sets it. A child process does it, so the master never imports the app and a
+    HUP still loads new code; init-db takes a lock, so containers starting together migrate
+    once.
+    """
     if os.environ.get("FLASKR_MIGRATE_ON_START") != "1":
         return
     import signal
@@ -154,8 +162,10 @@ if os.environ.get("FLASKR_LOG_FORMAT", "json") == "json":
     from pythonjsonlogger.json import JsonFormatter
 
     class JsonLogger(glogging.Logger):
-        """gunicorn's logs as JSON lines; an access line carries the app's X-Request-ID.
-        Defined here, not in the app, so the master never imports flaskr (see above)."""
+        """Write gunicorn's logs as JSON lines; an access line carries the X-Request-ID.
+
+        Defined here, not in the app, so the master never imports flaskr (see above).
+        """
 
         def setup(self, cfg):
             super().setup(cfg)
@@ -190,10 +200,12 @@ if os.environ.get("FLASKR_LOG_FORMAT", "json") == "json":
 
 
 def post_worker_init(worker):
-    """Hold the lock that tells `flask restore` this database is being served, for as long as
-    the worker lives (the worker has imported flaskr already; the master still never does).
-    Another app served with this file (bench/ compares bare WSGI and Flask under it) has no
-    flaskr database to hold."""
+    """Hold the lock that tells `flask restore` this database is served, while the worker lives.
+
+    The worker has imported flaskr already; the master still never does. Another app served
+    with this file (bench/ compares bare WSGI and Flask under it) has no flaskr database to
+    hold.
+    """
     try:
         from flaskr.backup import hold_serving_lock
     except ImportError:

@@ -18,9 +18,11 @@ REVISION_LINE = re.compile(r'^(revision|down_revision) = "([^"]+)"$', re.MULTILI
 
 @cache
 def head_revision() -> str | None:
-    """The newest migration shipped with this code: the one no other revises. Read from the
-    scripts' own lines rather than through Alembic, which serving workers do not import
-    (tests/test_health.py checks the answer against Alembic's)."""
+    """Name the newest migration shipped with this code: the one no other revises.
+
+    Read from the scripts' own lines rather than through Alembic, which serving workers do
+    not import (tests/test_health.py checks the answer against Alembic's).
+    """
     revisions, revised = set(), set()
     for path in Path(MIGRATIONS, "versions").glob("*.py"):
         found = dict(REVISION_LINE.findall(path.read_text(encoding="utf-8")))

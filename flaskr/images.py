@@ -1,5 +1,7 @@
-"""Uploaded images: checked and re-encoded (no metadata) by Pillow in a limited child
-process, served from the database."""
+"""Uploaded images, served from the database.
+
+Each is checked and re-encoded (no metadata) by Pillow in a limited child process.
+"""
 
 from __future__ import annotations
 
@@ -48,9 +50,12 @@ def read_image(upload: FileStorage) -> Image:
 
 
 def reencode(data: bytes) -> tuple[str, int, int, bytes]:
-    """Check, decode and re-encode in ``flaskr/reencode.py``, a child process with
-    IMAGE_CPU_SECONDS of CPU time and IMAGE_MEMORY_BYTES of address space; beyond either the
-    kernel stops it. Returns the format, width, height and the re-encoded bytes."""
+    """Check, decode and re-encode an upload in a limited child process.
+
+    The child, ``flaskr/reencode.py``, has IMAGE_CPU_SECONDS of CPU time and
+    IMAGE_MEMORY_BYTES of address space; beyond either the kernel stops it. Returns the
+    format, width, height and the re-encoded bytes.
+    """
     config = current_app.config
     cpu_seconds = config["IMAGE_CPU_SECONDS"]
     command = [

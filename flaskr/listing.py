@@ -1,5 +1,4 @@
-"""Pages of posts for the index, search and tag listings, at a cost that does not grow with
-the number of posts.
+"""Pages of posts for the index, search and tag listings, at a cost the posts do not grow.
 
 Every listing is newest first by post id (ids only grow, and the primary key, the tag index
 and the search index all hand them out in that order), so a page reads its own rows and
@@ -88,8 +87,10 @@ def titles_containing(text: str) -> Listing:
 
 
 def has_title_index() -> bool:
-    """Whether migration 0005 could build the SQLite FTS5 index (PostgreSQL's pg_trgm index
-    serves the plain ILIKE, so it needs no other statement)."""
+    """Tell whether migration 0005 could build the SQLite FTS5 index.
+
+    PostgreSQL's pg_trgm index serves the plain ILIKE, so it needs no other statement.
+    """
     extensions = current_app.extensions
     if "flaskr.title_index" not in extensions:
         engine = db.engine
@@ -99,7 +100,7 @@ def has_title_index() -> bool:
     return bool(extensions["flaskr.title_index"])
 
 
-def _ids(kind: str) -> Select[Any]:
+def _post_ids(kind: str) -> Select[Any]:
     """The ids of a listing's posts, newest first, in the order an index yields them."""
     if kind == "tag":
         post_id = post_tag.c.post_id
@@ -121,7 +122,7 @@ def _count(model: Any) -> Any:
 
 @cache
 def page_statement(kind: str) -> Select[Any]:
-    page_ids = _ids(kind).offset(bindparam("offset")).limit(bindparam("limit"))
+    page_ids = _post_ids(kind).offset(bindparam("offset")).limit(bindparam("limit"))
     user = User.__table__
     return (
         select(

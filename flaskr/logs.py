@@ -1,5 +1,7 @@
-"""One JSON line per event on stdout, each carrying the request's id, so journald and
-`docker logs` collect them and one request can be followed from nginx to the app."""
+"""One JSON line per event on stdout, each carrying the request's id.
+
+journald and `docker logs` collect them, and one request can be followed from nginx to the app.
+"""
 
 from __future__ import annotations
 
@@ -49,12 +51,15 @@ def json_formatter() -> JsonFormatter:
 
 def wants_json(app: Flask) -> bool:
     """JSON lines, unless FLASKR_LOG_FORMAT=text or in tests and debugging."""
-    return app.config.get("LOG_FORMAT", "json") == "json" and not (app.testing or app.debug)
+    return app.config["LOG_FORMAT"] == "json" and not (app.testing or app.debug)
 
 
 def for_logs(app: Flask) -> bool:
-    """Whether a command's output goes to a deployment's logs (a container starting, a pipe
-    into the journal) rather than to a person at a terminal: then it is JSON like the rest."""
+    """Tell whether a command's output goes to a deployment's logs, not to a person.
+
+    Logs are a container starting or a pipe into the journal, rather than a terminal: then
+    the output is JSON like the rest.
+    """
     return wants_json(app) and not sys.stdout.isatty()
 
 
@@ -67,8 +72,10 @@ def echo(message: str) -> None:
 
 
 def fail(app: Flask, message: str) -> NoReturn:
-    """A command's fatal error before the app exists (at a container's start, say): one JSON
-    line where the output is logs, else click's plain "Error: ..." line."""
+    """Stop a command with a fatal error before the app exists (at a container's start, say).
+
+    One JSON line where the output is logs, else click's plain "Error: ..." line.
+    """
     if for_logs(app):
         record = logging.makeLogRecord(
             {"name": app.name, "levelname": "CRITICAL", "levelno": logging.CRITICAL, "msg": message}
@@ -86,14 +93,13 @@ def json_root_handlers() -> None:
 
 def init_app(app: Flask) -> None:
     """Log as JSON to stdout, unless FLASKR_LOG_FORMAT=text or in tests and debugging."""
-    app.after_request(add_request_id_header)
     if not wants_json(app):
         return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(json_formatter())
     handler.addFilter(RequestIdFilter())
     app.logger.handlers[:] = [handler]
-    app.logger.setLevel(app.config.get("LOG_LEVEL", "INFO"))
+    app.logger.setLevel(app.config["LOG_LEVEL"])
     app.logger.propagate = False
 
 

@@ -1,6 +1,8 @@
-"""Prometheus metrics at /metrics, off unless METRICS is true and then only for the addresses
-in METRICS_ALLOW. Under gunicorn the figures cover every worker: prometheus_client's
-multiprocess mode, with PROMETHEUS_MULTIPROC_DIR set up by gunicorn.conf.py."""
+"""Prometheus metrics at /metrics, off unless METRICS is true.
+
+Then only for the addresses in METRICS_ALLOW. Under gunicorn the figures cover every worker:
+prometheus_client's multiprocess mode, with PROMETHEUS_MULTIPROC_DIR set up by gunicorn.conf.py.
+"""
 
 from __future__ import annotations
 
@@ -42,11 +44,13 @@ DATABASE_ERRORS = Counter(
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def _start_timer() -> None:
+def start_timer() -> None:
+    """Note when the request began, for its latency."""
     g.metrics_start = time.perf_counter()
 
 
-def _observe(response: Response) -> Response:
+def observe(response: Response) -> Response:
+    """Count the request by endpoint, method and status, and record its latency."""
     endpoint = request.endpoint or "unmatched"
     if endpoint != "metrics.metrics":
         method = request.method if request.method in METHODS else "other"
@@ -58,12 +62,14 @@ def _observe(response: Response) -> Response:
 
 
 def _count_database_error(context: ExceptionContext) -> None:
+    """Count a failure of the database, not a value it refused (that is a 400)."""
     if not isinstance(context.sqlalchemy_exception, DataError):
         DATABASE_ERRORS.inc()
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
+    """The figures in Prometheus' text format, summed over gunicorn's workers."""
     allowed = current_app.config["METRICS_ALLOW"]
     if not current_app.config["METRICS"] or request.remote_addr not in allowed:
         abort(404)
@@ -76,11 +82,7 @@ def metrics() -> Response:
     return Response(data, content_type=CONTENT_TYPE_LATEST)
 
 
-def init_app(app: Flask) -> None:
-    app.register_blueprint(bp)
-    if not app.config["METRICS"]:
-        return
-    app.before_request(_start_timer)
-    app.after_request(_observe)
+def count_database_errors(app: Flask) -> None:
+    """Listen to the app's engine for the errors its driver raises."""
     with app.app_context():
         event.listen(db.engine, "handle_error", _count_database_error)

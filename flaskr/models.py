@@ -124,8 +124,10 @@ class Image(db.Model):
 
 
 class LoginFailure(db.Model):
-    """A login attempt that failed (or is being checked): counted per account, address and
-    trusted device to throttle guessing (throttle.py)."""
+    """A login attempt that failed (or is being checked).
+
+    Counted per account, address and trusted device to throttle guessing (throttle.py).
+    """
 
     __tablename__ = "login_failure"
 
@@ -138,8 +140,11 @@ class LoginFailure(db.Model):
 
 
 class ContentVersion(db.Model):
-    """One row, whose number database triggers raise whenever something a page shows changes
-    (migration 0006): the key that tells a worker its cached pages still hold."""
+    """One row, whose number database triggers raise whenever something a page shows changes.
+
+    The triggers come from migration 0006; the number tells a worker its cached pages still
+    hold.
+    """
 
     __tablename__ = "content_version"
 

@@ -1,24 +1,28 @@
-"""Moderation: an admin removes any post or comment and disables an account, from the pages
-or the ``flask`` CLI. Each action is logged (logger ``flaskr``, JSON in production) with who
-did it. The database triggers of migration 0006 raise the content version on each removal,
-so no cached page shows removed content.
+"""Moderation: an admin removes any post or comment and disables an account.
+
+From the pages or the ``flask`` CLI. Each action is logged (logger ``flaskr``, JSON in
+production) with who did it. The database triggers of migration 0006 raise the content
+version on each removal, so no cached page shows removed content.
 """
 
 from __future__ import annotations
 
 import getpass
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar
 
 import click
-from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, url_for
 from flask.cli import with_appcontext
 from sqlalchemy import delete
 from werkzeug.wrappers import Response
 
 from flaskr.auth import admin_required, end_sessions
-from flaskr.cli import named_user
+from flaskr.cli import account_command
 from flaskr.db import db
 from flaskr.models import Comment, Post, User
+
+Row = TypeVar("Row", Post, Comment)
 
 #: Its forms carry nothing but the CSRF token that CSRFProtect checks on every POST.
 bp = Blueprint("moderation", __name__, url_prefix="/admin")
@@ -36,6 +40,7 @@ def record(action: str, actor: str, target: str) -> None:
 
 
 def remove_post(post: Post, actor: str) -> None:
+    """Remove a post, with its comments, likes and image."""
     target = f"post {post.id} by {post.author.username}"
     db.session.delete(post)
     db.session.commit()
@@ -43,6 +48,7 @@ def remove_post(post: Post, actor: str) -> None:
 
 
 def remove_comment(comment: Comment, actor: str) -> None:
+    """Remove one comment."""
     target = f"comment {comment.id} on post {comment.post_id} by {comment.author.username}"
     db.session.execute(delete(Comment).where(Comment.id == comment.id))
     db.session.commit()
@@ -58,21 +64,28 @@ def set_disabled(user: User, disabled: bool, actor: str) -> None:
     record("disable" if disabled else "enable", actor, f"user {user.username}")
 
 
+def remove_for_admin(model: type[Row], id: int, remove: Callable[[Row, str], None]) -> Row:
+    """Remove row ``id`` of ``model`` as the logged-in admin and tell them; a 404 if missing."""
+    name = model.__name__
+    found = db.session.get(model, id) or abort(404, f"{name} id {id} doesn't exist.")
+    remove(found, g.user.username)
+    flash(f"{name} {id} removed.", "info")
+    return found
+
+
 @bp.post("/post/<int:id>/remove")
 @admin_required
 def post(id: int) -> Response:
-    found = db.session.get(Post, id) or abort(404, f"Post id {id} doesn't exist.")
-    remove_post(found, g.user.username)
-    flash(f"Post {id} removed.", "info")
+    """Remove a post from its page."""
+    remove_for_admin(Post, id, remove_post)
     return redirect(url_for("blog.index"))
 
 
 @bp.post("/comment/<int:id>/remove")
 @admin_required
 def comment(id: int) -> Response:
-    found = db.session.get(Comment, id) or abort(404, f"Comment id {id} doesn't exist.")
-    remove_comment(found, g.user.username)
-    flash(f"Comment {id} removed.", "info")
+    """Remove a comment, back to the comments of its post."""
+    found = remove_for_admin(Comment, id, remove_comment)
     return redirect(url_for("blog.detail", id=found.post_id) + "#comments")
 
 
@@ -95,44 +108,31 @@ def cli_actor() -> str:
         return "cli"
 
 
-@click.command("disable-user")
-@with_appcontext
-@click.argument("username")
-@click.option("--enable", is_flag=True, help="Let the account log in again instead.")
-def disable_user_command(username: str, enable: bool) -> None:
+@account_command("disable-user", "--enable", "Let the account log in again instead.")
+def disable_user_command(user: User, enable: bool) -> None:
     """Disable an account: its sessions end at once and it cannot log in (or --enable it)."""
-    found = named_user(username)
-    set_disabled(found, not enable, cli_actor())
-    click.echo(f"{found.username} is {'enabled' if enable else 'disabled'}.")
+    set_disabled(user, not enable, cli_actor())
+    click.echo(f"{user.username} is {'enabled' if enable else 'disabled'}.")
 
 
-@click.command("remove-post")
-@with_appcontext
-@click.argument("post_id", type=int)
-def remove_post_command(post_id: int) -> None:
-    """Remove a post, with its comments, likes and image."""
-    remove_post(found_or_fail(Post, post_id), cli_actor())
-    click.echo(f"Removed post {post_id}.")
+def removal_command(
+    model: type[Post] | type[Comment], remove: Callable[..., None]
+) -> click.Command:
+    """Make ``flask remove-MODEL ID``, which removes that row with ``remove``."""
+    noun = model.__name__.lower()
+
+    @click.command(f"remove-{noun}", help=remove.__doc__)
+    @with_appcontext
+    @click.argument("row_id", metavar=f"{noun.upper()}_ID", type=int)
+    def command(row_id: int) -> None:
+        found = db.session.get(model, row_id)
+        if found is None:
+            raise click.ClickException(f"No {noun} with id {row_id}.")
+        remove(found, cli_actor())
+        click.echo(f"Removed {noun} {row_id}.")
+
+    return command
 
 
-@click.command("remove-comment")
-@with_appcontext
-@click.argument("comment_id", type=int)
-def remove_comment_command(comment_id: int) -> None:
-    """Remove one comment."""
-    remove_comment(found_or_fail(Comment, comment_id), cli_actor())
-    click.echo(f"Removed comment {comment_id}.")
-
-
-def found_or_fail(model: type[Post] | type[Comment], id_: int) -> Any:
-    """The row, or the command fails saying it is not there."""
-    found = db.session.get(model, id_)
-    if found is None:
-        raise click.ClickException(f"No {model.__name__.lower()} with id {id_}.")
-    return found
-
-
-def init_app(app: Flask) -> None:
-    app.register_blueprint(bp)
-    for command in (disable_user_command, remove_post_command, remove_comment_command):
-        app.cli.add_command(command)
+remove_post_command = removal_command(Post, remove_post)
+remove_comment_command = removal_command(Comment, remove_comment)

@@ -1,12 +1,10 @@
-"""Whole pages for visitors who are not logged in, kept by each worker and served again until
-anything they show changes.
+"""Whole pages for visitors who are not logged in, kept by each worker until they change.
 
 A page is stored under its full URL and the database's content version (migration 0006),
 which triggers raise on every write to what pages show, whoever writes. Serving a stored
-page costs one single-row read instead of the page's queries and its rendering (the index:
-232 against 923 µs in-process, `bench/in_process.py` with and without --no-cache). No page
-is ever stale: the version is read before the page, so a write seen by the page has raised
-the number first.
+page costs one single-row read instead of the page's queries and its rendering (the figures
+are in docs/performance.md). No page is ever stale: the version is read before the page, so
+a write seen by the page has raised the number first.
 
 Only requests without a session are served from here: a logged-in user, a message waiting
 to be flashed or a form's CSRF token all live in the session and make a page personal. A
@@ -31,9 +29,11 @@ VERSION = "SELECT version FROM content_version WHERE id = 1"  # models.ContentVe
 
 
 def page_address(environ: dict[str, Any]) -> str:
-    """What a page depends on besides the data: scheme and host (the feed's absolute links),
-    the mount point, the path and the query, read raw (``request.url`` decodes and re-quotes
-    them on every request)."""
+    """Give what a page depends on besides the data.
+
+    That is the scheme and host (the feed's absolute links), the mount point, the path and
+    the query, read raw (``request.url`` decodes and re-quotes them on every request).
+    """
     return " ".join(
         environ.get(name, "")
         for name in ("wsgi.url_scheme", "HTTP_HOST", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING")
@@ -41,8 +41,11 @@ def page_address(environ: dict[str, Any]) -> str:
 
 
 def content_version() -> int:
-    """The database's content version: a connection of its own, not the ORM session, whose
-    bookkeeping would cost a cache hit more than its one read."""
+    """Read the database's content version.
+
+    On a connection of its own, not the ORM session, whose bookkeeping would cost a cache hit
+    more than its one read.
+    """
     with db.engine.connect() as connection:
         return int(connection.exec_driver_sql(VERSION).scalar_one())
 
@@ -67,6 +70,7 @@ def cached(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def init_app(app: Flask) -> None:
+    """Give the app its cache, unless PAGE_CACHE_SIZE or PAGE_CACHE_BYTES is 0."""
     size, max_bytes = app.config["PAGE_CACHE_SIZE"], app.config["PAGE_CACHE_BYTES"]
     if size > 0 and max_bytes > 0:
         app.extensions["flaskr.pages"] = BoundedCache(max_bytes, max_entries=size)

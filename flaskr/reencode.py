@@ -34,20 +34,24 @@ def limit(cpu_seconds: int, memory_bytes: int) -> None:
 
 
 def jpeg_scans(data: bytes) -> int:
-    """How many scans (SOS markers) a JPEG holds, at most: each one makes the decoder go over
-    every pixel again. Inside compressed data 0xFF is always escaped, so the marker's two
-    bytes only appear where a scan starts (or inside a metadata segment: counting those too
-    errs on the safe side)."""
+    """Count how many scans (SOS markers) a JPEG holds, at most.
+
+    Each one makes the decoder go over every pixel again. Inside compressed data 0xFF is
+    always escaped, so the marker's two bytes only appear where a scan starts (or inside a
+    metadata segment: counting those too errs on the safe side).
+    """
     return data.count(b"\xff\xda")
 
 
 def reencode(
     data: bytes, formats: list[str], max_pixels: int, max_scans: int
 ) -> tuple[str, tuple[int, int], bytes]:
-    """The image's format and size, and its first frame's pixels in that format: no EXIF, GPS
-    position, comment or ICC profile travels along, and no later frame of an animation is
-    ever decoded. What the pixels may cost is checked from the header before any is decoded:
-    their number and, for a JPEG, its number of scans."""
+    """Give the image's format and size, and its first frame's pixels in that format.
+
+    No EXIF, GPS position, comment or ICC profile travels along, and no later frame of an
+    animation is ever decoded. What the pixels may cost is checked from the header before
+    any is decoded: their number and, for a JPEG, its number of scans.
+    """
     from PIL import Image, UnidentifiedImageError  # here: the app imports UNREADABLE alone
 
     Image.MAX_IMAGE_PIXELS = max_pixels  # this process's own: a warning past it, an error at 2x

@@ -80,8 +80,8 @@ def clean(html: str) -> Markup:
 MAX_HTML_BYTES = 128 * 1024
 MAX_HTML_RATIO = 10
 MIN_HTML_BYTES = 4 * 1024
-#: CPU time a body may take to render (a 20 KB table of 3,300 rows takes 0.17 s; 19 KB of
-#: prose 0.03 s: `bench/hostile_costs.py`).
+#: CPU time a body may take to render: well above what long prose or a large table takes
+#: (docs/security.md has the measured costs, from `bench/hostile_costs.py`).
 MAX_RENDER_SECONDS = 0.4
 
 
@@ -90,8 +90,10 @@ class RenderTooCostly(ValueError):
 
 
 class _Budget:
-    """CPU time left to a render, read from the clock every CLOCK_EVERY steps (reading it is
-    a system call, dearer than a step)."""
+    """Track the CPU time left to a render.
+
+    The clock is read every CLOCK_EVERY steps: reading it is a system call, dearer than a step.
+    """
 
     CLOCK_EVERY = 64
 
@@ -116,9 +118,12 @@ _budget: ContextVar[_Budget | None] = ContextVar("markdown_budget", default=None
 
 
 def _past_deadline(*_state: Any) -> bool:
-    """A markdown-it rule tried before all others, at every block and inline position: it
-    matches nothing, but stops a render that has used up its CPU time (only ``check_cost``
-    gives a render a budget; pages render as before)."""
+    """Stop a render that ran out of time: a markdown-it rule tried before all others.
+
+    It is tried at every block and inline position and matches nothing, but stops a render
+    that has used up its CPU time (only ``check_cost`` gives a render a budget; pages render
+    as before).
+    """
     budget = _budget.get()
     if budget is not None:
         budget.check()
@@ -148,6 +153,7 @@ def _estimated_size(tokens: Iterable[Any]) -> int:
 
 def check_cost(text: str) -> int:
     """Render ``text`` as a page would and return the HTML's size, or raise RenderTooCostly.
+
     A body whose HTML would be too large is refused from its parsed tokens, before any of
     that HTML is made."""
     limit = html_limit(text)

@@ -1,9 +1,8 @@
-"""CSRF on every state-changing request, security headers on every response, and session
-cookies marked Secure behind https.
+"""CSRF, security headers on every response, session cookies marked Secure behind https.
 
 The headers are the same for every response, so they are built once, at import, and each
-response only copies them: a per-response policy builder (flask-talisman did this) was a
-fifth of what a small page cost.
+response only copies them: building the policy per response costs a noticeable share of a
+small page (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ from flask_wtf.csrf import CSRFProtect
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.wrappers import Response
-
-from flaskr.rendering import markdown
 
 csrf = CSRFProtect()
 
@@ -60,10 +57,12 @@ def refuse_non_form_bodies() -> None:
 
 
 class SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions, with the cookie marked Secure whenever the request came
-    over https (ProxyFix tells us when nginx terminated TLS), so one configuration serves both
-    http in tests and https live. A request without a cookie and a response with nothing to
-    write skip the signing machinery, which Flask's own builds for every request."""
+    """Flask's signed-cookie sessions, marked Secure whenever the request came over https.
+
+    ProxyFix tells us when nginx terminated TLS, so one configuration serves both http in
+    tests and https live. A request without a cookie and a response with nothing to write
+    skip the signing machinery, which Flask's own builds for every request.
+    """
 
     _serializer: tuple[Any, URLSafeTimedSerializer | None] = (None, None)
 
@@ -106,8 +105,5 @@ def add_security_headers(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    app.before_request(refuse_non_form_bodies)
-    app.after_request(add_security_headers)
-    csrf.init_app(app)
+    """Use the session cookie above; create_app registers this module's request hooks."""
     app.session_interface = SessionInterface()
-    app.jinja_env.filters["markdown"] = markdown

@@ -1,5 +1,7 @@
-"""Login throttling kept in the database, so it holds across every gunicorn worker and every
-instance sharing the database, and survives restarts.
+"""Login throttling kept in the database, shared by every worker and instance.
+
+It holds across every gunicorn worker and every instance sharing the database, and survives
+restarts.
 
 Guessing is bounded without handing anyone the power to lock someone else out (OWASP's
 device cookies, django-axes' username-and-address lockout):
@@ -99,8 +101,10 @@ def _limits(account: str, address: str, device: str | None) -> list[tuple[Column
 
 
 def begin(username: str) -> Attempt:
-    """Count a login attempt for ``username`` before its password is checked; refuse it
-    (``wait`` seconds) when this attempt would pass one of its limits."""
+    """Count a login attempt for ``username`` before its password is checked.
+
+    Refuse it (``wait`` seconds) when this attempt would pass one of its limits.
+    """
     account = username.lower()[:64]
     address = (request.remote_addr or "")[:64]
     device = trusted_device(account)
@@ -134,8 +138,10 @@ def forget(attempt: Attempt) -> None:
 
 
 def succeeded(attempt: Attempt) -> None:
-    """The password was right: forget this attempt and the earlier mistakes made from the
-    same place (this device, or this address), not strangers' failures elsewhere."""
+    """Forget this attempt, the password being right, and earlier mistakes from the same place.
+
+    The same place is this device, or this address; strangers' failures elsewhere stay.
+    """
     same_place = (
         LoginFailure.device == attempt.device
         if attempt.device is not None

@@ -1,5 +1,8 @@
 import importlib
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,3 +20,34 @@ def test_wsgi_entry_refuses_without_secret(monkeypatch) -> None:
     sys.modules.pop("flaskr.hello", None)
     with pytest.raises(RuntimeError, match="refusing to start without a real secret key"):
         importlib.import_module("flaskr.hello")
+
+
+def test_gunicorn_prints_a_wrong_setting_alone_and_stops(tmp_path) -> None:
+    """The seed's `gunicorn hello:app` with a bad value: one line naming it, no traceback."""
+    flaskr = Path(__file__).resolve().parent.parent / "flaskr"
+    env = {
+        **os.environ,
+        "FLASKR_SECRET_KEY": "g" * 16 + "0123456789abcdef",
+        "FLASKR_POSTS_PER_PAGE": "abc",
+        "FLASKR_INSTANCE_PATH": str(tmp_path / "instance"),
+    }
+    done = subprocess.run(
+        [
+            Path(sys.executable).parent / "gunicorn",
+            "--workers",
+            "1",
+            "--bind",
+            "127.0.0.1:0",
+            "hello:app",
+        ],
+        cwd=flaskr,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert "flaskr: FLASKR_POSTS_PER_PAGE must be a whole number of at least 1, not 'abc'.\n" in (
+        done.stderr
+    )

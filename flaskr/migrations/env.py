@@ -69,16 +69,21 @@ def run_migrations_offline():
 
 
 def include_name(name, type_, parent_names):
-    """Leave out of comparisons the title search index of migration 0005, which the models do
-    not describe: the FTS5 table with its shadow tables, and the pg_trgm index."""
+    """Leave out of comparisons the title search index of migration 0005.
+
+    The models do not describe it: the FTS5 table with its shadow tables, and the pg_trgm index.
+    """
     if type_ == "table":
         return not (name or "").startswith("post_search")
     return name != "ix_post_title_trgm"
 
 
 def include_object(object_, name, type_, reflected, compare_to):
-    """Leave the index on lower(username) of 0007 out on both sides: SQLite's reflection
-    cannot read an expression back (tests/test_auth.py checks that the index holds)."""
+    """Leave the index on lower(username) of 0007 out on both sides.
+
+    SQLite's reflection cannot read an expression back (tests/test_auth.py checks that the
+    index holds).
+    """
     return name != "uq_user_username_lower"
 
 

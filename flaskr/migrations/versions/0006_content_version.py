@@ -1,5 +1,7 @@
-"""A number the database raises on every change to what pages show, so that each worker may
-keep whole pages for visitors and know, with one read, whether they still hold (page_cache).
+"""A number the database raises on every change to what pages show.
+
+With it each worker may keep whole pages for visitors and know, with one read, whether they
+still hold (page_cache).
 
 Triggers, not application code, raise it: every writer (another worker, another instance,
 the CLI, plain SQL) is seen. On PostgreSQL the triggers run before each statement, so a

@@ -1,5 +1,4 @@
-"""Accounts: one name per person whatever its case, sessions that can be ended, accounts an
-admin can disable.
+"""Accounts: one name per person whatever its case, sessions that end, accounts disabled.
 
 - A unique index on ``lower(username)``: ``Alice`` and ``alice`` are one name. A database
   that already holds names differing only in case (the tutorial never prevented it) still

@@ -1,5 +1,7 @@
-"""Failed logins remember the trusted device they came from, if any: a browser that has logged
-in to an account before is counted on its own, so strangers guessing cannot lock it out.
+"""Failed logins remember the trusted device they came from, if any.
+
+A browser that has logged in to an account before is counted on its own, so strangers
+guessing cannot lock it out.
 
 Revision ID: 0008_login_attempt_device
 Revises: 0007_user_accounts

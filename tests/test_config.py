@@ -1,0 +1,216 @@
+"""Settings: defaults, the instance file and FLASKR_* variables, and what is refused at start."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from flask.cli import FlaskGroup
+
+from flaskr import create_app
+from flaskr.config import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "key", [None, "", "dev", "changeme", "short", " " * 16, "a" * 64, b"ab" * 20, "Change-Me"]
+)
+def test_refuses_to_start_without_a_real_secret_key(key) -> None:
+    with pytest.raises(ConfigError, match="FLASKR_SECRET_KEY"):
+        create_app({"SECRET_KEY": key})
+
+
+@pytest.mark.parametrize("setting", ["FLASKR_DEBUG", "FLASKR_TESTING"])
+def test_debug_or_testing_from_the_environment_does_not_skip_the_key_check(
+    monkeypatch, setting
+) -> None:
+    monkeypatch.setenv(setting, "true")
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "a" * 32)
+    with pytest.raises(ConfigError, match="10 of them different"):
+        create_app()
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "a" * 16 + "0123456789abcdef")
+    assert create_app().config[setting.removeprefix("FLASKR_")] is True
+
+
+def test_secret_key_from_environment(monkeypatch) -> None:
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "1234567890123456789")  # digits stay a string
+    app = create_app()
+    assert app.config["SECRET_KEY"] == "1234567890123456789"
+
+
+def test_secret_key_file(tmp_path: Path, monkeypatch) -> None:
+    key_file = tmp_path / "secret_key"
+    key_file.write_text("k" * 16 + "0123456789abcdef" + "\n")
+    monkeypatch.setenv("FLASKR_SECRET_KEY_FILE", str(key_file))
+    assert create_app().config["SECRET_KEY"] == "k" * 16 + "0123456789abcdef"
+
+
+def test_unreadable_secret_key_file_says_which(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FLASKR_SECRET_KEY_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="missing") as raised:
+        create_app()
+    message = str(raised.value)
+    assert f"as uid {os.getuid()}" in message and f"chmod 0444 {tmp_path / 'missing'}" in message
+
+
+def test_secret_key_from_systemd_credential(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "secret_key").write_text("c" * 16 + "0123456789abcdef")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert create_app().config["SECRET_KEY"] == "c" * 16 + "0123456789abcdef"
+
+
+def test_instance_config_file(tmp_path: Path) -> None:
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    (instance / "config.py").write_text(
+        "SECRET_KEY = 'i' * 16 + '0123456789abcdef'\nPOSTS_PER_PAGE = 3\n"
+    )
+    app = create_app()
+    assert app.config["POSTS_PER_PAGE"] == 3
+
+
+def test_default_database_is_sqlite_in_instance(tmp_path: Path) -> None:
+    app = create_app({"SECRET_KEY": "x" * 16 + "0123456789abcdef"})
+    expected = tmp_path / "instance" / "flaskr.sqlite"
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{expected}"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@h/db", "postgresql+psycopg://u:p@h/db"),
+        ("postgresql://u:p@h/db", "postgresql+psycopg://u:p@h/db"),
+        ("postgresql+psycopg://u:p@h/db", "postgresql+psycopg://u:p@h/db"),
+    ],
+)
+def test_database_url_from_environment(monkeypatch, given, expected) -> None:
+    monkeypatch.setenv("DATABASE_URL", given)
+    app = create_app({"SECRET_KEY": "x" * 16 + "0123456789abcdef"})
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == expected
+    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is True
+
+
+def test_flaskr_database_url_wins(monkeypatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://a/b")
+    monkeypatch.setenv("FLASKR_DATABASE_URL", "sqlite:////tmp/x.sqlite")
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "x" * 16 + "0123456789abcdef")
+    assert create_app().config["SQLALCHEMY_DATABASE_URI"] == "sqlite:////tmp/x.sqlite"
+
+
+def test_engine_options_add_to_the_defaults(monkeypatch) -> None:
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "x" * 16 + "0123456789abcdef")
+    monkeypatch.setenv("FLASKR_DATABASE_URL", "postgresql://u@h/db")
+    monkeypatch.setenv("FLASKR_SQLALCHEMY_ENGINE_OPTIONS", '{"pool_size": 5, "pool_recycle": 60}')
+    options = create_app().config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options == {"pool_pre_ping": True, "pool_size": 5, "pool_recycle": 60}
+
+
+def test_engine_options_must_be_an_object(monkeypatch) -> None:
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "x" * 16 + "0123456789abcdef")
+    monkeypatch.setenv("FLASKR_SQLALCHEMY_ENGINE_OPTIONS", "pool_size=5")
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        create_app()
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_a_command_says_why_the_key_is_unreadable_in_one_line(
+    tmp_path: Path, monkeypatch, log_format: str
+) -> None:
+    """`init-db` at a container's start: the log shows the file and the fix, not a traceback,
+    as a JSON line when the logs are JSON."""
+    monkeypatch.setenv("FLASKR_SECRET_KEY_FILE", str(tmp_path / "missing"))
+    monkeypatch.setenv("FLASKR_LOG_FORMAT", log_format)
+    result = CliRunner().invoke(FlaskGroup(create_app=create_app), ["init-db"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    why = f"flaskr: cannot read the secret key file {tmp_path / 'missing'}"
+    if log_format == "json":
+        [line] = result.output.splitlines()
+        assert json.loads(line)["message"].startswith(why)
+    else:
+        assert f"Error: {why}" in result.output
+
+
+KEY = "x" * 16 + "0123456789abcdef"
+LIST = 'a JSON list of strings, for example ["a", "b"]'
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "why"),
+    [
+        ("FLASKR_POSTS_PER_PAGE", "abc", "a whole number of at least 1, not 'abc'"),
+        ("FLASKR_POSTS_PER_PAGE", "0", "a whole number of at least 1, not 0"),
+        ("FLASKR_COMMENTS_PER_PAGE", "true", "a whole number of at least 1, not True"),
+        ("FLASKR_PAGE_CACHE_BYTES", "-1", "a whole number of at least 0, not -1"),
+        ("FLASKR_PROXY_FIX", "1.5", "a whole number of at least 0, not 1.5"),
+        ("FLASKR_LOGIN_FAILURES_GLOBAL", '"1000"', "a whole number of at least 1, not '1000'"),
+        ("FLASKR_PERMANENT_SESSION_LIFETIME", "1w", "a number of seconds, not '1w'"),
+        ("FLASKR_METRICS", "False", "true or false, not 'False'"),
+        ("FLASKR_LOG_FORMAT", "jsn", "json or text, not 'jsn'"),
+        ("FLASKR_LOG_LEVEL", "info", "a level such as DEBUG, INFO or WARNING, not 'info'"),
+        ("FLASKR_METRICS_ALLOW", "127.0.0.1", LIST + ", not '127.0.0.1'"),
+        ("FLASKR_TRUSTED_HOSTS", "[1]", LIST + ", not [1]"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_refused_at_start(monkeypatch, variable, value, why) -> None:
+    """A typo in a setting stops the server with the variable's name, rather than starting
+    one whose every page fails."""
+    monkeypatch.setenv("FLASKR_SECRET_KEY", KEY)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as raised:
+        create_app()
+    assert str(raised.value) == f"flaskr: {variable} must be {why}."
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "setting"),
+    [
+        ("FLASKR_POSTS_PER_PAGE", "7", 7),
+        ("FLASKR_METRICS", "true", True),
+        ("FLASKR_METRICS", "1", 1),  # as gunicorn.conf.py reads it too
+        ("FLASKR_PAGE_CACHE_SIZE", "0", 0),
+        ("FLASKR_LOG_LEVEL", "WARNING", "WARNING"),
+        ("FLASKR_LOG_LEVEL", "10", 10),
+        ("FLASKR_TRUSTED_HOSTS", '["blog.example.com"]', ["blog.example.com"]),
+        ("FLASKR_METRICS_ALLOW", '["10.0.0.1"]', ["10.0.0.1"]),
+    ],
+)
+def test_good_values_are_taken(monkeypatch, variable, value, setting) -> None:
+    monkeypatch.setenv("FLASKR_SECRET_KEY", KEY)
+    monkeypatch.setenv(variable, value)
+    assert create_app().config[variable.removeprefix("FLASKR_")] == setting
+
+
+def test_every_setting_has_its_default() -> None:
+    """Code reads every setting by name: each has a default, none is read with .get()."""
+    config = create_app({"SECRET_KEY": KEY}).config
+    assert config["ISOLATION_PAGE"] is False
+    assert config["SECRET_KEY_FILE"] is None and config["BACKUP_FOLDER"] is None
+    assert config["ADMINS"] is None and config["TRUSTED_HOSTS"] is None
+
+
+def test_a_wrong_value_stops_flask_run_with_one_line(tmp_path: Path) -> None:
+    """`flask run` says which variable is wrong, in one line and without a traceback."""
+    env = {
+        **os.environ,
+        "FLASKR_SECRET_KEY": KEY,
+        "FLASKR_POSTS_PER_PAGE": "abc",
+        "FLASKR_INSTANCE_PATH": str(tmp_path / "instance"),
+        "FLASKR_LOG_FORMAT": "text",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "flaskr", "run", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "Error: flaskr: FLASKR_POSTS_PER_PAGE must be a whole number of at least 1, not 'abc'."
+    )
