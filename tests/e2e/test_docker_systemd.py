@@ -30,7 +30,7 @@ from tests.e2e.conftest import ROOT, apt_install
 from tests.e2e.container_docker import DOCKER, DockerDaemon, build_image
 from tests.e2e.container_docker import ROOT as DOCKER_ROOT
 from tests.e2e.container_engines import debian_tarball
-from tests.e2e.host_machine import PATH, Machine
+from tests.e2e.host_machine import PATH, Machine, MachineError
 
 PACKAGES = "systemd,systemd-sysv,dbus,procps,docker.io,iptables"
 #: Where the checkout is bound (read-only) in the machine, for scripts/container.
@@ -82,20 +82,32 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
     work = tmp_path_factory.mktemp("docker-systemd")
     rootfs = work / "rootfs"
     rootfs.mkdir()
-    with tarfile.open(machine_tarball()) as tar:
-        tar.extractall(rootfs, filter="fully_trusted")  # our own mmdebstrap output
-    dropin = rootfs / "etc/systemd/system/docker.service.d/flaskr-e2e-cgroups.conf"
-    dropin.parent.mkdir(parents=True, exist_ok=True)
-    dropin.write_text(CGROUPS_WRITABLE)
+    # On a RAM disk: the machine and Docker's layers in it (some 1.3 GB in tens of thousands of
+    # files) go with one umount, where deleting them took 46 s. It outlives the reboot.
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4g,mode=0755", "flaskr-e2e-machine", str(rootfs)],
+        check=True,
+        timeout=30,
+    )
     booted = Machine(
         f"flaskr-e2e-{uuid.uuid4().hex[:8]}", rootfs, {ROOT: SOURCE}, work / "boot.log"
     )
     try:
+        with tarfile.open(machine_tarball()) as tar:
+            tar.extractall(rootfs, filter="fully_trusted")  # our own mmdebstrap output
+        dropin = rootfs / "etc/systemd/system/docker.service.d/flaskr-e2e-cgroups.conf"
+        dropin.parent.mkdir(parents=True, exist_ok=True)
+        dropin.write_text(CGROUPS_WRITABLE)
         boot(booted)
         yield booted
     finally:
+        # A clean shutdown first: Docker in the machine made its containers' cgroups in this
+        # host's hierarchy (no cgroup namespace), and removes them only when it stops them.
+        with contextlib.suppress(MachineError, subprocess.TimeoutExpired):
+            if booted.init_pid:
+                booted.poweroff(timeout=60)
         booted.kill()
-        shutil.rmtree(rootfs, ignore_errors=True)
+        subprocess.run(["umount", "--lazy", str(rootfs)], check=False, timeout=60)
 
 
 @pytest.fixture(scope="module")
