@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, jsonify, render_template, request
+from flask import current_app, g, jsonify, render_template, request
 from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
@@ -46,6 +46,9 @@ def handle_http_error(error: HTTPException) -> Response:
 def handle_database_unavailable(error: OperationalError) -> Response:
     """A database that is down or locked for too long is a 503 the client may retry."""
     current_app.logger.error("database unavailable: %s", error.orig)
+    # The page shows no user: the rollback expires the logged-in one, and reading it again
+    # would need the database that is down (a second error, then a 500).
+    g.user = None
     return handle_http_error(
         ServiceUnavailable("The database is busy or unavailable. Try again shortly.", retry_after=5)
     )

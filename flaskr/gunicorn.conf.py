@@ -211,3 +211,75 @@ def post_worker_init(worker):
     except ImportError:
         return
     hold_serving_lock(worker.wsgi)
+
+
+# A stop that drops no request. gunicorn's graceful stop closes the listening socket, and the
+# kernel resets every connection still queued on it, unread. A proxy cannot tell such a
+# request from one the app received, so it retries it elsewhere only when it may be sent twice
+# (never a POST): nginx answers 502. And connections keep coming while the workers exit (a
+# replica stays in compose's DNS until its container is gone). So on TERM the master first
+# shrinks the socket's queue to one connection: the kernel drops the first packet of any
+# other, whose client retries it a second later and finds the port closed, or the container
+# gone (refused, never sent: a proxy tries another replica). Then each worker, its last
+# request done, serves what is queued and closes its copy of the socket at once, so the last
+# one to do so leaves a window of microseconds, not the interpreter's exit. (A reload, HUP, or
+# max_requests ends workers the same way, the queue untouched; the others keep the socket.)
+
+
+def _drain(worker, deadline):
+    """Serve the connections queued on the worker's sockets, until none is or ``deadline``.
+
+    Returns how many were served.
+    """
+    import time
+
+    served = 0
+    for listener in worker.sockets:
+        listener.setblocking(False)
+        while time.monotonic() < deadline:
+            try:
+                worker.accept(listener)  # the sync worker's own: accept, then serve it
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                break
+            served += 1
+        listener.close()
+    return served
+
+
+def when_ready(server):
+    """Shrink the listening queue on a graceful stop (TERM), in the master.
+
+    This happens before gunicorn's own stop closes the socket; a fast stop (INT, QUIT) stays
+    as it is.
+    """
+    stop = server.stop
+
+    def queue_no_more_then_stop(graceful=True):
+        if graceful:
+            for listener in server.LISTENERS:
+                listener.listen(0)  # a queue of one: Linux takes one more than the backlog
+        stop(graceful)
+
+    server.stop = queue_no_more_then_stop
+
+
+def worker_exit(server, worker):
+    """Drain the queue in the worker, after its last request.
+
+    It may take half the time the master gives it (graceful_timeout) before it kills it. Not
+    in the master (which calls this hook too, for a worker that vanished), not for a worker
+    that never loaded the app, and for sync workers only: the others accept connections in
+    ways of their own.
+    """
+    import time
+
+    from gunicorn.workers.sync import SyncWorker
+
+    if isinstance(worker, SyncWorker) and worker.pid == os.getpid() and worker.booted:
+        started = time.monotonic()
+        served = _drain(worker, started + server.cfg.graceful_timeout / 2)
+        server.log.info(
+            "flaskr: served %d queued connection(s) in %.3f s before exiting",
+            served,
+            time.monotonic() - started,
+        )

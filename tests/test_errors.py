@@ -1,5 +1,6 @@
 import pytest
-from sqlalchemy import func, select
+from flask import g
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
 from flaskr.db import db
@@ -79,3 +80,23 @@ def test_redirects_are_not_errors(client) -> None:
 def test_bad_ids_are_404(client, auth, path) -> None:
     auth.login()
     assert client.post(path).status_code == 404
+
+
+def test_database_outage_is_503_for_a_logged_in_user_too(app, client, auth) -> None:
+    """The database goes away in the middle of a logged-in request: the error page must not
+    need it (the rollback expires the user that the page's header would show)."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @app.get("/outage")
+    def outage() -> str:
+        assert g.user is not None
+        # What a database that is down answers to every later query, g.user's refresh included.
+        db.session.execute(text("ALTER TABLE user RENAME TO user_gone"))
+        db.session.commit()
+        raise OperationalError("SELECT post", {}, Exception("server closed the connection"))
+
+    auth.login()
+    response = client.get("/outage")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert b"The database is busy or unavailable" in response.data

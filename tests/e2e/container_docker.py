@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "container"
 #: The client from Debian's docker.io: another docker (a newer client) may come first on PATH.
 DOCKER = "/usr/bin/docker"
 DOCKERD = "/usr/sbin/dockerd"
@@ -124,6 +125,19 @@ class DockerDaemon:
         self.proc = None
         if self.policy and forward_policy() != self.policy:
             subprocess.run(["iptables", "-P", "FORWARD", self.policy], check=True, timeout=30)
+
+
+def build_image(docker: DockerDaemon, image: str) -> None:
+    """`scripts/container build` through its Docker branch on the suite's dockerd, tagged
+    ``image``; the stand-in base image must be there (tests/e2e/test_container.py makes it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASKR_", "DOCKER_"))}
+    built = subprocess.run(  # noqa: S603
+        [str(SCRIPT), "build"],
+        env={**env, **docker.env(), "FLASKR_ENGINE": "docker", "FLASKR_IMAGE": image},
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    if built.returncode != 0:
+        pytest.fail(f"scripts/container build: {built.stderr[-3000:]}")
 
 
 class Registry:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,8 @@ import requests
 
 from tests.e2e.browser import Visitor, png
 from tests.e2e.conftest import ROOT, free_port
-from tests.e2e.container_docker import DockerDaemon
-from tests.e2e.container_engines import SCRIPT, debian_tarball
+from tests.e2e.container_docker import DockerDaemon, build_image
+from tests.e2e.container_engines import debian_tarball
 from tests.e2e.scale_helpers import loops, status, until
 
 COMPOSE = str(Path(sys.executable).parent / "docker-compose")
@@ -101,6 +102,28 @@ class Deployment:
         ).stdout
         return set(out.splitlines())
 
+    def problems(self) -> list[str]:
+        """What went wrong, as the servers saw it: nginx's error log, and the replicas' log
+        lines that are errors, answered 5xx or tell how gunicorn stopped."""
+        (proxy,) = self.containers("nginx")
+        lines = self.docker.cli("exec", proxy, "cat", "/var/log/nginx/error.log").stdout
+        found = [f"nginx: {line}" for line in lines.splitlines()]
+        for name in self.containers("app"):
+            logs = self.docker.cli("logs", name)
+            for line in (logs.stdout + logs.stderr).splitlines():
+                entry = json.loads(line) if line.startswith("{") else {"level": "?"}
+                stopping = any(
+                    word in str(entry.get("message"))
+                    for word in ("signal", "exiting", "queued", "Shutting", "Listening")
+                )
+                if (
+                    stopping
+                    or entry.get("level") in ("ERROR", "?")
+                    or str(entry.get("status")).startswith("5")
+                ):
+                    found.append(f"{name}: {line[:600]}")
+        return found
+
 
 @pytest.fixture(scope="module")
 def deployment(
@@ -112,12 +135,7 @@ def deployment(
     image = f"localhost/{project}:compose"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASKR_", "DOCKER_"))}
     env.update(docker_daemon.env())
-    built = subprocess.run(  # noqa: S603
-        [str(SCRIPT), "build"],
-        env={**env, "FLASKR_ENGINE": "docker", "FLASKR_IMAGE": image},
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    assert built.returncode == 0, built.stderr[-3000:]
+    build_image(docker_daemon, image)
     # A checkout's deploy/ with the two files the compose file asks for and git never holds.
     checkout = tmp_path_factory.mktemp("compose")
     shutil.copytree(ROOT / "deploy", checkout / "deploy")
@@ -187,12 +205,14 @@ def test_up_runs_three_replicas_behind_nginx(deployment: Deployment) -> None:
 
 def test_rolling_restart_fails_no_read_and_loses_no_write(deployment: Deployment) -> None:
     """Restart the replicas one at a time (`docker restart`, gunicorn's graceful stop) under
-    reads and writes through nginx, waiting for each to be healthy again: nginx retries a
-    refused connection on another replica, so no read fails. A POST already sent to a replica
-    that is stopping can be dropped with the connections queued on its socket, and nginx never
-    sends a POST twice: that write gets a 502 (never a false 302), and every acknowledged
-    write is in the database. (The hand-run fleet avoids those 502s by taking an instance out
-    of nginx before stopping it; compose's DNS offers no such step.)"""
+    reads and writes through nginx, waiting for each to be healthy again: no request fails,
+    POSTs included, and every acknowledged write is in the database. nginx retries a refused
+    connection on another replica, but never a POST it has sent; gunicorn's own stop would
+    reset the connections queued on its socket, sent POSTs among them (nginx: `recv() failed
+    (104: Connection reset by peer) while reading response header`, one 502 per replica).
+    flaskr/gunicorn.conf.py drains instead: on TERM the socket queues one connection at most
+    (the kernel drops the first packet of others, whose retry is refused: never sent), and the
+    workers serve every queued one before they close it."""
     base = deployment.base
     Visitor(base).register_and_login("rolling", "correct horse")
     urls = [f"{base}/", f"{base}/healthz", f"{base}/readyz"]
@@ -214,25 +234,25 @@ def test_rolling_restart_fails_no_read_and_loses_no_write(deployment: Deployment
         sent = reads.sent
         until(lambda: reads.sent >= sent + 30, 60, "load after the restarts")
     took = time.monotonic() - started
+    sent, failed = reads.sent + writes.tally.sent, reads.failed + writes.tally.failed
     print(
-        f"\ncompose rolling restart: {reads.sent} reads ({reads.failed} failed), "
-        f"{writes.tally.sent} writes ({writes.tally.failed} failed) in {took:.1f}s"
+        f"\ncompose rolling restart: {failed} requests failed of {sent} sent "
+        f"({reads.sent} reads, {writes.tally.sent} writes) in {took:.1f}s "
+        f"{dict(reads.reasons)} {dict(writes.tally.reasons)}"
     )
+    if failed:
+        print("\n".join(deployment.problems()))
     assert all(deployment.state(n)["StartedAt"] != before[n] for n in replicas)
     assert (reads.failed, dict(reads.reasons)) == (0, {})
-    assert set(writes.tally.reasons) <= {"502"}, dict(writes.tally.reasons)
-    assert writes.tally.failed <= max(2 * len(replicas), writes.tally.sent // 50), dict(
-        writes.tally.reasons
-    )
+    assert (writes.tally.failed, dict(writes.tally.reasons)) == (0, {})
     acknowledged = set(writes.acknowledged)
     assert acknowledged and acknowledged <= deployment.titles()
 
 
 def test_database_restart_under_load(deployment: Deployment) -> None:
-    """PostgreSQL stops and starts under reads and writes: /readyz through nginx is not 200
-    while it is down (503, or no answer within 5 s: a pooled connection to the stopped
-    container's address waits for TCP, where a local server refuses at once) and 200 once it
-    is back; no replica restarts; every acknowledged write is kept."""
+    """PostgreSQL stops and starts under reads and writes: while it is down every page answers
+    503 with Retry-After within seconds (never a 500 or a 502), /readyz says 503, and it says
+    200 once the database is back; no replica restarts; every acknowledged write is kept."""
     base = deployment.base
     Visitor(base).register_and_login("writer", "correct horse")
     replicas = {n: deployment.state(n)["StartedAt"] for n in deployment.containers("app")}
@@ -243,20 +263,29 @@ def test_database_restart_under_load(deployment: Deployment) -> None:
         until(lambda: len(writes.acknowledged) >= 10, 60, "writes before the restart")
         deployment.docker.cli("stop", db, timeout=60)
         down_at = time.monotonic()
-        seen = [status(f"{base}/readyz") for _ in range(3)]
+        pages = [requests.get(f"{base}/", timeout=5, headers={"Connection": "close"})]
+        pages.append(requests.get(f"{base}/readyz", timeout=5, headers={"Connection": "close"}))
         deployment.docker.cli("start", db, timeout=60)
         until(lambda: status(f"{base}/readyz") == 200, 90, "/readyz to say 200 again")
         outage = time.monotonic() - down_at
         after = len(writes.acknowledged)
         until(lambda: len(writes.acknowledged) >= after + 10, 60, "writes after the restart")
+    # Every failed request's status (or the client's exception when nothing answered).
+    answers = Counter(writes.tally.reasons)
+    for reason, count in reads.reasons.items():
+        answers[reason.split()[0]] += count
     print(
-        f"\ncompose database restart: /readyz while down {seen}; outage {outage:.1f}s; "
-        f"reads {reads.sent} sent, "
-        f"{reads.failed} failed; writes {writes.tally.sent} sent, {len(writes.acknowledged)} "
-        f"acknowledged, {writes.tally.failed} failed {dict(writes.tally.reasons)}"
+        f"\ncompose database restart: outage {outage:.1f}s; / and /readyz while down "
+        f"{[(r.status_code, r.headers.get('Retry-After')) for r in pages]}; "
+        f"{reads.sent} reads, {writes.tally.sent} writes ({len(writes.acknowledged)} "
+        f"acknowledged); failed: {dict(answers)}"
     )
-    assert 200 not in seen, seen
+    problems = "\n".join(deployment.problems())
+    assert [(r.status_code, r.headers.get("Retry-After")) for r in pages] == [
+        (503, "5"),
+        (503, None),
+    ], problems
+    assert answers and set(answers) == {"503"}, problems  # the outage was real, and clear
     assert {n: deployment.state(n)["StartedAt"] for n in replicas} == replicas
     acknowledged = set(writes.acknowledged)
     assert acknowledged <= deployment.titles()
-    assert reads.failed + writes.tally.failed > 0  # the outage was real

@@ -1,0 +1,97 @@
+"""flaskr/gunicorn.conf.py's worker_exit hook with gunicorn's own sync worker on real sockets:
+a stopping worker serves the requests queued on its socket instead of leaving them to be
+reset, then closes the socket, so later connections are refused (never sent)."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from gunicorn.config import Config
+from gunicorn.glogging import Logger
+from gunicorn.workers.sync import SyncWorker
+
+CONF = runpy.run_path(str(Path(__file__).parents[1] / "flaskr" / "gunicorn.conf.py"))
+REQUEST = b"POST /create HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\nhi"
+
+
+def hello(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "6")])
+    return [b"served"]
+
+
+@pytest.fixture
+def worker() -> Iterator[SyncWorker]:
+    """A booted sync worker of this process, listening on 127.0.0.1, not yet accepting."""
+    cfg = Config()
+    listener = socket.create_server(("127.0.0.1", 0))
+    booted = SyncWorker(0, os.getppid(), [listener], None, 30, cfg, Logger(cfg))
+    booted.wsgi = hello
+    booted.pid = os.getpid()
+    booted.booted = True
+    booted.alive = False  # told to stop
+    yield booted
+    booted.tmp.close()
+    listener.close()
+
+
+def queue(port: int, count: int) -> list[socket.socket]:
+    """Connections the kernel accepted and whose request was sent, none read by the app."""
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
+    for client in clients:
+        client.sendall(REQUEST)
+        # Done sending, as nginx is once it has sent a request: gunicorn's close need not
+        # wait for the client (it lingers up to 2 s to read what a client still sends).
+        client.shutdown(socket.SHUT_WR)
+    return clients
+
+
+def test_stopping_worker_serves_every_queued_request_then_closes(worker: SyncWorker) -> None:
+    (listener,) = worker.sockets
+    port = listener.getsockname()[1]
+    clients = queue(port, 3)
+    CONF["worker_exit"](SimpleNamespace(cfg=worker.cfg, log=worker.log), worker)
+    for client in clients:
+        with client:
+            answer = client.makefile("rb").read()
+        assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"served"), answer
+    assert listener.fileno() == -1
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def test_the_master_drains_nothing(worker: SyncWorker) -> None:
+    """gunicorn also calls the hook in the master, for a worker that is already gone."""
+    (listener,) = worker.sockets
+    worker.pid = os.getpid() + 1
+    (client,) = queue(listener.getsockname()[1], 1)
+    with client:
+        CONF["worker_exit"](SimpleNamespace(cfg=worker.cfg, log=worker.log), worker)
+        assert listener.fileno() != -1
+        accepted, _ = listener.accept()  # still queued, for the workers that live on
+        accepted.close()
+
+
+@pytest.mark.parametrize("graceful", [True, False])
+def test_a_graceful_stop_queues_no_more_connections(graceful: bool) -> None:
+    """The hook the master gets when ready: on TERM the queue takes one connection more, and
+    the kernel drops the first packet of the next (its client retries, then is refused);
+    INT and QUIT stop at once, as before."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:
+        address = listener.getsockname()
+        stops: list[bool] = []
+        master = SimpleNamespace(LISTENERS=[listener], stop=stops.append)
+        CONF["when_ready"](master)
+        master.stop(graceful)
+        assert stops == [graceful]
+        with socket.create_connection(address, timeout=5):  # queued
+            if graceful:
+                with pytest.raises(TimeoutError):
+                    socket.create_connection(address, timeout=0.5)
+            else:
+                socket.create_connection(address, timeout=5).close()
