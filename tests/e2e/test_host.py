@@ -1,4 +1,4 @@
-"""The host path (issue 4): scripts/install-host takes a bare Debian 12 with a real systemd
+"""The host path: scripts/install-host takes a bare Debian 12 with a real systemd
 to flaskr under systemd behind nginx, and the result survives reloads, kills, re-installs,
 upgrades and reboots without losing a request or a post. Then https as docs/deploy-host.md
 sets it up: certbot --nginx against pebble (a real ACME server, in the machine), upgrades and
