@@ -3,7 +3,7 @@ import sys
 from pathlib import Path
 
 from flaskr import create_app
-from tests.conftest import config_for, make_app
+from tests.helpers import config_for, make_app
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from flaskr.isolation import probe
-from tests.conftest import make_app
+from tests.helpers import make_app
 from tests.isolation import case
 
 
