@@ -2,7 +2,8 @@
 ("Needle in a haystack", the rare search term), with a tag, comments, a like and an image,
 so the post page shows every part. Prints its id as JSON.
 
-Run by bench/run.py with the project's venv and the same FLASKR_* environment as gunicorn."""
+Run by bench/data.py as ``python -m bench.extras`` from the checkout, with the project's
+venv and the same FLASKR_* environment as gunicorn."""
 
 from __future__ import annotations
 
