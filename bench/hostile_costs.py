@@ -16,8 +16,7 @@ from pathlib import Path
 from PIL import Image, ImageFilter
 
 from flaskr.rendering import RenderTooCostly, check_cost, markdown
-from tests.conftest import image_bytes
-from tests.test_rendering import reference_links
+from tests.helpers import image_bytes, reference_links
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,39 +4,26 @@
     .venv/bin/python -m bench.scale_out                    # wrk -t2 -c16 -d10s per row
     .venv/bin/python -m bench.scale_out --seconds 2 --posts 5
 
-It borrows the scale-out suite's launchers (a throwaway PostgreSQL cluster, gunicorn
-instances sharing a key file, nginx with swappable upstreams), so it needs the dev venv
-(./scripts/test --fast makes it), wrk, nginx and PostgreSQL (Debian's packages), and root for
-the cluster's ``postgres`` user. Everything listens on 127.0.0.1 and is stopped at the end.
+It borrows the e2e suites' launchers (a throwaway PostgreSQL cluster, gunicorn instances
+sharing a key file, nginx with swappable upstreams), so it needs the dev venv (pytest,
+requests), and root: for the cluster's ``postgres`` user, and to install wrk, nginx and
+PostgreSQL from Debian when they are missing. Everything listens on 127.0.0.1 and is stopped
+at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 from bench.data import flask_cmd
 from bench.load import run_wrk
 from bench.pages import Page
-from bench.servers import free_port
-from tests.e2e.scale_helpers import Fleet, fleet_env, nginx, postgres
-from tests.e2e.servers import postgres_bin
-
-PACKAGES = {"wrk": "wrk", "nginx": "nginx", "initdb": "postgresql"}
-
-
-def missing() -> list[str]:
-    """The Debian packages this benchmark needs that are not installed."""
-    found = {
-        "wrk": shutil.which("wrk"),
-        "nginx": shutil.which("nginx") or Path("/usr/sbin/nginx").exists(),
-        "initdb": postgres_bin(),
-    }
-    return [PACKAGES[c] for c, where in found.items() if not where]
+from tests.e2e.harness.packages import apt_install
+from tests.e2e.harness.postgres import postgres
+from tests.e2e.scale_helpers import Fleet, fleet_env, nginx
 
 
 def measure(seconds: int, connections: int, workers: int, posts: int) -> None:
@@ -45,7 +32,7 @@ def measure(seconds: int, connections: int, workers: int, posts: int) -> None:
     index = Page("index", "/")
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="flaskr-bench-")))
-        pg = stack.enter_context(postgres(free_port()))
+        pg = stack.enter_context(postgres())
         env = fleet_env(workdir, pg.url)
         flask_cmd(env, "init-db")
         flask_cmd(env, "seed", "--force", "--posts", str(posts))
@@ -65,21 +52,16 @@ def measure(seconds: int, connections: int, workers: int, posts: int) -> None:
                 )
 
 
-def main() -> int:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=10, help="wrk's time per row")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers per instance")
     parser.add_argument("--posts", type=int, default=30)
     args = parser.parse_args()
-    if lacking := missing():
-        print(
-            f"bench.scale_out: install first: apt-get install {' '.join(lacking)}", file=sys.stderr
-        )
-        return 2
+    apt_install("wrk", commands=("wrk",))  # nginx and PostgreSQL install themselves likewise
     measure(args.seconds, args.connections, args.workers, args.posts)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

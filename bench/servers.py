@@ -8,9 +8,7 @@ Every server started here is stopped however the run ends (``stop_all``, registe
 from __future__ import annotations
 
 import os
-import secrets
 import shlex
-import signal
 import subprocess
 import time
 import urllib.error
@@ -19,27 +17,22 @@ from pathlib import Path
 from typing import Any
 
 from bench.settings import BENCH, ROOT, VENV_BIN
+from tests.e2e.harness.ports import free_port
+from tests.e2e.harness.servers import SEED_FLAGS, app_env, children, stop
+from tests.e2e.harness.wait import until
 
 FLASKR_DIR = ROOT / "flaskr"
 #: Where gunicorn runs flaskr from: this checkout's flaskr/ unless --app-dir names a scratch
 #: copy (a changed app to compare; the data is still seeded by this checkout's flask seed).
 APP_DIR = [FLASKR_DIR]
-SEED_FLAGS = ["--workers", "3", "--timeout", "120"]
 
 RUNNING: set[Server] = set()
 
 
 def run_env(instance: Path | None = None) -> dict[str, str]:
-    """The environment a deployment gives flaskr: no FLASKR_*/DATABASE_URL from the caller
-    (a developer's PostgreSQL must not be benchmarked by accident), a real key, its instance."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("FLASKR_") and k != "DATABASE_URL"
-    }
-    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
-    env["FLASKR_SECRET_KEY"] = secrets.token_hex(32)
-    if instance is not None:
-        env["FLASKR_INSTANCE_PATH"] = str(instance)
-    return env
+    """The environment a deployment gives flaskr, without the caller's DATABASE_URL: a
+    developer's PostgreSQL must not be benchmarked by accident."""
+    return app_env(instance, keep_database_url=False)
 
 
 class Server:
@@ -82,45 +75,28 @@ class Server:
             )
         RUNNING.add(self)
         url = self.base + "/"
-        while True:
-            if self.process.poll() is not None:
+
+        def first_200() -> bool:
+            if self.process is None or self.process.poll() is not None:
                 raise RuntimeError(f"{self.name}: gunicorn exited; see {self.log_path}")
             try:
                 with urllib.request.urlopen(url, timeout=5) as r:
-                    if r.status == 200:
-                        return time.monotonic() - started
+                    return r.status == 200
             except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() - started > timeout:
-                raise RuntimeError(f"{self.name}: no 200 from {url} within {timeout}s")
-            time.sleep(0.005)
+                return False
+
+        # Polled every 5 ms: the launch time is one of the figures.
+        until(first_200, timeout, f"{self.name}'s first 200 on {url}", step=0.005)
+        return time.monotonic() - started
 
     def stop(self) -> None:
-        p = self.process
-        if p is not None and p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(5)
-            except ProcessLookupError:
-                pass
+        if self.process is not None:
+            stop(self.process)
         RUNNING.discard(self)
 
     def pids(self) -> tuple[int, list[int]]:
         assert self.process is not None
-        master = self.process.pid
-        workers = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                except OSError:
-                    continue
-                if int(stat.rsplit(")", 1)[1].split()[1]) == master:
-                    workers.append(int(entry))
-        return master, sorted(workers)
+        return self.process.pid, sorted(children(self.process.pid))
 
     def rss(self) -> dict[str, Any]:
         """RSS in MB of the master and of each worker (VmRSS; PSS too, which shares pages)."""
@@ -160,14 +136,6 @@ def pss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stop_all() -> None:

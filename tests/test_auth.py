@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from flaskr.db import db
 from flaskr.models import User
-from tests.conftest import AuthActions, make_app
+from tests.helpers import AuthActions, make_app
 
 
 def test_register(client, app) -> None:
@@ -273,7 +273,7 @@ def test_registering_a_name_makes_no_admin(tmp_path) -> None:
     """The old FLASKR_ADMINS named admins, so anyone could register one: it is refused now."""
     from flaskr import create_app
     from flaskr.config import ConfigError
-    from tests.conftest import config_for
+    from tests.helpers import config_for
 
     with pytest.raises(ConfigError, match="make-admin"):
         create_app(config_for(tmp_path, ADMINS=["admin"]))

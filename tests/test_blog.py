@@ -6,8 +6,7 @@ from sqlalchemy import func, select
 
 from flaskr.db import db
 from flaskr.models import Comment, Image, Like, Post, Tag
-from tests.conftest import image_bytes
-from tests.test_rendering import reference_links
+from tests.helpers import image_bytes, reference_links
 
 
 def count(app, model) -> int:

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from flaskr import create_app
 from flaskr.db import db
 from flaskr.models import Post, Tag, User, post_tag
-from tests.conftest import config_for
+from tests.helpers import config_for
 
 
 def test_create_user(runner, client, app) -> None:

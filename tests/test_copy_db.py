@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 from flaskr import create_app
 from flaskr.db import db, upgrade_schema
 from flaskr.models import Image, Post, User
-from tests.conftest import config_for, image_bytes
+from tests.helpers import config_for, image_bytes
 
 
 def migrated(tmp_path, name: str) -> str:

@@ -6,7 +6,7 @@ from sqlalchemy import inspect, select, text
 from flaskr import create_app
 from flaskr.db import MIGRATIONS, db, schema_revision, upgrade_schema
 from flaskr.models import Post, User
-from tests.conftest import TUTORIAL_DATA, config_for
+from tests.helpers import TUTORIAL_DATA, config_for
 
 #: The Flask tutorial's flaskr/schema.sql, verbatim.
 TUTORIAL_SCHEMA = """

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from flaskr import create_app
-from tests.conftest import config_for
+from tests.helpers import config_for
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -10,7 +10,7 @@ from flask.cli import FlaskGroup
 
 from flaskr import create_app
 from flaskr.config import ConfigError
-from tests.conftest import config_for, make_app
+from tests.helpers import config_for, make_app
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
-from tests.conftest import image_bytes, make_app
+from tests.helpers import image_bytes, make_app
 
 ROUTES = [
     "/",

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.conftest import make_app
+from tests.helpers import make_app
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from alembic.script import ScriptDirectory
 from flaskr import create_app
 from flaskr.db import MIGRATIONS, db
 from flaskr.health import head_revision
-from tests.conftest import config_for
+from tests.helpers import config_for
 
 
 def test_healthz(client) -> None:

@@ -6,7 +6,7 @@ import zlib
 import pytest
 from PIL import Image as PILImage
 
-from tests.conftest import image_bytes, repeated_scans_jpeg
+from tests.helpers import image_bytes, repeated_scans_jpeg
 
 
 def upload(client, data: bytes, name: str = "i.png"):

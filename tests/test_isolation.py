@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 
 from flaskr import isolation
-from tests.conftest import make_app
+from tests.helpers import make_app
 
 FIXTURES = Path(__file__).parent / "fixtures" / "isolation"
 

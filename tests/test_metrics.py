@@ -3,7 +3,7 @@ from types import SimpleNamespace
 from sqlalchemy.exc import DataError
 
 from flaskr.metrics import _count_database_error
-from tests.conftest import make_app
+from tests.helpers import make_app
 
 
 def test_metrics_off_by_default(client) -> None:

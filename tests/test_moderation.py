@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from flaskr.db import db
 from flaskr.models import Comment, Post, User
-from tests.conftest import AuthActions
+from tests.helpers import AuthActions
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image as PILImage
 
 from flaskr.reencode import Refused, reencode
-from tests.conftest import image_bytes, repeated_scans_jpeg
+from tests.helpers import image_bytes, repeated_scans_jpeg
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP"])

@@ -14,6 +14,7 @@ from flaskr.rendering import (
     html_limit,
     markdown,
 )
+from tests.helpers import reference_links
 
 XSS = [
     "<script>alert(1)</script>",
@@ -98,12 +99,6 @@ def test_tables_and_strikethrough() -> None:
     html = str(markdown("| a | b |\n|---|---|\n| 1 | 2 |\n\n~~gone~~"))
     assert "<table>" in html and "<td>1</td>" in html
     assert "<s>gone</s>" in html
-
-
-def reference_links(size: int, url_length: int) -> str:
-    """``[a]`` repeated, all pointing at one long reference: each copy repeats the URL."""
-    url = "https://example.com/" + "a" * url_length
-    return "[a]" * ((size - url_length - 40) // 3) + "\n\n[a]: " + url
 
 
 def test_reference_links_that_would_multiply_the_html_are_refused_before_rendering() -> None:

@@ -15,7 +15,7 @@ from PIL import Image as PILImage
 from PIL import ImageDraw, ImageOps
 from playwright.sync_api import ConsoleMessage, Page, Playwright
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.harness import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 #: From /work/shared/notes/browser.md. Playwright adds --headless itself (headless=True) and

@@ -1,17 +1,15 @@
 """Helpers for the container suite: podman or Docker driven through scripts/container inside a
-mount namespace that hides the host's Python, the stand-in base image, a terminal for
-`docker exec -it`, and a small HTTP client."""
+mount namespace that hides the host's Python, the stand-in base image, and a terminal for
+`docker exec -it`."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import glob
-import http.cookiejar
 import json
 import os
 import pty
-import re
 import select
 import shlex
 import shutil
@@ -22,9 +20,6 @@ import sys
 import tempfile
 import termios
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,8 +28,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.container_docker import DockerDaemon
+from tests.e2e.harness import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "container"
 
 PACKAGES = [
@@ -58,15 +53,6 @@ MIRROR = os.environ.get("FLASKR_E2E_DEBIAN_MIRROR", "http://deb.debian.org/debia
 #: Where the suite's podman keeps images: not the default storage of scripts/container, so
 #: the stand-in never shadows the real python image on a machine that can pull it.
 STORAGE = os.environ.get("FLASKR_E2E_PODMAN_ROOT", "/var/tmp/flaskr-podman-e2e")
-
-
-def deadline_loop(timeout: float, what: str, interval: float = 0.1) -> Iterator[None]:
-    """Yield until the caller breaks out; fail with ``what`` once ``timeout`` has passed."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        yield
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 # --- the host's Python, hidden ------------------------------------------------------------
@@ -368,92 +354,6 @@ def terminal_session(argv: list[str], env: dict[str, str], lines: list[str], tim
         os.close(master)
     assert typed == len(lines), seen.decode(errors="replace")
     return seen.decode(errors="replace").replace("\r", "")
-
-
-# --- a browser of sorts ------------------------------------------------------------------
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-@dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-
-CSRF = re.compile(r'name="csrf_token"[^>]*?value="([^"]+)"|value="([^"]+)"[^>]*?name="csrf_token"')
-
-
-class Browser:
-    """Cookies kept, redirects not followed (so a 302 is seen as one), CSRF tokens scraped."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect()
-        )
-
-    def request(
-        self, path: str, data: bytes | None = None, headers: dict[str, str] | None = None
-    ) -> Response:
-        req = urllib.request.Request(self.base + path, data=data, headers=headers or {})  # noqa: S310
-        try:
-            with self.opener.open(req, timeout=30) as r:
-                return Response(r.status, dict(r.headers), r.read())
-        except urllib.error.HTTPError as e:
-            with e:
-                return Response(e.code, dict(e.headers), e.read())
-
-    def get(self, path: str) -> Response:
-        return self.request(path)
-
-    def csrf(self, path: str) -> str:
-        page = self.get(path)
-        assert page.status == 200, (path, page.status)
-        match = CSRF.search(page.text)
-        assert match, f"no csrf_token on {path}"
-        return match.group(1) or match.group(2)
-
-    def post_form(
-        self, path: str, fields: dict[str, str], form_page: str | None = None
-    ) -> Response:
-        fields = {"csrf_token": self.csrf(form_page or path), **fields}
-        body = urllib.parse.urlencode(fields).encode()
-        return self.request(path, body, {"Content-Type": "application/x-www-form-urlencoded"})
-
-    def post_multipart(
-        self, path: str, fields: dict[str, str], files: dict[str, tuple[str, str, bytes]]
-    ) -> Response:
-        boundary = uuid.uuid4().hex
-        parts: list[bytes] = []
-        for name, value in {"csrf_token": self.csrf(path), **fields}.items():
-            parts.append(
-                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                f"{value}\r\n".encode()
-            )
-        for name, (filename, mimetype, content) in files.items():
-            parts.append(
-                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                f'filename="{filename}"\r\nContent-Type: {mimetype}\r\n\r\n'.encode()
-                + content
-                + b"\r\n"
-            )
-        parts.append(f"--{boundary}--\r\n".encode())
-        return self.request(
-            path, b"".join(parts), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-        )
-
-    def cookie_header(self) -> str:
-        return "; ".join(f"{c.name}={c.value}" for c in self.jar)
 
 
 # --- sockets seen from inside the container ------------------------------------------------

@@ -25,7 +25,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.harness import ROOT
+
 CLIENT = Path(__file__).with_name("host_client.py")
 CACHE = Path("/var/tmp/flaskr-host-test-cache")  # noqa: S108 - root-only CI cache
 SUITE = "bookworm"

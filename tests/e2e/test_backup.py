@@ -22,11 +22,13 @@ from sqlalchemy import create_engine, text
 
 from flaskr.backup import backups_in
 from flaskr.health import head_revision
-from tests.e2e.browser import Visitor, png
-from tests.e2e.conftest import free_port, wait_for_http
-from tests.e2e.load import Client, Load, Tally, Writer
-from tests.e2e.servers import ROOT, VENV_BIN, app_env, flask, gunicorn, init_db, postgresql
-from tests.e2e.test_faults import poll, record
+from tests.e2e.harness import ROOT, servers
+from tests.e2e.harness.http import Visitor
+from tests.e2e.harness.images import png
+from tests.e2e.harness.load import Client, Load, Tally, Writer, record
+from tests.e2e.harness.postgres import postgres
+from tests.e2e.harness.servers import VENV_BIN, app_env, flask, init_db
+from tests.e2e.harness.wait import until
 from tests.test_db import tutorial_database
 
 #: The schema revision this code migrates to: what a new backup records.
@@ -40,12 +42,8 @@ BEFORE, AFTER = 3.0, 2.0
 
 @contextmanager
 def serve(env: dict[str, str], log: Path) -> Iterator[str]:
-    port = free_port()
-    args = ["--workers", "3", "--timeout", "120", "--bind", f"127.0.0.1:{port}"]
-    with gunicorn(args, env, log):
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base + "/readyz", timeout=60)
-        yield base
+    with servers.serve(env, log, ready="/readyz", timeout=60) as server:
+        yield server.base
 
 
 def writers(base: str, tally: Tally) -> tuple[list[Writer], int, bytes]:
@@ -127,7 +125,7 @@ def drill(env: dict[str, str], fresh_env: dict[str, str], url: str, fresh_url: s
     tally = Tally()
     with serve(env, tmp_path / "gunicorn.log") as base:
         clients, image_post, image = writers(base, tally)
-        with Load(clients, Writer.step, 120) as load:
+        with Load.each(clients, Writer.step, 120) as load:
             time.sleep(BEFORE)
             backup_started = time.monotonic()
             summary = json.loads(flask(env, "backup", str(folder), "--json").stdout)
@@ -227,7 +225,7 @@ def kill_backup_when(env: dict[str, str], folder: Path, partial: str) -> None:
         start_new_session=True,
     )
     try:
-        poll(lambda: any(p.stat().st_size > 0 for p in folder.glob(partial)), 60, partial)
+        until(lambda: any(p.stat().st_size > 0 for p in folder.glob(partial)), 60, partial)
     finally:
         os.killpg(backup.pid, signal.SIGKILL)
         backup.wait(30)
@@ -265,8 +263,8 @@ def test_a_tutorial_backup_is_restored_migrated_and_served(tmp_path: Path) -> No
 
 @pytest.fixture(scope="module")
 def pg_cluster() -> Iterator[str]:
-    with postgresql(free_port()) as url:
-        yield url
+    with postgres() as pg:
+        yield pg.url
 
 
 def test_postgresql_restore_drill(pg_cluster: str, tmp_path: Path) -> None:

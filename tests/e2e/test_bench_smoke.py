@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from tests.e2e.conftest import ROOT, apt_install
+from tests.e2e.harness import ROOT
+from tests.e2e.harness.packages import apt_install
 
 MAIN_ROWS = [
     ("bare WSGI", "Hello, World!"),

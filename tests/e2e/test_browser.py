@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, Playwright, expect, sync_playwright
 
-from tests.e2e.browser import Visitor
 from tests.e2e.browser_helpers import (
     PHONE,
     ConsoleWatch,
@@ -25,10 +24,10 @@ from tests.e2e.browser_helpers import (
     screenshot_dir,
     writes_docs,
 )
-from tests.e2e.conftest import apt_install, free_port, wait_for_http
-from tests.e2e.servers import app_env, flask, gunicorn, init_db
+from tests.e2e.harness.http import Visitor
+from tests.e2e.harness.packages import apt_install
+from tests.e2e.harness.servers import app_env, flask, init_db, serve
 
-SEED_FLAGS = ["--workers", "3", "--timeout", "120"]
 PASSWORD = "correct horse battery"
 
 #: Older posts by another author, enough for a second page (five posts a page).
@@ -72,15 +71,9 @@ def site(tmp_path: Path) -> Iterator[Site]:
     """A new database and gunicorn as the seed runs it, on a free loopback port."""
     env = app_env(tmp_path / "instance")
     init_db(env)
-    port = free_port()
-    log = tmp_path / "gunicorn.log"
-    with gunicorn([*SEED_FLAGS, "--bind", f"127.0.0.1:{port}"], env, log) as process:
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_for_http(base + "/hello", timeout=90)  # three workers booting on a busy CI box
-        except pytest.fail.Exception:
-            pytest.fail(f"gunicorn (exit {process.poll()}) did not serve:\n{log.read_text()}")
-        yield Site(base, env)
+    # timeout: three workers booting on a busy CI box
+    with serve(env, tmp_path / "gunicorn.log", ready="/hello", timeout=90) as server:
+        yield Site(server.base, env)
 
 
 @pytest.fixture(scope="session")

@@ -23,11 +23,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.browser import Visitor, png
-from tests.e2e.conftest import ROOT, free_port
 from tests.e2e.container_docker import DockerDaemon
 from tests.e2e.container_engines import SCRIPT, debian_tarball
-from tests.e2e.scale_helpers import loops, status, until
+from tests.e2e.harness import ROOT
+from tests.e2e.harness.http import Visitor
+from tests.e2e.harness.images import png
+from tests.e2e.harness.load import Load, status, summary
+from tests.e2e.harness.ports import free_port
+from tests.e2e.harness.wait import until
 
 COMPOSE = str(Path(sys.executable).parent / "docker-compose")
 STAND_INS = Path(__file__).parent / "standins"
@@ -199,7 +202,7 @@ def test_rolling_restart_fails_no_read_and_loses_no_write(deployment: Deployment
     replicas = deployment.containers("app")
     before = {n: deployment.state(n)["StartedAt"] for n in replicas}
     started = time.monotonic()
-    with loops(max_seconds=300) as load:
+    with Load(seconds=300) as load:
         reads = load.readers(urls, threads=3)
         writes = load.writers(base, "rolling", "correct horse", threads=1)
         until(lambda: reads.sent >= 30 and writes.tally.sent >= 5, 60, "load to get going")
@@ -214,10 +217,7 @@ def test_rolling_restart_fails_no_read_and_loses_no_write(deployment: Deployment
         sent = reads.sent
         until(lambda: reads.sent >= sent + 30, 60, "load after the restarts")
     took = time.monotonic() - started
-    print(
-        f"\ncompose rolling restart: {reads.sent} reads ({reads.failed} failed), "
-        f"{writes.tally.sent} writes ({writes.tally.failed} failed) in {took:.1f}s"
-    )
+    print(summary("compose rolling restart", reads, writes, took))
     assert all(deployment.state(n)["StartedAt"] != before[n] for n in replicas)
     assert (reads.failed, dict(reads.reasons)) == (0, {})
     assert set(writes.tally.reasons) <= {"502"}, dict(writes.tally.reasons)
@@ -237,7 +237,7 @@ def test_database_restart_under_load(deployment: Deployment) -> None:
     Visitor(base).register_and_login("writer", "correct horse")
     replicas = {n: deployment.state(n)["StartedAt"] for n in deployment.containers("app")}
     (db,) = deployment.containers("db")
-    with loops(max_seconds=300) as load:
+    with Load(seconds=300) as load:
         reads = load.readers([f"{base}/"], threads=2)
         writes = load.writers(base, "writer", "correct horse", threads=2)
         until(lambda: len(writes.acknowledged) >= 10, 60, "writes before the restart")

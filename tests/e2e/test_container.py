@@ -25,21 +25,23 @@ import pytest
 from PIL import Image
 
 from flaskr import isolation
-from tests.e2e.conftest import ROOT, apt_install, free_port, wait_for_http
 from tests.e2e.container_docker import DockerDaemon, Registry
 from tests.e2e.container_docker import install_packages as install_docker
 from tests.e2e.container_engines import (
     SCRIPT,
-    Browser,
     Engine,
     HiddenPython,
-    deadline_loop,
     install_packages,
     tcp_sockets,
     terminal_session,
 )
+from tests.e2e.harness import ROOT
+from tests.e2e.harness.http import Visitor
+from tests.e2e.harness.load import Load, Tally, Writer
+from tests.e2e.harness.packages import apt_install
+from tests.e2e.harness.ports import free_port
+from tests.e2e.harness.wait import until, wait_for_http
 from tests.e2e.isolation_reports import is_gunicorn, isolation_out, save_report
-from tests.e2e.load import Load, Tally, Writer
 from tests.e2e.test_backup import AFTER, BEFORE, PASSWORD, acknowledged_before, writers
 
 #: What a checkout has but the build context never takes (see .dockerignore).
@@ -135,20 +137,20 @@ class Post:
     tag: str
     id: int
     image_size: tuple[int, int]
-    browser: Browser
+    browser: Visitor
 
 
 @pytest.fixture(scope="module")
 def post(site: Site) -> Post:
     """A person's whole flow: register, log in, create a post with an image and tags."""
-    browser = Browser(site.base)
+    browser = Visitor(site.base)
     suffix = uuid.uuid4().hex[:8]
     username, password = f"ada{suffix}", f"correct horse {suffix}"
     registered = browser.post_form("/auth/register", {"username": username, "password": password})
-    assert registered.status == 302, registered.text[:2000]
+    assert registered.status_code == 302, registered.text[:2000]
     assert registered.headers["Location"].endswith("/auth/login")
     logged_in = browser.post_form("/auth/login", {"username": username, "password": password})
-    assert logged_in.status == 302, logged_in.text[:2000]
+    assert logged_in.status_code == 302, logged_in.text[:2000]
     title, tag = f"Shipped in a container {suffix}", f"e2e{suffix}"
     created = browser.post_multipart(
         "/create",
@@ -159,9 +161,9 @@ def post(site: Site) -> Post:
         },
         {"image": ("dot.png", "image/png", png(40, 30))},
     )
-    assert created.status == 302, created.text[:2000]
+    assert created.status_code == 302, created.text[:2000]
     tagged = browser.get(f"/tag/{tag}")
-    assert tagged.status == 200
+    assert tagged.status_code == 200
     ids = set(re.findall(r'href="/(\d+)"', tagged.text))
     assert len(ids) == 1, ids
     return Post(username, password, title, tag, int(ids.pop()), (40, 30), browser)
@@ -169,16 +171,16 @@ def post(site: Site) -> Post:
 
 def check_post_readable(site: Site, post: Post) -> None:
     """The post's page, its tags and its image, as anyone sees them."""
-    visitor = Browser(site.base)
+    visitor = Visitor(site.base)
     page = visitor.get(f"/{post.id}")
-    assert page.status == 200
+    assert page.status_code == 200
     assert post.title in page.text
     assert f"/tag/{post.tag}" in page.text and "/tag/container" in page.text
     assert f"/{post.id}/image" in page.text
     image = visitor.get(f"/{post.id}/image")
-    assert image.status == 200
+    assert image.status_code == 200
     assert image.headers["Content-Type"] == "image/png"
-    assert Image.open(io.BytesIO(image.body)).size == post.image_size
+    assert Image.open(io.BytesIO(image.content)).size == post.image_size
     assert str(post.id) in visitor.get(f"/tag/{post.tag}").text
 
 
@@ -296,11 +298,13 @@ def test_the_secret_key_comes_from_outside_the_image(engine: Engine, site: Site)
 def test_healthcheck_uses_what_the_image_has(engine: Engine, site: Site) -> None:
     """podman runs the HEALTHCHECK on demand; Docker runs it every 30 s and `docker inspect`
     shows `starting` until the first run passes, then `healthy`."""
-    for _ in deadline_loop(75, "the HEALTHCHECK to pass", interval=1):
+
+    def healthy() -> bool:
         health = engine.script("health", FLASKR_CONTAINER=site.name).stdout.strip()
-        if health.splitlines()[-1:] == ["healthy"]:
-            break
-        assert health.splitlines()[-1:] == ["starting"], health
+        assert health.splitlines()[-1:] in (["healthy"], ["starting"]), health
+        return health.splitlines()[-1:] == ["healthy"]
+
+    until(healthy, 75, "the HEALTHCHECK to pass", step=1)
     if engine.kind == "docker":
         probes = json.loads(engine.cli("inspect", "--format", "{{json .State.Health}}", site.name))
         print("docker inspect .State.Health:", json.dumps(probes, indent=1))
@@ -334,14 +338,14 @@ def test_containers_starting_together_migrate_once(engine: Engine, image: str) -
         )
         assert outcomes == ["Initialized the database."] + ["The database is up to date."] * 2
         # All three serve the one database: a user registered on one logs in on another.
-        first = Browser(f"http://127.0.0.1:{ports[0]}")
+        first = Visitor(f"http://127.0.0.1:{ports[0]}")
         assert (
             first.post_form("/auth/register", {"username": "racer", "password": "a long password"})
-        ).status == 302
-        second = Browser(f"http://127.0.0.1:{ports[2]}")
+        ).status_code == 302
+        second = Visitor(f"http://127.0.0.1:{ports[2]}")
         assert (
             second.post_form("/auth/login", {"username": "racer", "password": "a long password"})
-        ).status == 302
+        ).status_code == 302
     finally:
         for started in starts:
             if started.poll() is None:
@@ -368,7 +372,7 @@ def test_backup_while_writing_and_restore_onto_a_fresh_volume(
     try:
         tally = Tally()
         clients, image_post, image_bytes = writers(live.base, tally)
-        with Load(clients, Writer.step, 120) as load:
+        with Load.each(clients, Writer.step, 120) as load:
             time.sleep(BEFORE)
             backup_started = time.monotonic()
             done = engine.script(
@@ -391,11 +395,11 @@ def test_backup_while_writing_and_restore_onto_a_fresh_volume(
             f" before the backup found after the restore; backup {summary}"
         )
         assert before and before <= found
-        visitor = Browser(fresh.base)
+        visitor = Visitor(fresh.base)
         login = visitor.post_form("/auth/login", {"username": "drill2", "password": PASSWORD})
-        assert login.status == 302 and login.headers["Location"] == "/", login.text[:500]
+        assert login.status_code == 302 and login.headers["Location"] == "/", login.text[:500]
         served = visitor.get(f"/{image_post}/image")
-        assert served.status == 200 and served.body == image_bytes
+        assert served.status_code == 200 and served.content == image_bytes
     finally:
         engine.remove_container(live.name)
         engine.remove_container(fresh.name)
@@ -403,7 +407,7 @@ def test_backup_while_writing_and_restore_onto_a_fresh_volume(
 
 def slow_login(site: Site, post: Post) -> tuple[socket.socket, bytes]:
     """A login POST whose body is only half sent: a worker sits reading it."""
-    browser = Browser(site.base)
+    browser = Visitor(site.base)
     token = browser.csrf("/auth/login")
     body = urllib.parse.urlencode(
         {"csrf_token": token, "username": post.username, "password": post.password}
@@ -426,23 +430,27 @@ def test_stop_finishes_the_request_in_flight_and_a_new_container_keeps_everythin
     with conn:
         # Wait until a worker has accepted the connection (the listener's backlog is empty)
         # and read what was sent, so the request is truly in flight when the stop begins.
-        for _ in deadline_loop(30, "a worker to take the slow request"):
+        def taken() -> bool:
             proc = engine.exec(
                 site.name, "sh", "-c", "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; true"
             ).stdout
             sockets = tcp_sockets(proc, 8000)
             listening = [rx for state, rx in sockets if state == "0A"]
             established = [rx for state, rx in sockets if state == "01"]
-            if listening == [0] and established and not any(established):
-                break
+            return listening == [0] and bool(established) and not any(established)
+
+        until(taken, 30, "a worker to take the slow request", step=0.1)
         # Read the log file itself: `podman logs` would wait for the lock `podman stop` holds.
         log_file = engine.log_path(site.name)
         started = time.monotonic()
         stopping = engine.popen("stop", FLASKR_CONTAINER=site.name)
         try:
-            for _ in deadline_loop(STOP_TIMEOUT, "gunicorn to receive SIGTERM"):
-                if "Handling signal: term" in log_file.read_text(errors="replace"):
-                    break
+            until(
+                lambda: "Handling signal: term" in log_file.read_text(errors="replace"),
+                STOP_TIMEOUT,
+                "gunicorn to receive SIGTERM",
+                step=0.1,
+            )
             assert stopping.poll() is None, "the container stopped before the request finished"
             conn.sendall(rest)
             response = b""
@@ -466,13 +474,13 @@ def test_stop_finishes_the_request_in_flight_and_a_new_container_keeps_everythin
     assert not engine.exists(site.name)
     fresh = start_site(engine, site.name, site.volume)
     check_post_readable(fresh, post)
-    again = Browser(fresh.base)
+    again = Visitor(fresh.base)
     assert (
         again.post_form("/auth/login", {"username": post.username, "password": post.password})
-    ).status == 302
+    ).status_code == 302
     # The same key file is mounted again, so the author's session cookie is still valid.
     post.browser.base = fresh.base
-    assert post.browser.get("/create").status == 200
+    assert post.browser.get("/create").status_code == 200
 
     # `upgrade` rebuilds (from cache here) and replaces the container on the same volume.
     engine.script(
@@ -506,7 +514,7 @@ def test_admin_command_upgrade_and_rollback_on_the_same_volume(
 
     def logs_in() -> bool:
         form = {"username": "ops", "password": password}
-        return Browser(site.base).post_form("/auth/login", form).status == 302
+        return Visitor(site.base).post_form("/auth/login", form).status_code == 302
 
     assert logs_in()
 
@@ -518,7 +526,7 @@ def test_admin_command_upgrade_and_rollback_on_the_same_volume(
     upgraded = engine.script("upgrade", timeout=900, checkout=newer, **settings)
     assert f"kept the image it replaces as {engine.previous}" in upgraded.stderr, upgraded.stderr
     wait_for_http(f"{site.base}/healthz", timeout=90)
-    assert Browser(site.base).get(f"/static/{marker}").status == 200 and logs_in()
+    assert Visitor(site.base).get(f"/static/{marker}").status_code == 200 and logs_in()
     assert inspect(engine.previous, "{{.Id}}") == old
     assert inspect(site.name, "{{.Image}}", "container") == inspect(image, "{{.Id}}") != old
 
@@ -527,7 +535,7 @@ def test_admin_command_upgrade_and_rollback_on_the_same_volume(
     wait_for_http(f"{site.base}/healthz", timeout=90)
     print(f"rollback to the previous image: {time.monotonic() - started:.1f}s\n{rolled.stderr}")
     assert f"which {engine.previous} knows" in rolled.stderr
-    assert Browser(site.base).get(f"/static/{marker}").status == 404 and logs_in()
+    assert Visitor(site.base).get(f"/static/{marker}").status_code == 404 and logs_in()
     assert inspect(site.name, "{{.Image}}", "container") == old
 
     # A database migrated past what the previous image knows: refused, the container untouched.
@@ -552,7 +560,7 @@ def test_admin_command_upgrade_and_rollback_on_the_same_volume(
     engine.script("start", **settings)
     wait_for_http(f"{site.base}/healthz", timeout=90)
     form = {"username": "ops2", "password": password}
-    assert Browser(site.base).post_form("/auth/login", form).status == 302
+    assert Visitor(site.base).post_form("/auth/login", form).status_code == 302
     engine.remove_container(site.name)
 
 
@@ -590,21 +598,21 @@ def test_isolation_report_from_the_serving_worker_and_the_host_beside_it(
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(f"{base}/healthz", timeout=90)
-        assert Browser(base).get("/admin/isolation.json").status == 404  # not for visitors
-        browser = Browser(base)
+        assert Visitor(base).get("/admin/isolation.json").status_code == 404  # not for visitors
+        browser = Visitor(base)
         password = f"correct horse {admin}"
         fields = {"username": admin, "password": password}
-        assert browser.post_form("/auth/register", fields).status == 302
+        assert browser.post_form("/auth/register", fields).status_code == 302
         # An admin by decision, made with the operator's command inside the container.
         engine.script(
             "engine", "exec", "--workdir", "/", name, "flask", "--app", "flaskr", "make-admin",
             admin,
         )  # fmt: skip
-        assert browser.post_form("/auth/login", fields).status == 302
+        assert browser.post_form("/auth/login", fields).status_code == 302
         answer = browser.get("/admin/isolation.json")
-        assert answer.status == 200, answer.text[:2000]
+        assert answer.status_code == 200, answer.text[:2000]
         assert answer.headers["Cache-Control"] == "no-store"
-        inside = json.loads(answer.body)
+        inside = json.loads(answer.content)
         # The same collector run with `docker exec` (`podman exec`): one more process.
         exec_report = json.loads(
             engine.script(

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import apt_install
 from tests.e2e.container_docker import ROOT as DOCKER_ROOT
 from tests.e2e.container_engines import debian_tarball
+from tests.e2e.harness.packages import apt_install
 from tests.e2e.host_machine import Machine
 
 PACKAGES = "systemd,systemd-sysv,dbus,procps,docker.io,iptables"

@@ -1,4 +1,4 @@
-"""Load and faults (issue 7): gunicorn with 3 workers on SQLite under concurrent writers, its
+"""Load and faults: gunicorn with 3 workers on SQLite under concurrent writers, its
 signals under a steady load (HUP, TERM, kill -9 of a worker), and a power cut of the whole
 app in the middle of a write burst. Each test prints its numbers and writes them to
 numbers.json in its pytest tmp dir."""
@@ -11,9 +11,8 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -23,46 +22,22 @@ from typing import Any
 import pytest
 from werkzeug.security import generate_password_hash
 
-from tests.e2e.browser import Visitor
-from tests.e2e.conftest import free_port, wait_for_http
-from tests.e2e.load import Client, Load, Reader, Tally, Writer, as_dicts
-from tests.e2e.servers import app_env, gunicorn, init_db
+from tests.e2e.harness import servers
+from tests.e2e.harness.http import Visitor
+from tests.e2e.harness.load import Client, Load, Reader, Tally, Writer, as_dicts, record
+from tests.e2e.harness.servers import Gunicorn, app_env, init_db
+from tests.e2e.harness.wait import until
 
-SEED_FLAGS = ["--workers", "3", "--timeout", "120"]
 PASSWORD = "load and faults"
 #: Requests served by the workers before a signal is sent, and after the service recovers.
 STEADY = 30
 
 
 @dataclass
-class Server:
-    process: subprocess.Popen
-    base: str
-    log: Path
+class Server(Gunicorn):
+    """The seed's gunicorn, and the SQLite database it serves."""
+
     db: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def workers(self) -> set[int]:
-        return children(self.pid)
-
-
-def children(pid: int) -> set[int]:
-    """The child processes of ``pid``: gunicorn's workers, for its master."""
-    try:
-        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
-    except FileNotFoundError:  # a kernel without CONFIG_PROC_CHILDREN
-        found = set()
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.add(int(stat.parent.name))
-        return found
 
 
 def sockets(pid: int) -> int:
@@ -80,14 +55,6 @@ def sockets(pid: int) -> int:
     return count
 
 
-def poll(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout}s")
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     env = app_env(tmp_path / "instance")
@@ -102,29 +69,15 @@ def db_path(env: dict[str, str]) -> Path:
 @contextmanager
 def serve(env: dict[str, str], log: Path) -> Iterator[Server]:
     """The seed's gunicorn (3 workers) on a free loopback port, once it answers /readyz."""
-    port = free_port()
-    args = [*SEED_FLAGS, "--bind", f"127.0.0.1:{port}"]
-    with gunicorn(args, env, log) as process:
-        server = Server(process, f"http://127.0.0.1:{port}", log, db_path(env))
-        wait_for_http(server.base + "/readyz", timeout=60)
-        poll(lambda: len(server.workers()) == 3, 60, "three workers")
+    with servers.serve(env, log, ready="/readyz", timeout=60) as started:
+        server = Server(started.process, started.port, log, db_path(env))
+        until(lambda: len(server.workers()) == 3, 60, "three workers")
         yield server
 
 
 def totals(tally: Tally, results: list) -> dict[str, Any]:
     """Requests sent, ok and failed (with the errors) among ``results``."""
     return tally.summary(results).get("all", {"sent": 0, "ok": 0, "failed": 0})
-
-
-def record(tmp_path: Path, name: str, numbers: dict[str, Any]) -> None:
-    """Print a test's numbers and keep them in numbers.json beside its other files."""
-    path = tmp_path / "numbers.json"
-    path.write_text(json.dumps(numbers, indent=2, sort_keys=True, default=str) + "\n")
-    print(f"\n{name} ({path}):")
-    for key, value in numbers.items():
-        if isinstance(value, dict) and "all" in value:  # a Tally summary: totals, then kinds
-            value = {"all": value["all"], **{k: v for k, v in value.items() if k != "all"}}
-        print(f"  {key}: {json.dumps(value, default=str)}")
 
 
 def query(db: Path, sql: str) -> list[tuple]:
@@ -182,15 +135,22 @@ def seed_users(db: Path, names: list[str]) -> dict[str, int]:
     return ids
 
 
+def seed_writers(env: dict[str, str], prefix: str, count: int) -> list[str]:
+    """The names of ``count`` users seeded for writing: PREFIX00, PREFIX01, ..."""
+    names = [f"{prefix}{i:02d}" for i in range(count)]
+    seed_users(db_path(env), names)
+    return names
+
+
 def log_lines(log: Path) -> Iterator[tuple[str, dict[str, Any] | None]]:
     """Each line of the gunicorn log, with its JSON object when it is one (the default
     format) and None when it is gunicorn's text format (FLASKR_LOG_FORMAT=text)."""
     for line in log.read_text(errors="replace").splitlines():
         try:
-            record = json.loads(line)
+            entry = json.loads(line)
         except ValueError:
-            record = None
-        yield line, record if isinstance(record, dict) else None
+            entry = None
+        yield line, entry if isinstance(entry, dict) else None
 
 
 ACCESS_TEXT = re.compile(r'"([A-Z]+) (\S+) HTTP/1\.[01]" (\d{3}) ')
@@ -199,12 +159,12 @@ ACCESS_TEXT = re.compile(r'"([A-Z]+) (\S+) HTTP/1\.[01]" (\d{3}) ')
 def access_log(log: Path) -> list[tuple[str, str, int]]:
     """(method, path with query, status) of every request a worker answered."""
     out = []
-    for line, record in log_lines(log):
-        if record is not None:
-            if record.get("logger") == "gunicorn.access" and "status" in record:
-                query = record.get("query") or ""
-                path = record["path"] + ("?" + query if query else "")
-                out.append((record["method"], path, int(record["status"])))
+    for line, entry in log_lines(log):
+        if entry is not None:
+            if entry.get("logger") == "gunicorn.access" and "status" in entry:
+                query = entry.get("query") or ""
+                path = entry["path"] + ("?" + query if query else "")
+                out.append((entry["method"], path, int(entry["status"])))
         elif found := ACCESS_TEXT.search(line):
             out.append((found.group(1), found.group(2), int(found.group(3))))
     return out
@@ -218,7 +178,7 @@ def log_problems(log: Path) -> list[str]:
     return problems[:20]
 
 
-# --- 7. Concurrent writes ---------------------------------------------------------------------
+# --- Concurrent writes -----------------------------------------------------------------------
 
 CLIENTS = 50
 WRITE_SECONDS = 20
@@ -226,13 +186,12 @@ WRITE_SECONDS = 20
 
 def test_concurrent_writes_are_all_stored(env, tmp_path: Path) -> None:
     tally = Tally()
-    names = [f"writer{i:02d}" for i in range(CLIENTS)]
-    seed_users(db_path(env), names)
+    names = seed_writers(env, "writer", CLIENTS)
     with serve(env, tmp_path / "gunicorn.log") as server:
         setup_started = time.monotonic()
         clients = logged_in_writers(server, tally, names)
         setup_seconds = time.monotonic() - setup_started
-        with Load(clients, Writer.step, WRITE_SECONDS) as load:
+        with Load.each(clients, Writer.step, WRITE_SECONDS) as load:
             load.wait()
     counts, missing = check_writes(tally, server.db)
     summary = tally.summary()
@@ -275,7 +234,7 @@ def logged_in_writers(server: Server, tally: Tally, names: list[str]) -> list[Wr
     return [Writer(c, post_ids, seed=i) for i, c in enumerate(clients)]
 
 
-# --- 8. Signals under a steady load ---------------------------------------------------------
+# --- Signals under a steady load ------------------------------------------------------------
 
 READERS = 6
 
@@ -304,10 +263,15 @@ def seed_pages(db: Path) -> int:
     return big
 
 
-def readers(server: Server, tally: Tally, big: int) -> list[Reader]:
-    """Anonymous clients looping over the index and a bigger page: a long post with comments."""
+@contextmanager
+def steady_reads(server: Server, tally: Tally, big: int) -> Iterator[Load]:
+    """Anonymous clients looping over the index and a bigger page (a long post with
+    comments), from the moment STEADY of their requests have been served."""
     paths = {"index": "/", "big page": f"/{big}"}
-    return [Reader(Client(server.base, tally, f"c{i}"), paths) for i in range(READERS)]
+    clients = [Reader(Client(server.base, tally, f"c{i}"), paths) for i in range(READERS)]
+    with Load.each(clients, Reader.step, 120) as load:
+        load.wait_for(lambda: tally.count(ok=True) >= STEADY, 60, "steady load")
+        yield load
 
 
 def served(log: Path) -> dict[str, int]:
@@ -318,23 +282,20 @@ def served(log: Path) -> dict[str, int]:
 def test_hup_reloads_without_failing_a_request(env, tmp_path: Path) -> None:
     tally = Tally()
     big = seed_pages(db_path(env))
-    with serve(env, tmp_path / "gunicorn.log") as server:
-        clients = readers(server, tally, big)
-        with Load(clients, Reader.step, 120) as load:
-            load.wait_for(lambda: tally.count(ok=True) >= STEADY, 60, "steady load")
-            old = server.workers()
-            hup = time.monotonic()
-            os.kill(server.pid, signal.SIGHUP)
+    with serve(env, tmp_path / "gunicorn.log") as server, steady_reads(server, tally, big) as load:
+        old = server.workers()
+        hup = time.monotonic()
+        os.kill(server.pid, signal.SIGHUP)
 
-            def replaced() -> bool:
-                now = server.workers()
-                return len(now) == 3 and not now & old
+        def replaced() -> bool:
+            now = server.workers()
+            return len(now) == 3 and not now & old
 
-            reloaded = load.wait_for(replaced, 60, "three new workers after HUP")
-            new = server.workers()
-            load.wait_for(
-                lambda: tally.count(ok=True, since=reloaded) >= STEADY, 60, "load after reload"
-            )
+        reloaded = load.wait_for(replaced, 60, "three new workers after HUP")
+        new = server.workers()
+        load.wait_for(
+            lambda: tally.count(ok=True, since=reloaded) >= STEADY, 60, "load after reload"
+        )
     numbers = {
         "requests": tally.summary(),
         "during_reload": tally.summary(r for r in tally.results if r.ended > hup),
@@ -354,9 +315,7 @@ def test_kill_9_of_a_worker_fails_at_most_its_request(env, tmp_path: Path) -> No
     big = seed_pages(db_path(env))
     with serve(env, tmp_path / "gunicorn.log") as server:
         idle = min(sockets(pid) for pid in server.workers())
-        clients = readers(server, tally, big)
-        with Load(clients, Reader.step, 120) as load:
-            load.wait_for(lambda: tally.count(ok=True) >= STEADY, 60, "steady load")
+        with steady_reads(server, tally, big) as load:
             old = server.workers()
             victim = 0
 
@@ -402,18 +361,15 @@ def test_kill_9_of_a_worker_fails_at_most_its_request(env, tmp_path: Path) -> No
 def test_term_finishes_requests_in_flight_and_exits_0(env, tmp_path: Path) -> None:
     tally = Tally()
     big = seed_pages(db_path(env))
-    with serve(env, tmp_path / "gunicorn.log") as server:
-        clients = readers(server, tally, big)
-        with Load(clients, Reader.step, 120) as load:
-            load.wait_for(lambda: tally.count(ok=True) >= STEADY, 60, "steady load")
-            term = time.monotonic()
-            server.process.send_signal(signal.SIGTERM)
-            code = server.process.wait(30)
-            exited = time.monotonic()
-            # A moment more of load: the clients now find nothing listening.
-            load.wait_for(
-                lambda: tally.count(ok=False, since=exited) >= READERS, 30, "refusals after exit"
-            )
+    with serve(env, tmp_path / "gunicorn.log") as server, steady_reads(server, tally, big) as load:
+        term = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        code = server.process.wait(30)
+        exited = time.monotonic()
+        # A moment more of load: the clients now find nothing listening.
+        load.wait_for(
+            lambda: tally.count(ok=False, since=exited) >= READERS, 30, "refusals after exit"
+        )
     results = tally.results
     answered = served(server.log)
     before = [r for r in results if r.started < term]
@@ -447,7 +403,7 @@ def test_term_finishes_requests_in_flight_and_exits_0(env, tmp_path: Path) -> No
     assert not log_problems(server.log), log_problems(server.log)
 
 
-# --- 9. Durability --------------------------------------------------------------------------
+# --- Durability -----------------------------------------------------------------------------
 
 BURST_WRITERS = 12
 #: Writes acknowledged before the power cut.
@@ -456,16 +412,15 @@ BEFORE_CUT = 150
 
 def test_power_cut_in_a_write_burst_keeps_every_acknowledged_write(env, tmp_path: Path) -> None:
     tally = Tally()
-    names = [f"burst{i:02d}" for i in range(BURST_WRITERS)]
-    seed_users(db_path(env), names)
+    names = seed_writers(env, "burst", BURST_WRITERS)
     with serve(env, tmp_path / "gunicorn.log") as server:
         clients = logged_in_writers(server, tally, names)
-        with Load(clients, Writer.step, 120) as load:
+        with Load.each(clients, Writer.step, 120) as load:
             load.wait_for(lambda: tally.count(ok=True) >= BEFORE_CUT, 60, "write burst")
             cut = time.monotonic()
             os.killpg(server.pid, signal.SIGKILL)  # master and workers, as a power cut would
             server.process.wait(10)
-            poll(lambda: not server.workers(), 10, "workers gone")
+            until(lambda: not server.workers(), 10, "workers gone")
             load.wait_for(
                 lambda: tally.count(ok=False, since=cut) >= BURST_WRITERS, 30, "writes refused"
             )

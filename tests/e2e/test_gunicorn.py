@@ -9,17 +9,25 @@ import signal
 import socket
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.e2e.browser import Visitor, png
-from tests.e2e.conftest import free_port, wait_for_http
-from tests.e2e.servers import ROOT, app_env, gunicorn, init_db, stop, wait_for_file
-
-SEED_FLAGS = ["--workers", "3", "--timeout", "120"]
+from tests.e2e.harness import ROOT
+from tests.e2e.harness.http import Visitor
+from tests.e2e.harness.images import png
+from tests.e2e.harness.ports import free_port
+from tests.e2e.harness.servers import (
+    SEED_FLAGS,
+    app_env,
+    children,
+    gunicorn,
+    init_db,
+    running,
+    serve,
+)
+from tests.e2e.harness.wait import until, wait_for_http
 
 
 @pytest.fixture
@@ -31,11 +39,8 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 def test_seed_tcp_command_serves_a_whole_visit(env, tmp_path: Path) -> None:
     """`gunicorn --workers 3 --timeout 120 --bind ADDR:PORT hello:app` (on loopback here)."""
-    port = free_port()
-    with gunicorn([*SEED_FLAGS, "--bind", f"127.0.0.1:{port}"], env, tmp_path / "log"):
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base + "/hello")
-        visitor = Visitor(base)
+    with serve(env, tmp_path / "log", ready="/hello") as server:
+        visitor = Visitor(server.base)
         visitor.register_and_login("alice", "correct horse")
         visitor.create_post("From gunicorn", "Some **markdown**", "seed, gunicorn", png())
         post_id = visitor.post_id("From gunicorn")
@@ -54,11 +59,9 @@ def test_seed_tcp_command_serves_a_whole_visit(env, tmp_path: Path) -> None:
 
 
 def test_metrics_cover_every_worker(env, tmp_path: Path) -> None:
-    port = free_port()
     env = {**env, "FLASKR_METRICS": "true"}
-    with gunicorn([*SEED_FLAGS, "--bind", f"127.0.0.1:{port}"], env, tmp_path / "log"):
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base + "/hello")
+    with serve(env, tmp_path / "log", ready="/hello") as server:
+        base = server.base
         before = hello_count(requests.get(base + "/metrics", timeout=10).text)
         for _ in range(60):  # new connections each time: gunicorn's sync workers take turns
             response = requests.get(base + "/hello", headers={"X-Request-ID": "e2e-1"}, timeout=10)
@@ -82,10 +85,10 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 
 def test_seed_socket_command(env, tmp_path: Path) -> None:
     """`gunicorn --workers 3 --bind unix:flaskr.sock -m 007 --timeout 120 hello:app`."""
-    sock = Path(__file__).resolve().parents[2] / "flaskr" / "flaskr.sock"
+    sock = ROOT / "flaskr" / "flaskr.sock"
     args = ["--workers", "3", "--bind", "unix:flaskr.sock", "-m", "007", "--timeout", "120"]
     with gunicorn(args, env, tmp_path / "log"):
-        wait_for_file(sock)
+        until(sock.exists, 20, str(sock))
         mode = sock.stat().st_mode
         assert stat.S_ISSOCK(mode)
         assert stat.filemode(mode) == "srwxrwx---"  # umask 007: owner and group only
@@ -118,22 +121,16 @@ def test_term_during_start_up_migrations_stops_cleanly(tmp_path: Path) -> None:
     env = app_env(tmp_path / "instance", FLASKR_MIGRATE_ON_START="1")
     port = free_port()
     with gunicorn([*SEED_FLAGS, "--bind", f"127.0.0.1:{port}"], env, tmp_path / "log") as p:
-        deadline = time.monotonic() + 60
-        while not any(b"init-db" in cmdline(child) for child in children(p.pid)):
-            assert p.poll() is None and time.monotonic() < deadline, "init-db never started"
-            time.sleep(0.02)
+
+        def migrating() -> bool:
+            assert p.poll() is None, "gunicorn exited before init-db started"
+            return any(b"init-db" in cmdline(child) for child in children(p.pid))
+
+        until(migrating, 60, "init-db to start", step=0.02)
         p.send_signal(signal.SIGTERM)
         assert p.wait(60) == 0
     assert (tmp_path / "instance" / "flaskr.sqlite").exists()  # the migration finished
     assert "Booting worker" not in (tmp_path / "log").read_text()
-
-
-def children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(c) for c in text.split()]
 
 
 def cmdline(pid: int) -> bytes:
@@ -153,15 +150,8 @@ def test_serve_keeps_its_files_private_and_warns_beyond_loopback(tmp_path: Path)
     del env["FLASKR_SECRET_KEY"]  # serve makes one
     port = free_port()
     serve = [str(ROOT / "scripts" / "serve")]
-    with open(tmp_path / "out", "wb") as out:
-        process = subprocess.Popen(
-            serve, env={**env, "FLASKR_BIND": f"127.0.0.1:{port}"}, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
+    with running(serve, tmp_path / "out", env={**env, "FLASKR_BIND": f"127.0.0.1:{port}"}):
         wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=120)
-    finally:
-        stop(process)
     assert "WARNING" not in (tmp_path / "out").read_text()
     assert stat.S_IMODE(instance.stat().st_mode) == 0o700
     for name in ("flaskr.sqlite", "secret_key"):
@@ -181,22 +171,21 @@ def test_hup_serves_new_app_code_from_workers_sharing_the_libraries(env, tmp_pat
     after a HUP the new workers run the app's new code."""
     app_dir = tmp_path / "copy" / "flaskr"
     shutil.copytree(
-        Path(__file__).resolve().parents[2] / "flaskr",
+        ROOT / "flaskr",
         app_dir,
         ignore=shutil.ignore_patterns("__pycache__", "*.sock"),
     )
-    port = free_port()
-    args = [*SEED_FLAGS, "--bind", f"127.0.0.1:{port}"]
-    with gunicorn(args, env, tmp_path / "log", app_dir=app_dir) as master:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base + "/hello")
+    with serve(env, tmp_path / "log", ready="/hello", app_dir=app_dir) as server:
+        base, master = server.base, server.process
         assert requests.get(base + "/hello", timeout=10).text == "Hello, World!"
         loaded = Path(f"/proc/{master.pid}/maps").read_text()
         assert "sqlalchemy" in loaded and "nh3" in loaded  # their native parts, mapped once
         factory = app_dir / "__init__.py"
         factory.write_text(factory.read_text().replace('"Hello, World!"', '"Hello, HUP!"'))
         master.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 60
-        while requests.get(base + "/hello", timeout=10).text != "Hello, HUP!":
-            assert time.monotonic() < deadline, "no worker on the new code 60 s after HUP"
-            time.sleep(0.2)
+        until(
+            lambda: requests.get(base + "/hello", timeout=10).text == "Hello, HUP!",
+            60,
+            "a worker on the new code after HUP",
+            step=0.2,
+        )

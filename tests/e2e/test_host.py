@@ -32,7 +32,8 @@ from urllib.parse import urljoin
 import pytest
 
 from flaskr import isolation
-from tests.e2e.conftest import ROOT, apt_install
+from tests.e2e.harness import ROOT
+from tests.e2e.harness.packages import apt_install
 from tests.e2e.host_machine import (
     Machine,
     copy_checkout,

@@ -8,7 +8,6 @@ neighbours. The figures are printed (`pytest -s`); docs/security.md quotes them.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import time
@@ -17,14 +16,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from PIL import Image as PILImage
 
-from tests.conftest import image_bytes, repeated_scans_jpeg
-from tests.e2e.browser import TOKEN, Visitor
-from tests.e2e.conftest import free_port, wait_for_http
-from tests.e2e.servers import app_env, gunicorn, init_db
+from tests.e2e.harness.http import Visitor
+from tests.e2e.harness.servers import app_env, children, init_db, serve
+from tests.helpers import image_bytes, reference_links, repeated_scans_jpeg
 from tests.test_images import gif_with_a_long_comment, jpeg_after_fill_bytes, png_after_empty_chunks
-from tests.test_rendering import reference_links
 
 #: Refused from the header or the form, before any real work.
 QUICK = 0.3
@@ -41,23 +37,18 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Visito
     tmp = tmp_path_factory.mktemp("hostile")
     env = app_env(tmp / "instance")
     init_db(env)
-    port = free_port()
-    args = ["--workers", "3", "--timeout", "120", "--bind", f"127.0.0.1:{port}"]
-    with gunicorn(args, env, tmp / "log") as server:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base + "/healthz")
-        visitor = Visitor(base)
+    with serve(env, tmp / "log") as server:
+        visitor = Visitor(server.base)
         visitor.register_and_login("mallory", "correct horse battery")
         visitor.create_post("target", "a post to comment on")
-        yield base, visitor, server.pid
+        yield server.base, visitor, server.pid
 
 
 def server_cpu(master: int, own: bool = False) -> float:
     """CPU seconds used so far by gunicorn's master, its workers and the children the workers
     have waited for (the image re-encoder); with ``own``, by the master and workers alone."""
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
     total = 0
-    for pid in [master, *map(int, children)]:
+    for pid in [master, *children(master)]:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total += sum(int(f) for f in fields[11 : 13 if own else 15])  # utime stime cutime cstime
     return total / TICK
@@ -65,9 +56,7 @@ def server_cpu(master: int, own: bool = False) -> float:
 
 def bilevel_png(size: tuple[int, int]) -> bytes:
     """Many pixels in few bytes: one bit each, all the same."""
-    out = io.BytesIO()
-    PILImage.new("1", size).save(out, "PNG")
-    return out.getvalue()
+    return image_bytes("PNG", size, mode="1")
 
 
 def timed(
@@ -83,15 +72,8 @@ def timed(
 
 def post_form(visitor: Visitor, data: dict, files: dict | None = None, path: str = "/create"):
     """POST a form with a token taken beforehand, so that only the POST is timed."""
-    token = TOKEN.search(visitor.get("/create").text)
-    assert token
-    return lambda: visitor.http.post(
-        visitor.base + path,
-        data={**data, "csrf_token": token.group(1)},
-        files=files,
-        allow_redirects=False,
-        timeout=60,
-    )
+    token = visitor.csrf("/create")
+    return lambda: visitor.post(path, data, token, files=files, timeout=60)
 
 
 def still_serving(base: str) -> None:

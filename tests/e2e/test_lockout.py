@@ -12,9 +12,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.e2e.browser import TOKEN, Visitor
-from tests.e2e.conftest import free_port, wait_for_http
-from tests.e2e.servers import app_env, gunicorn, init_db
+from tests.e2e.harness.http import Visitor
+from tests.e2e.harness.servers import app_env, init_db, serve
 
 PASSWORD = "the owner's own password"
 #: What a refused guess may cost, in seconds of wall time on a busy 2-core CI machine: no
@@ -27,13 +26,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("lockout")
     env = app_env(tmp / "instance", FLASKR_PROXY_FIX="1")
     init_db(env)
-    port = free_port()
-    with gunicorn(
-        ["--workers", "3", "--timeout", "120", "--bind", f"127.0.0.1:{port}"], env, tmp / "log"
-    ):
-        url = f"http://127.0.0.1:{port}"
-        wait_for_http(url + "/hello", timeout=90)
-        yield url
+    with serve(env, tmp / "log", ready="/hello", timeout=90) as server:
+        yield server.base
 
 
 def from_address(base: str, address: str) -> Visitor:
@@ -76,18 +70,15 @@ def test_concurrent_guesses_across_workers_stay_within_the_limit(base: str) -> N
     processes: each is written before its password is checked, so at most five are."""
     from_address(base, "192.0.2.20").register_and_login("bob", PASSWORD)
     guessers = [from_address(base, "10.20.0.1") for _ in range(12)]
-    tokens = [TOKEN.search(g.get("/auth/login").text).group(1) for g in guessers]  # type: ignore[union-attr]
+    tokens = [g.csrf("/auth/login") for g in guessers]
     barrier = threading.Barrier(len(guessers))
     answers: list[tuple[int, float]] = []
 
     def guess(visitor: Visitor, token: str) -> None:
         barrier.wait()
         start = time.monotonic()
-        response = visitor.http.post(
-            base + "/auth/login",
-            data={"username": "bob", "password": "guess-1234", "csrf_token": token},
-            allow_redirects=False,
-            timeout=60,
+        response = visitor.post(
+            "/auth/login", {"username": "bob", "password": "guess-1234"}, token, timeout=60
         )
         answers.append((response.status_code, time.monotonic() - start))
 

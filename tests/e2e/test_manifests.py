@@ -20,9 +20,11 @@ import pytest
 import requests
 
 from flaskr.config import INSECURE_KEYS
-from tests.e2e.conftest import apt_install, free_port, wait_for_http
+from tests.e2e.harness import ROOT
+from tests.e2e.harness.packages import apt_install
+from tests.e2e.harness.ports import free_port
+from tests.e2e.harness.wait import wait_for_http
 from tests.e2e.host_tls import issue, make_ca
-from tests.e2e.servers import ROOT
 
 DEPLOY = ROOT / "deploy"
 KUBERNETES = sorted((DEPLOY / "kubernetes").glob("*.yaml"))

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.browser import Visitor, png
-from tests.e2e.conftest import ROOT, free_port, wait_for_http
-from tests.e2e.servers import stop
+from tests.e2e.harness import ROOT
+from tests.e2e.harness.http import Visitor
+from tests.e2e.harness.images import png
+from tests.e2e.harness.servers import serve
 
 PIP = ["-m", "pip", "--disable-pip-version-check", "--no-input"]
 
@@ -103,36 +104,17 @@ def test_installed_wheel_inits_and_serves_outside_the_checkout(wheel: Path, venv
     # An installed package's instance folder is the tutorial's: <venv>/var/flaskr-instance.
     assert (venv / "var/flaskr-instance/flaskr.sqlite").is_file()
 
-    port = free_port()
-    log = open(site / "gunicorn.log", "wb")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [
-            venv / "bin/gunicorn",
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "flaskr:create_app()",
-        ],  # fmt: skip
-        cwd=site,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base + "/healthz", timeout=60)
-        visitor = Visitor(base)
+    with serve(
+        env, site / "gunicorn.log", timeout=60, flags=["--workers", "2"],
+        app_dir=site, app="flaskr:create_app()", bin_dir=venv / "bin",
+    ) as server:  # fmt: skip
+        visitor = Visitor(server.base)
         assert visitor.get("/static/style.css").status_code == 200
         visitor.register_and_login("wheel", "installed from a wheel")
         visitor.create_post("From the wheel", "Served from *site-packages*", "", png())
         page = visitor.get(f"/{visitor.post_id('From the wheel')}").text
         assert "<em>site-packages</em>" in page
         assert visitor.get("/readyz").status_code == 200  # migrations found inside the wheel
-    finally:
-        stop(server)
-        log.close()
 
 
 def test_editable_install_for_development(venv: Path) -> None:

@@ -16,16 +16,18 @@ from flaskr import create_app
 from flaskr.db import MIGRATIONS, db, drop_all, schema_revision, upgrade_schema
 from flaskr.health import head_revision
 from flaskr.models import Comment, Image, Like, Post, Tag
-from tests.conftest import TUTORIAL_USERS, config_for, make_app
-from tests.e2e.browser import Visitor, png
-from tests.e2e.conftest import free_port, wait_for_http
-from tests.e2e.servers import ROOT, VENV_BIN, app_env, gunicorn, postgresql
+from tests.e2e.harness import ROOT
+from tests.e2e.harness.http import Visitor
+from tests.e2e.harness.images import png
+from tests.e2e.harness.postgres import postgres
+from tests.e2e.harness.servers import VENV_BIN, app_env, serve
+from tests.helpers import TUTORIAL_USERS, config_for, make_app
 
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    with postgresql(free_port()) as url:
-        yield url
+    with postgres() as pg:
+        yield pg.url
 
 
 @pytest.fixture
@@ -115,12 +117,8 @@ def test_instances_starting_together_migrate_once(empty_after: str, tmp_path: Pa
     assert sum("Initialized the database." in o for o in outputs) == 1, outputs
     assert sum("up to date" in o for o in outputs) == 3
 
-    port = free_port()
-    args = ["--workers", "3", "--timeout", "120", "--bind", f"127.0.0.1:{port}"]
-    with gunicorn(args, env, tmp_path / "log"):
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base + "/healthz")
-        visitor = Visitor(base)
+    with serve(env, tmp_path / "log") as server:
+        visitor = Visitor(server.base)
         visitor.register_and_login("gina", "gina password")
         visitor.create_post("Served by three workers", tags="pg", image=png())
         post_id = visitor.post_id("Served by three workers")

@@ -15,8 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, apt_install, free_port, wait_for_http
-from tests.e2e.container_engines import Browser, Engine, HiddenPython, install_packages
+from tests.e2e.container_engines import Engine, HiddenPython, install_packages
+from tests.e2e.harness import ROOT
+from tests.e2e.harness.http import Visitor
+from tests.e2e.harness.packages import apt_install
+from tests.e2e.harness.ports import free_port
+from tests.e2e.harness.wait import wait_for_http
 from tests.e2e.host_machine import rootfs_tarball
 
 SUITE = "trixie"
@@ -130,12 +134,12 @@ def test_dockerfile_builds_and_serves_on_a_trixie_stand_in(tarball: Path, tmp_pa
         wait_for_http(base + "/healthz", timeout=90)
         version = runner.exec(name, "python", "--version").stdout
         assert version.startswith("Python 3.13."), version
-        browser = Browser(base)
+        browser = Visitor(base)
         account = {"username": "trixie", "password": f"three thirteen {os.getpid()}"}
-        assert browser.post_form("/auth/register", account).status == 302
-        assert browser.post_form("/auth/login", account).status == 302
+        assert browser.post_form("/auth/register", account).status_code == 302
+        assert browser.post_form("/auth/login", account).status_code == 302
         created = browser.post_form("/create", {"title": "On 3.13", "body": "*trixie*"})
-        assert created.status == 302, created.text[:1000]
+        assert created.status_code == 302, created.text[:1000]
         assert "<em>trixie</em>" in browser.get("/").text
     finally:
         try:

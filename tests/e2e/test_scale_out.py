@@ -18,21 +18,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.browser import TOKEN, Visitor, png
-from tests.e2e.conftest import free_port
-from tests.e2e.scale_helpers import (
-    ENGINE_OPTIONS,
-    Fleet,
-    Instance,
-    Nginx,
-    Postgres,
-    fleet_env,
-    loops,
-    nginx,
-    postgres,
-    status,
-    until,
-)
+from tests.e2e.harness.http import Visitor
+from tests.e2e.harness.images import png
+from tests.e2e.harness.load import Load, status, summary
+from tests.e2e.harness.postgres import Postgres, postgres
+from tests.e2e.harness.wait import until
+from tests.e2e.scale_helpers import ENGINE_OPTIONS, Fleet, Instance, Nginx, fleet_env, nginx
 
 
 @dataclass
@@ -48,7 +39,7 @@ class Cluster:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     workdir = tmp_path_factory.mktemp("scale-out")
     with contextlib.ExitStack() as stack:
-        pg = stack.enter_context(postgres(free_port()))
+        pg = stack.enter_context(postgres())
         # Every instance runs the migrations at start, as the image does, all at the same time,
         # on an empty database: the advisory lock must make exactly one of them do the work.
         env = fleet_env(workdir, pg.url, FLASKR_MIGRATE_ON_START="1")
@@ -122,12 +113,10 @@ def test_a_visit_spread_over_three_instances(cluster: Cluster) -> None:
     assert served.content[:8] == b"\x89PNG\r\n\x1a\n"
 
     # A form's CSRF token from one instance is good on another: same key, same session.
-    token = TOKEN.search(on_a.get(f"/{post_id}").text).group(1)
-    liked = http.post(f"{c.base}/{post_id}/like", data={"csrf_token": token},
-                      allow_redirects=False, timeout=30)  # fmt: skip
+    token = on_a.csrf(f"/{post_id}")
+    liked = on_c.post(f"/{post_id}/like", {}, token)
     assert liked.status_code == 302, liked.text[:300]
-    commented = http.post(f"{a.base}/{post_id}/comment", data={"csrf_token": token,
-                          "body": "Seen from A"}, allow_redirects=False, timeout=30)  # fmt: skip
+    commented = on_a.post(f"/{post_id}/comment", {"body": "Seen from A"}, token)
     assert commented.status_code == 302, commented.text[:300]
 
     seen = on_b.get(f"/{post_id}").text
@@ -158,7 +147,7 @@ def test_rolling_restart_fails_no_request(cluster: Cluster) -> None:
     old_pids = {i.pid for i in cluster.instances}
     started = time.monotonic()
 
-    with loops(max_seconds=240) as load:
+    with Load(seconds=240) as load:
         reads = load.readers(urls, threads=4)
         writes = load.writers(lb.base, "rolling", "rolling pw", threads=1)
         until(lambda: reads.sent >= 40 and writes.tally.sent >= 5, 60, "load to get going")
@@ -173,10 +162,7 @@ def test_rolling_restart_fails_no_request(cluster: Cluster) -> None:
         until(lambda: reads.sent >= before + 40, 60, "load after the restart")
     duration = time.monotonic() - started
 
-    print(
-        f"\nrolling restart: {reads.sent} reads ({reads.failed} failed), {writes.tally.sent} "
-        f"writes ({writes.tally.failed} failed) in {duration:.1f}s"
-    )
+    print(summary("rolling restart", reads, writes, duration))
     assert (reads.failed, dict(reads.reasons)) == (0, {})
     assert (writes.tally.failed, dict(writes.tally.reasons)) == (0, {})
     assert not old_pids & {i.pid for i in cluster.instances}
@@ -197,7 +183,7 @@ def test_database_restart_under_load(cluster: Cluster) -> None:
     healthz = [i.base + "/healthz" for i in instances]
     readyz = [i.base + "/readyz" for i in instances]
 
-    with loops(max_seconds=240) as load:
+    with Load(seconds=240) as load:
         reads = load.readers([lb.base + "/", lb.base + "/?page=2"], threads=3)
         live = load.readers(healthz, threads=1)
         writes = load.writers(lb.base, "writer", "writer pw", threads=2)

@@ -1,26 +1,205 @@
-"""A small load generator for the fault suites: one thread per client, each with its own
-requests.Session, looping until a deadline (or until told to stop); every request is timed and
-counted by kind, and every write the server acknowledged is recorded so that the database can
-be checked for it afterwards."""
+"""Load for the fault and scale-out suites: request loops on threads, each bounded by a
+deadline and a count (so a load always ends by itself) and stopped together, and the clients
+they run.
+
+Two ways to count. A ``Client`` (one person, its own requests.Session) times every request
+into a ``Tally`` of ``Result``s, by kind, keeping the key of every write the server
+acknowledged, so that the database can be checked for it afterwards. ``Load.readers`` and
+``Load.writers`` open a new connection per request (``Connection: close``: a failure counted
+is the servers', not a keep-alive race) and keep only ``Counts``."""
 
 from __future__ import annotations
 
+import functools
+import itertools
+import json
 import random
 import threading
 import time
 import traceback
+import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from tests.e2e.browser import TOKEN, Visitor
+from tests.e2e.harness.http import Visitor
+from tests.e2e.harness.wait import until
 
 #: (connect, read) seconds: generous, the machine is shared with other heavy suites.
 TIMEOUT = (10, 60)
+
+
+# --- the loops ---------------------------------------------------------------------------
+
+
+class Load:
+    """Threads that each call one step in a loop until ``seconds`` have passed, ``max_steps``
+    were taken, or stop() is called. A step that raises (a bug in the test, not a failed
+    request, which is only counted) is re-raised by stop()."""
+
+    def __init__(self, seconds: float = 300, max_steps: int = 200_000) -> None:
+        self.started = time.monotonic()
+        self.deadline = self.started + seconds
+        self.max_steps = max_steps
+        self._stop = threading.Event()
+        self._errors: list[str] = []
+        self._threads: list[threading.Thread] = []
+
+    @classmethod
+    def each(cls, clients: Iterable[Any], step: Callable[[Any], object], seconds: float) -> Load:
+        """One thread per client, calling ``step(client)``."""
+        load = cls(seconds)
+        for client in clients:
+            load.loop(functools.partial(step, client))
+        return load
+
+    def loop(self, step: Callable[[], object]) -> None:
+        """Start a thread calling ``step()`` until the load ends."""
+
+        def run() -> None:
+            try:
+                for _ in range(self.max_steps):
+                    if self._stop.is_set() or time.monotonic() > self.deadline:
+                        return
+                    step()
+            except BaseException:
+                self._errors.append(traceback.format_exc())
+
+        thread = threading.Thread(target=run, name=f"load-{len(self._threads)}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def __enter__(self) -> Load:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop(check=exc[0] is None)
+
+    def wait(self) -> None:
+        """Let the run go on to its deadline, then stop it."""
+        while time.monotonic() < self.deadline and not self._stop.is_set():
+            time.sleep(0.05)
+        self.stop()
+
+    def wait_for(self, predicate: Callable[[], object], timeout: float, what: str) -> float:
+        """Poll ``predicate`` while the load runs; the time it became true."""
+
+        def ready() -> object:
+            assert not self._errors, self._errors[0]
+            return predicate()
+
+        until(ready, timeout, what, step=0.02)
+        return time.monotonic()
+
+    def stop(self, check: bool = True) -> None:
+        self._stop.set()
+        # A request in flight ends by its own timeout at the latest.
+        limit = time.monotonic() + sum(TIMEOUT) + 10
+        for thread in self._threads:
+            thread.join(max(0.0, limit - time.monotonic()))
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if check:
+            assert not alive, f"load threads still running: {alive}"
+            assert not self._errors, self._errors[0]
+
+    def readers(self, urls: list[str], threads: int) -> Counts:
+        """GET each URL in turn; anything but a 200 is a failure."""
+        counts = Counts()
+        for n in range(threads):
+            cycle = itertools.cycle(urls[n % len(urls) :] + urls[: n % len(urls)])
+
+            def body(cycle: Iterator[str] = cycle) -> None:
+                url = next(cycle)
+                try:
+                    r = requests.get(
+                        url, timeout=30, allow_redirects=False, headers={"Connection": "close"}
+                    )
+                except requests.RequestException as e:
+                    counts.record(False, type(e).__name__)
+                    return
+                counts.record(r.status_code == 200, f"{r.status_code} {url}")
+
+            self.loop(body)
+        return counts
+
+    def writers(self, base: str, username: str, password: str, threads: int) -> Writes:
+        """Logged-in sessions posting uniquely titled posts; a 302 to the index is a write
+        the server acknowledged, and its title is kept to be looked for afterwards."""
+        writes = Writes()
+        for n in range(threads):
+            visitor = Visitor(base)
+            visitor.http.headers["Connection"] = "close"
+            visitor.login(username, password)
+            token = visitor.csrf("/create")
+            prefix = f"w{n}-{uuid.uuid4().hex[:8]}"
+            counter = itertools.count()
+
+            def body(visitor=visitor, token=token, prefix=prefix, counter=counter) -> None:
+                title = f"{prefix}-{next(counter)}"
+                data = {"title": title, "body": "load", "tags": ""}
+                try:
+                    r = visitor.post("/create", data, token)
+                except requests.RequestException as e:
+                    writes.tally.record(False, type(e).__name__)
+                    return
+                ok = r.status_code == 302 and r.headers.get("Location") == "/"
+                writes.tally.record(ok, str(r.status_code))
+                if ok:
+                    with writes.tally.lock:
+                        writes.acknowledged.append(title)
+
+            self.loop(body)
+        return writes
+
+
+def status(url: str) -> int | None:
+    """The status ``url`` answers with, or None when nothing answers."""
+    try:
+        return requests.get(url, timeout=5, headers={"Connection": "close"}).status_code
+    except requests.RequestException:
+        return None
+
+
+# --- counts of readers and writers -------------------------------------------------------
+
+
+@dataclass
+class Counts:
+    """What a group of request loops sent, and what went wrong (kept for the report)."""
+
+    sent: int = 0
+    failed: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, ok: bool, reason: str = "") -> None:
+        with self.lock:
+            self.sent += 1
+            if not ok:
+                self.failed += 1
+                self.reasons[reason] += 1
+
+
+@dataclass
+class Writes:
+    tally: Counts = field(default_factory=Counts)
+    acknowledged: list[str] = field(default_factory=list)
+
+
+def summary(what: str, reads: Counts, writes: Writes, seconds: float) -> str:
+    """One line: the reads and writes sent and failed in ``seconds``."""
+    return (
+        f"\n{what}: {reads.sent} reads ({reads.failed} failed), {writes.tally.sent} "
+        f"writes ({writes.tally.failed} failed) in {seconds:.1f}s"
+    )
+
+
+# --- clients whose every request is timed -------------------------------------------------
 
 
 def make_session(pool: int = 4) -> requests.Session:
@@ -122,11 +301,7 @@ class Client(Visitor):
 
     def fetch_token(self, form_path: str = "/create") -> None:
         """Read a CSRF token once: it is bound to this session and does not expire."""
-        page = self.get(form_path)
-        page.raise_for_status()
-        found = TOKEN.search(page.text)
-        assert found, f"no CSRF token on {form_path}"
-        self.token = found.group(1)
+        self.token = self.csrf(form_path)
 
     def request(
         self,
@@ -226,67 +401,17 @@ class Reader:
         return result
 
 
-class Load:
-    """Run ``step(client)`` in a loop on one thread per client, until ``seconds`` have passed
-    or stop() is called; a step that raises (a bug in the test, not a failed request, which is
-    only counted) is re-raised by stop()."""
-
-    def __init__(self, clients: list[Any], step: Callable[[Any], object], seconds: float) -> None:
-        self.clients = clients
-        self.step = step
-        self.seconds = seconds
-        self.started = 0.0
-        self.deadline = 0.0
-        self._stop = threading.Event()
-        self._errors: list[str] = []
-        self._threads: list[threading.Thread] = []
-
-    def _loop(self, client: Any) -> None:
-        try:
-            while not self._stop.is_set() and time.monotonic() < self.deadline:
-                self.step(client)
-        except BaseException:
-            self._errors.append(traceback.format_exc())
-
-    def __enter__(self) -> Load:
-        self.started = time.monotonic()
-        self.deadline = self.started + self.seconds
-        for i, client in enumerate(self.clients):
-            thread = threading.Thread(target=self._loop, args=(client,), name=f"load-{i}")
-            thread.start()
-            self._threads.append(thread)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop(check=exc[0] is None)
-
-    def wait(self) -> None:
-        """Let the run go on to its deadline, then stop it."""
-        while time.monotonic() < self.deadline and not self._stop.is_set():
-            time.sleep(0.05)
-        self.stop()
-
-    def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> float:
-        """Poll ``predicate`` while the load runs; the time it became true."""
-        limit = time.monotonic() + timeout
-        while not predicate():
-            assert time.monotonic() < limit, f"{what}: not within {timeout}s"
-            assert not self._errors, self._errors[0]
-            time.sleep(0.02)
-        return time.monotonic()
-
-    def stop(self, check: bool = True) -> None:
-        self._stop.set()
-        # A request in flight ends by its own timeout at the latest.
-        limit = time.monotonic() + sum(TIMEOUT) + 10
-        for thread in self._threads:
-            thread.join(max(0.0, limit - time.monotonic()))
-        alive = [t.name for t in self._threads if t.is_alive()]
-        if check:
-            assert not alive, f"load threads still running: {alive}"
-            assert not self._errors, self._errors[0]
-
-
 def as_dicts(results: Iterable[Result], limit: int = 20) -> list[dict[str, Any]]:
     """The first ``limit`` results, JSON-ready, to show what failed."""
     return [asdict(r) for r in list(results)[:limit]]
+
+
+def record(tmp_path: Path, name: str, numbers: dict[str, Any]) -> None:
+    """Print a test's numbers and keep them in numbers.json beside its other files."""
+    path = tmp_path / "numbers.json"
+    path.write_text(json.dumps(numbers, indent=2, sort_keys=True, default=str) + "\n")
+    print(f"\n{name} ({path}):")
+    for key, value in numbers.items():
+        if isinstance(value, dict) and "all" in value:  # a Tally summary: totals, then kinds
+            value = {"all": value["all"], **{k: v for k, v in value.items() if k != "all"}}
+        print(f"  {key}: {json.dumps(value, default=str)}")
