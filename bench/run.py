@@ -9,7 +9,7 @@ Sections (all by default; ``--only`` picks some), one module each in bench/secti
            rounds, medians, spread, flaskr's ratio to each; time from launch to first 200
   growth   index, search (common and rare word) and a tag page at 100 / 10,000 / 100,000 posts
   memory   RSS of the master and each worker after warm-up and after a long mixed run
-  workers  sync against gthread with the same 3 processes, and 1..6 sync workers
+  workers  sync against gthread with the same 3 processes, and each sync worker count asked
 
 ``--smoke`` runs all of it on tiny data in about half a minute and writes no RESULTS.md.
 """
