@@ -1,10 +1,14 @@
-"""What several test modules share and pytest does not inject: the tutorial's users and data,
-an app built on a fresh database, the ``auth`` actions, and small real images. Fixtures live
-in conftest.py; these are imported, as pytest advises, from a module of their own."""
+"""What several test modules share and pytest does not inject: the tutorial's users, data and
+database, an app built on a fresh database, the ``auth`` actions, small real images (and
+hostile ones), hostile Markdown. Fixtures live in conftest.py; these are imported, as pytest
+advises, from a module of their own."""
 
 from __future__ import annotations
 
 import io
+import sqlite3
+import struct
+import zlib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +16,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image as PILImage
+from sqlalchemy import text
 from werkzeug.test import TestResponse
 
 from flaskr import create_app
@@ -43,6 +48,40 @@ VALUES
 """.format(*TUTORIAL_USERS[0], *TUTORIAL_USERS[1])
 
 
+#: The Flask tutorial's flaskr/schema.sql, verbatim.
+TUTORIAL_SCHEMA = """
+DROP TABLE IF EXISTS user;
+DROP TABLE IF EXISTS post;
+
+CREATE TABLE user (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  username TEXT UNIQUE NOT NULL,
+  password TEXT NOT NULL
+);
+
+CREATE TABLE post (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  author_id INTEGER NOT NULL,
+  created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  title TEXT NOT NULL,
+  body TEXT NOT NULL,
+  FOREIGN KEY (author_id) REFERENCES user (id)
+);
+"""
+
+
+def tutorial_database(path: Path) -> None:
+    """What `flask --app flaskr init-db` of the tutorial leaves, plus some posts."""
+    connection = sqlite3.connect(path)
+    connection.executescript(TUTORIAL_SCHEMA + TUTORIAL_DATA)
+    connection.executemany(
+        "INSERT INTO post (title, body, author_id) VALUES (?, ?, 2)",
+        [(f"old post {i}", f"body {i}") for i in range(7)],
+    )
+    connection.commit()
+    connection.close()
+
+
 def config_for(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     config = {
         "TESTING": True,
@@ -68,6 +107,17 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
         )
         db.session.commit()
     return app
+
+
+def insert_post(app: Flask, title: str) -> None:
+    """A post by user 1 written straight into ``app``'s database, as another worker or
+    instance (or a script) would: no request of this app sees it happen."""
+    with app.app_context():
+        db.session.execute(
+            text("INSERT INTO post (title, body, author_id) VALUES (:title, '', 1)"),
+            {"title": title},
+        )
+        db.session.commit()
 
 
 class AuthActions:
@@ -106,6 +156,27 @@ def repeated_scans_jpeg(size: tuple[int, int], repeats: int) -> bytes:
     data = out.getvalue()[:-2]  # without the end-of-image marker
     scan = data[data.rfind(b"\xff\xda") :]
     return data + scan * repeats + b"\xff\xd9"
+
+
+def jpeg_after_fill_bytes() -> bytes:
+    """Five million 0xFF fill bytes after the start marker, then a valid 8x8 JPEG: Pillow
+    steps over the fill a byte at a time, in Python."""
+    return b"\xff\xd8" + b"\xff" * 5_000_000 + image_bytes("JPEG", (8, 8))[2:]
+
+
+def png_after_empty_chunks() -> bytes:
+    """430,000 empty chunks of an unknown kind between the header and the pixels."""
+    png = image_bytes("PNG", (8, 8))
+    empty = struct.pack(">I", 0) + b"abCd" + struct.pack(">I", zlib.crc32(b"abCd"))
+    return png[:33] + empty * 430_000 + png[33:]  # 33: signature and IHDR chunk
+
+
+def gif_with_a_long_comment() -> bytes:
+    """A comment extension of 2.6 million one-byte sub-blocks before the image."""
+    gif = image_bytes("GIF", (8, 8))
+    head = 13 + (3 * 2 ** ((gif[10] & 7) + 1) if gif[10] & 0x80 else 0)  # and colour table
+    comment = b"\x21\xfe" + b"\x01x" * 2_600_000 + b"\x00"
+    return b"GIF89a" + gif[6:head] + comment + gif[head:]
 
 
 def reference_links(size: int, url_length: int) -> str:

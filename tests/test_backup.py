@@ -13,8 +13,7 @@ from flaskr import backup, create_app
 from flaskr.db import db, schema_revision
 from flaskr.health import head_revision
 from flaskr.models import Post
-from tests.helpers import config_for
-from tests.test_db import tutorial_database
+from tests.helpers import config_for, tutorial_database
 
 #: The schema revision this code migrates to: what a new backup records.
 HEAD = head_revision()

@@ -6,44 +6,10 @@ from sqlalchemy import inspect, select, text
 from flaskr import create_app
 from flaskr.db import MIGRATIONS, db, schema_revision, upgrade_schema
 from flaskr.models import Post, User
-from tests.helpers import TUTORIAL_DATA, config_for
-
-#: The Flask tutorial's flaskr/schema.sql, verbatim.
-TUTORIAL_SCHEMA = """
-DROP TABLE IF EXISTS user;
-DROP TABLE IF EXISTS post;
-
-CREATE TABLE user (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  username TEXT UNIQUE NOT NULL,
-  password TEXT NOT NULL
-);
-
-CREATE TABLE post (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  author_id INTEGER NOT NULL,
-  created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
-  title TEXT NOT NULL,
-  body TEXT NOT NULL,
-  FOREIGN KEY (author_id) REFERENCES user (id)
-);
-"""
-
+from tests.helpers import config_for, tutorial_database
 
 #: A production app (not TESTING) whose command output is plain text, as at a terminal.
 TEXT_LOGS = {"SECRET_KEY": "s" * 16 + "0123456789abcdef", "LOG_FORMAT": "text"}
-
-
-def tutorial_database(path: Path) -> None:
-    """What `flask --app flaskr init-db` of the tutorial leaves, plus some posts."""
-    connection = sqlite3.connect(path)
-    connection.executescript(TUTORIAL_SCHEMA + TUTORIAL_DATA)
-    connection.executemany(
-        "INSERT INTO post (title, body, author_id) VALUES (?, ?, 2)",
-        [(f"old post {i}", f"body {i}") for i in range(7)],
-    )
-    connection.commit()
-    connection.close()
 
 
 def test_tutorial_database_upgrades_in_place(tmp_path: Path) -> None:

@@ -1,12 +1,16 @@
 import io
 import resource
-import struct
-import zlib
 
 import pytest
 from PIL import Image as PILImage
 
-from tests.helpers import image_bytes, repeated_scans_jpeg
+from tests.helpers import (
+    gif_with_a_long_comment,
+    image_bytes,
+    jpeg_after_fill_bytes,
+    png_after_empty_chunks,
+    repeated_scans_jpeg,
+)
 
 
 def upload(client, data: bytes, name: str = "i.png"):
@@ -154,27 +158,6 @@ def test_a_child_that_does_not_finish_in_time_is_stopped(client, auth, app) -> N
     response = upload(client, image_bytes("PNG"))
     assert response.status_code == 400
     assert b"takes too much work to decode" in response.data
-
-
-def jpeg_after_fill_bytes() -> bytes:
-    """Five million 0xFF fill bytes after the start marker, then a valid 8x8 JPEG: Pillow
-    steps over the fill a byte at a time, in Python."""
-    return b"\xff\xd8" + b"\xff" * 5_000_000 + image_bytes("JPEG", (8, 8))[2:]
-
-
-def png_after_empty_chunks() -> bytes:
-    """430,000 empty chunks of an unknown kind between the header and the pixels."""
-    png = image_bytes("PNG", (8, 8))
-    empty = struct.pack(">I", 0) + b"abCd" + struct.pack(">I", zlib.crc32(b"abCd"))
-    return png[:33] + empty * 430_000 + png[33:]  # 33: signature and IHDR chunk
-
-
-def gif_with_a_long_comment() -> bytes:
-    """A comment extension of 2.6 million one-byte sub-blocks before the image."""
-    gif = image_bytes("GIF", (8, 8))
-    head = 13 + (3 * 2 ** ((gif[10] & 7) + 1) if gif[10] & 0x80 else 0)  # and colour table
-    comment = b"\x21\xfe" + b"\x01x" * 2_600_000 + b"\x00"
-    return b"GIF89a" + gif[6:head] + comment + gif[head:]
 
 
 def cpu_seconds() -> float:

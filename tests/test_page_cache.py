@@ -8,7 +8,7 @@ from sqlalchemy import text
 from flaskr import create_app
 from flaskr.db import db
 from flaskr.page_cache import content_version
-from tests.helpers import config_for, make_app
+from tests.helpers import config_for, insert_post, make_app
 
 
 @pytest.mark.parametrize("path", ["/", "/?q=test", "/tag/none", "/1", "/feed.atom"])
@@ -28,12 +28,7 @@ def test_visitors_get_a_stored_page_for_one_read(
 def test_a_write_from_anywhere_shows_at_once(app: Flask, client: FlaskClient, tmp_path) -> None:
     assert b"A new post" not in client.get("/").data
     # Another worker or instance on the same database: this app's cache cannot know of it.
-    other = create_app(config_for(tmp_path))
-    with other.app_context():
-        db.session.execute(
-            text("INSERT INTO post (title, body, author_id) VALUES ('A new post', '', 1)")
-        )
-        db.session.commit()
+    insert_post(create_app(config_for(tmp_path)), "A new post")
     assert b"A new post" in client.get("/").data
     assert b"A new post" in client.get("/feed.atom").data
 

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.e2e.harness import ROOT
+from tests.e2e.harness.wait import until
 
 CLIENT = Path(__file__).with_name("host_client.py")
 CACHE = Path("/var/tmp/flaskr-host-test-cache")  # noqa: S108 - root-only CI cache
@@ -279,13 +280,14 @@ class Machine:
     def wait_http(self, path: str = "/healthz", timeout: float = 30) -> float:
         """Poll through nginx until ``path`` answers 200; returns the seconds it took."""
         start = time.monotonic()
-        last: object = None
-        while time.monotonic() - start < timeout:
-            last = self.client("get", path, timeout=10)
-            if last.get("status") == 200:
-                return time.monotonic() - start
-            time.sleep(0.1)
-        raise MachineError(f"{path} did not answer 200 within {timeout}s (last: {last})")
+        last: list[dict[str, object]] = [{}]
+
+        def answers() -> bool:
+            last[0] = self.client("get", path, timeout=10)
+            return last[0].get("status") == 200
+
+        until(answers, timeout, lambda: f"{path} to answer 200 (last: {last[0]})", step=0.1)
+        return time.monotonic() - start
 
     def load(self, seconds: float = 180, options: tuple[str, ...] = ()) -> Load:
         """``options``: host_client's own (--host NAME --cafile FILE for https)."""

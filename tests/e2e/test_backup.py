@@ -29,7 +29,7 @@ from tests.e2e.harness.load import Client, Load, Tally, Writer, record
 from tests.e2e.harness.postgres import postgres
 from tests.e2e.harness.servers import VENV_BIN, app_env, flask, init_db
 from tests.e2e.harness.wait import until
-from tests.test_db import tutorial_database
+from tests.helpers import tutorial_database
 
 #: The schema revision this code migrates to: what a new backup records.
 HEAD = head_revision()

@@ -29,8 +29,12 @@ from tests.e2e.harness.servers import Gunicorn, app_env, init_db
 from tests.e2e.harness.wait import until
 
 PASSWORD = "load and faults"
-#: Requests served by the workers before a signal is sent, and after the service recovers.
-STEADY = 30
+#: Concurrent writers, and how long they write.
+CLIENTS, WRITE_SECONDS = 50, 20
+#: Readers under a signal; requests served before the signal is sent, and after recovery.
+READERS, STEADY = 6, 30
+#: Writers in the burst, and the writes acknowledged before the power cut.
+BURST_WRITERS, BEFORE_CUT = 12, 150
 
 
 @dataclass
@@ -135,11 +139,18 @@ def seed_users(db: Path, names: list[str]) -> dict[str, int]:
     return ids
 
 
-def seed_writers(env: dict[str, str], prefix: str, count: int) -> list[str]:
-    """The names of ``count`` users seeded for writing: PREFIX00, PREFIX01, ..."""
+@contextmanager
+def writers_served(
+    env: dict[str, str], tmp_path: Path, tally: Tally, prefix: str, count: int
+) -> Iterator[tuple[Server, list[Writer], float]]:
+    """``count`` users (PREFIX00, PREFIX01, ...) seeded before gunicorn starts, then each
+    logged in over HTTP as a Writer; with the seconds the logging in took."""
     names = [f"{prefix}{i:02d}" for i in range(count)]
     seed_users(db_path(env), names)
-    return names
+    with serve(env, tmp_path / "gunicorn.log") as server:
+        started = time.monotonic()
+        clients = logged_in_writers(server, tally, names)
+        yield server, clients, time.monotonic() - started
 
 
 def log_lines(log: Path) -> Iterator[tuple[str, dict[str, Any] | None]]:
@@ -180,19 +191,14 @@ def log_problems(log: Path) -> list[str]:
 
 # --- Concurrent writes -----------------------------------------------------------------------
 
-CLIENTS = 50
-WRITE_SECONDS = 20
-
 
 def test_concurrent_writes_are_all_stored(env, tmp_path: Path) -> None:
     tally = Tally()
-    names = seed_writers(env, "writer", CLIENTS)
-    with serve(env, tmp_path / "gunicorn.log") as server:
-        setup_started = time.monotonic()
-        clients = logged_in_writers(server, tally, names)
-        setup_seconds = time.monotonic() - setup_started
-        with Load.each(clients, Writer.step, WRITE_SECONDS) as load:
-            load.wait()
+    with (
+        writers_served(env, tmp_path, tally, "writer", CLIENTS) as (server, clients, setup_seconds),
+        Load.each(clients, Writer.step, WRITE_SECONDS) as load,
+    ):
+        load.wait()
     counts, missing = check_writes(tally, server.db)
     summary = tally.summary()
     server_errors = [r for r in tally.results if r.status is not None and r.status >= 500]
@@ -235,8 +241,6 @@ def logged_in_writers(server: Server, tally: Tally, names: list[str]) -> list[Wr
 
 
 # --- Signals under a steady load ------------------------------------------------------------
-
-READERS = 6
 
 
 def seed_pages(db: Path) -> int:
@@ -405,25 +409,21 @@ def test_term_finishes_requests_in_flight_and_exits_0(env, tmp_path: Path) -> No
 
 # --- Durability -----------------------------------------------------------------------------
 
-BURST_WRITERS = 12
-#: Writes acknowledged before the power cut.
-BEFORE_CUT = 150
-
 
 def test_power_cut_in_a_write_burst_keeps_every_acknowledged_write(env, tmp_path: Path) -> None:
     tally = Tally()
-    names = seed_writers(env, "burst", BURST_WRITERS)
-    with serve(env, tmp_path / "gunicorn.log") as server:
-        clients = logged_in_writers(server, tally, names)
-        with Load.each(clients, Writer.step, 120) as load:
-            load.wait_for(lambda: tally.count(ok=True) >= BEFORE_CUT, 60, "write burst")
-            cut = time.monotonic()
-            os.killpg(server.pid, signal.SIGKILL)  # master and workers, as a power cut would
-            server.process.wait(10)
-            until(lambda: not server.workers(), 10, "workers gone")
-            load.wait_for(
-                lambda: tally.count(ok=False, since=cut) >= BURST_WRITERS, 30, "writes refused"
-            )
+    with (
+        writers_served(env, tmp_path, tally, "burst", BURST_WRITERS) as (server, clients, _),
+        Load.each(clients, Writer.step, 120) as load,
+    ):
+        load.wait_for(lambda: tally.count(ok=True) >= BEFORE_CUT, 60, "write burst")
+        cut = time.monotonic()
+        os.killpg(server.pid, signal.SIGKILL)  # master and workers, as a power cut would
+        server.process.wait(10)
+        until(lambda: not server.workers(), 10, "workers gone")
+        load.wait_for(
+            lambda: tally.count(ok=False, since=cut) >= BURST_WRITERS, 30, "writes refused"
+        )
     integrity = query(server.db, "PRAGMA integrity_check")
     counts, missing = check_writes(tally, server.db)
     cut_short = [r for r in tally.results if not r.ok and r.started < cut]

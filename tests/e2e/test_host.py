@@ -34,6 +34,7 @@ import pytest
 from flaskr import isolation
 from tests.e2e.harness import ROOT
 from tests.e2e.harness.packages import apt_install
+from tests.e2e.harness.wait import until
 from tests.e2e.host_machine import (
     Machine,
     copy_checkout,
@@ -123,14 +124,13 @@ def nginx_pids(machine: Machine) -> tuple[int, set[int]]:
 def wait_workers_replaced(machine: Machine, main: int, old: set[int]) -> None:
     """After a HUP: three new workers, every old one gone (they finish their requests first),
     under the same master."""
-    deadline = time.monotonic() + 60
-    while True:
+
+    def replaced() -> set[int] | None:
         new_main, new = flaskr_pids(machine)
         assert new_main == main, f"the master changed: {main} -> {new_main}"
-        if len(new) == 3 and not new & old:
-            return
-        assert time.monotonic() < deadline, f"workers not replaced: {old} -> {new}"
-        time.sleep(0.1)
+        return new if len(new) == 3 and not new & old else None
+
+    until(replaced, 60, f"the workers {old} to be replaced", step=0.1)
 
 
 def exposure(output: str) -> float:
@@ -392,13 +392,12 @@ def test_kill_9_of_the_master_is_restarted(host: Host) -> None:
     restarts = int(m.show("flaskr", "NRestarts")["NRestarts"])
     started = time.monotonic()
     m.run(["kill", "-9", str(main)])
-    deadline = started + 30
-    while True:
+
+    def restarted() -> bool:
         state = m.show("flaskr", "MainPID", "ActiveState", "SubState")
-        if state["ActiveState"] == "active" and int(state["MainPID"]) not in (0, main):
-            break
-        assert time.monotonic() < deadline, f"flaskr not restarted: {state}"
-        time.sleep(0.1)
+        return state["ActiveState"] == "active" and int(state["MainPID"]) not in (0, main)
+
+    until(restarted, 30, "flaskr to be restarted", step=0.1)
     m.wait_http("/healthz", timeout=30)
     elapsed = time.monotonic() - started
     print(f"\nkill -9 of the master: answering again after {elapsed:.1f}s")
@@ -516,11 +515,12 @@ class Flows:
         return {title for title, at in list(self.done) if at < before}
 
     def wait_for(self, count: int, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.done) < count:
+
+        def done() -> bool:
             assert not self.errors, self.errors
-            assert time.monotonic() < deadline, f"{count} flows not done within {timeout}s"
-            time.sleep(0.1)
+            return len(self.done) >= count
+
+        until(done, timeout, f"{count} flows", step=0.1)
 
     def __enter__(self) -> Flows:
         for thread in self.threads:
@@ -835,12 +835,13 @@ def test_install_host_with_a_certificate_of_ones_own(host: Host, https: Https) -
     assert_https_site(m, f"{SRC}/company/ca.pem", "Example Corp Issuing CA")
     # This certificate names an OCSP responder: nginx fetches its answer (after the first
     # handshake asks for it) and staples it, verified, to later handshakes.
-    deadline = time.monotonic() + 30
-    while "OCSP Response Status: successful" not in (
-        stapled := s_client(m, "-servername", NAME, "-status", "-CAfile", f"{SRC}/company/ca.pem")
-    ):
-        assert time.monotonic() < deadline, stapled
-        time.sleep(0.5)
+    answers = [""]
+
+    def stapled_answer() -> str | None:
+        answers[0] = s_client(m, "-servername", NAME, "-status", "-CAfile", f"{SRC}/company/ca.pem")
+        return answers[0] if "OCSP Response Status: successful" in answers[0] else None
+
+    stapled = until(stapled_answer, 30, lambda: f"an OCSP answer stapled: {answers[0]}", step=0.5)
     assert "Cert Status: good" in stapled, stapled
     # A later run without the options keeps https: the copy in /etc/flaskr/tls is the choice.
     again = m.run(install_as(NAME), timeout=300)

@@ -19,8 +19,14 @@ import requests
 
 from tests.e2e.harness.http import Visitor
 from tests.e2e.harness.servers import app_env, children, init_db, serve
-from tests.helpers import image_bytes, reference_links, repeated_scans_jpeg
-from tests.test_images import gif_with_a_long_comment, jpeg_after_fill_bytes, png_after_empty_chunks
+from tests.helpers import (
+    gif_with_a_long_comment,
+    image_bytes,
+    jpeg_after_fill_bytes,
+    png_after_empty_chunks,
+    reference_links,
+    repeated_scans_jpeg,
+)
 
 #: Refused from the header or the form, before any real work.
 QUICK = 0.3

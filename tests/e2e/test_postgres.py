@@ -21,7 +21,7 @@ from tests.e2e.harness.http import Visitor
 from tests.e2e.harness.images import png
 from tests.e2e.harness.postgres import postgres
 from tests.e2e.harness.servers import VENV_BIN, app_env, serve
-from tests.helpers import TUTORIAL_USERS, config_for, make_app
+from tests.helpers import TUTORIAL_USERS, config_for, insert_post, make_app
 
 
 @pytest.fixture(scope="module")
@@ -131,11 +131,7 @@ def test_cached_pages_follow_writes_from_anywhere(pg_app) -> None:
     this app's requests still reaches a visitor's next page at once."""
     visitor = pg_app.test_client()
     assert b"Written elsewhere" not in visitor.get("/").data
-    with pg_app.app_context():
-        db.session.execute(
-            text("INSERT INTO post (title, body, author_id) VALUES ('Written elsewhere', '', 1)")
-        )
-        db.session.commit()
+    insert_post(pg_app, "Written elsewhere")
     assert b"Written elsewhere" in visitor.get("/?q=elsewhere").data
     assert b"Written elsewhere" in visitor.get("/").data
 
