@@ -2,19 +2,19 @@
 ("Needle in a haystack", the rare search term), with a tag, comments, a like and an image,
 so the post page shows every part. Prints its id as JSON.
 
-Run by bench/run.py with the project's venv and the same FLASKR_* environment as gunicorn."""
+Run by bench/data.py as ``python -m bench.extras`` from the checkout, with the project's
+venv and the same FLASKR_* environment as gunicorn."""
 
 from __future__ import annotations
 
-import io
 import json
 
-from PIL import Image as PILImage
 from sqlalchemy import select
 
 from flaskr import create_app
 from flaskr.db import db
 from flaskr.models import Comment, Image, Like, Post, Tag, User
+from tests.e2e.harness.images import png
 
 NEEDLE = "Needle in a haystack"
 
@@ -36,10 +36,9 @@ def main() -> None:
         for n in range(3):
             db.session.add(Comment(post_id=post.id, author_id=user.id, body=f"Comment **{n}**"))
         db.session.add(Like(user_id=user.id, post_id=post.id))
-        out = io.BytesIO()
-        PILImage.new("RGB", (64, 48), (10, 120, 200)).save(out, "PNG")
+        picture = png((10, 120, 200), (64, 48))
         db.session.add(
-            Image(post_id=post.id, mimetype="image/png", width=64, height=48, data=out.getvalue())
+            Image(post_id=post.id, mimetype="image/png", width=64, height=48, data=picture)
         )
         db.session.commit()
         print(json.dumps({"needle_id": post.id}))

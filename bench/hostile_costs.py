@@ -1,7 +1,7 @@
 """What hostile content costs the app, in CPU seconds of this process (or of the image
 re-encoder it starts): the figures docs/security.md quotes. Prints one line per case.
 
-    .venv/bin/python bench/hostile_costs.py
+    .venv/bin/python -m bench.hostile_costs
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from pathlib import Path
 
 from PIL import Image, ImageFilter
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from flaskr.rendering import RenderTooCostly, check_cost, markdown
+from tests.helpers import image_bytes, reference_links
 
-from flaskr.rendering import RenderTooCostly, check_cost, markdown  # noqa: E402
-from tests.conftest import image_bytes  # noqa: E402
-from tests.test_rendering import reference_links  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def markdown_cases() -> dict[str, str]:

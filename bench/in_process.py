@@ -35,7 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from run import flask_cmd, run_env  # noqa: E402 - bench/ is on the path only from here
+from bench.data import flask_cmd  # noqa: E402 - the checkout is on the path only from here
+from bench.servers import run_env  # noqa: E402
 
 
 def caller(app: Any, path: str, cookie: str = "") -> Callable[[], None]:

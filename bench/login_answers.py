@@ -1,6 +1,6 @@
 """What an attacker can read from the login and registration answers, measured in-process.
 
-    .venv/bin/python bench/login_answers.py [--rounds 15]
+    .venv/bin/python -m bench.login_answers [--rounds 15]
 
 Builds the app on a scratch SQLite database with an account whose hash is the current
 default (scrypt) and one with the tutorial's pbkdf2 hash, then times, in turn so machine
@@ -15,19 +15,15 @@ from __future__ import annotations
 import argparse
 import re
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT)]
+from werkzeug.security import generate_password_hash
 
-from werkzeug.security import generate_password_hash  # noqa: E402
-
-from flaskr import create_app  # noqa: E402
-from flaskr.db import db, upgrade_schema  # noqa: E402
-from flaskr.models import User  # noqa: E402
+from flaskr import create_app
+from flaskr.db import db, upgrade_schema
+from flaskr.models import User
 
 FLASH = re.compile(r'<div class="flash[^"]*" role="alert">([^<]*)</div>')
 

@@ -27,9 +27,11 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from run import APP_DIR, Server, flask_cmd, run_env, warm  # noqa: E402 - bench/ is on the path
+from bench.data import flask_cmd  # noqa: E402 - the checkout is on the path only from here
+from bench.load import warm  # noqa: E402
+from bench.servers import APP_DIR, Server, run_env  # noqa: E402
 
 BODY_MAX, COMMENT_MAX = 20_000, 2_000  # flaskr/forms.py
 

@@ -1,4 +1,4 @@
-"""Draw bench/growth.png from the growth figures bench/run.py saved (JSON).
+"""Draw bench/growth.png from the growth figures bench/report.py saved (JSON).
 
 Run with bench/.venv's Python (matplotlib is not one of the app's dependencies):
     bench/.venv/bin/python bench/plot.py bench/out/<run>/growth.json bench/growth.png"""

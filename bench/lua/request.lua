@@ -1,4 +1,4 @@
--- One fixed request, described by the environment bench/run.py sets:
+-- One fixed request, described by the environment bench/load.py sets:
 --   BENCH_LUA_DIR, BENCH_METHOD (GET), BENCH_BODY, BENCH_COOKIE, BENCH_CONTENT_TYPE.
 -- wrk keeps no cookies: every request replays the same session cookie and CSRF token.
 dofile(os.getenv("BENCH_LUA_DIR") .. "/report.lua")

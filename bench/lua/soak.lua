@@ -1,6 +1,6 @@
 -- A long mixed read load for the memory check: the index and its pages, random posts,
--- searches, tag pages and the feed. bench/run.py runs it in slices of -d seconds until the
--- number of requests it wants is reached, reading RSS between slices.
+-- searches, tag pages and the feed. bench/sections/memory.py runs it in slices of -d seconds
+-- until the number of requests it wants is reached, reading RSS between slices.
 --   BENCH_LUA_DIR, BENCH_POSTS (ids 1..N exist), BENCH_SEED (random sequence per slice).
 dofile(os.getenv("BENCH_LUA_DIR") .. "/report.lua")
 

@@ -4,20 +4,13 @@ key, and a real nginx in front of them whose upstreams can be swapped with a gra
 
 Everything listens on 127.0.0.1 only, and every process started here is stopped however the
 test ends.
-
-Run as a script, it measures the index page's throughput with 1, 2 and 3 instances behind
-nginx with wrk (docs/scale-out.md quotes the numbers)::
-
-    .venv/bin/python -m tests.e2e.scale_helpers --bench
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import itertools
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -28,11 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ROOT
 from tests.e2e.harness.packages import apt_install
 from tests.e2e.harness.ports import free_port
-from tests.e2e.harness.postgres import postgres
-from tests.e2e.harness.servers import VENV_BIN, Gunicorn, app_env, children, gunicorn, stop
+from tests.e2e.harness.servers import Gunicorn, app_env, children, gunicorn, stop
 from tests.e2e.harness.wait import until, wait_for_http
 
 #: What docs/scale-out.md documents; parsed as JSON by Flask's from_prefixed_env.
@@ -235,66 +226,3 @@ def nginx(ports: list[int], access_log: bool = True) -> Iterator[Nginx]:
         yield server
     finally:
         server.cleanup()
-
-
-# --- throughput (docs/scale-out.md) -------------------------------------------------------
-
-
-def wrk(url: str, seconds: int, connections: int, threads: int) -> tuple[float, str]:
-    apt_install("wrk", commands=("wrk",))
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=seconds + 60,
-    ).stdout
-    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert found, out
-    if "Non-2xx" in out or "Socket errors" in out:
-        print(out)
-    return float(found.group(1)), out
-
-
-def bench(seconds: int, connections: int, workers: int, posts: int) -> None:
-    """Index page throughput through nginx with 1, 2 and 3 instances on one PostgreSQL."""
-    with contextlib.ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="flaskr-bench-")))
-        pg = stack.enter_context(postgres(free_port()))
-        env = fleet_env(workdir, pg.url)
-        subprocess.run(
-            [str(VENV_BIN / "flask"), "--app", "flaskr", "init-db"],
-            cwd=ROOT, env=env, check=True, capture_output=True,
-        )  # fmt: skip
-        subprocess.run(
-            [str(VENV_BIN / "flask"), "--app", "flaskr", "seed", "--force", "--posts", str(posts)],
-            cwd=ROOT, env=env, check=True, capture_output=True,
-        )  # fmt: skip
-        fleet = Fleet(stack, workdir, env)
-        instances = [fleet.start(workers=workers) for _ in range(3)]
-        print(f"index page, wrk -t2 -c{connections} -d{seconds}s, gunicorn --workers {workers}")
-        print("| instances | requests/s | p50 | p99 |")
-        print("|---|---|---|---|")
-        for n in (1, 2, 3):
-            with nginx([i.port for i in instances[:n]], access_log=False) as lb:
-                wrk(lb.base + "/", 2, connections, 2)  # warm every worker up
-                rate, out = wrk(lb.base + "/", seconds, connections, 2)
-                # The latency distribution's lines: "68.50%" elsewhere must not match.
-                p50 = re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)
-                p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)
-                print(f"| {n} | {rate:.0f} | {p50 and p50.group(1)} | {p99 and p99.group(1)} |")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bench", action="store_true", required=True)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers per instance")
-    parser.add_argument("--posts", type=int, default=30)
-    args = parser.parse_args()
-    bench(args.seconds, args.connections, args.workers, args.posts)
-
-
-if __name__ == "__main__":
-    main()

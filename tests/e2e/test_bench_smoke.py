@@ -63,6 +63,15 @@ def test_bench_smoke_prints_every_row_without_errors() -> None:
     for r in main[3:]:
         assert r["× Flask hello"] != "–" and r["× bare WSGI"] != "–", r
         assert r["× Flask hello, no conf"] != "–", r
+    # What the access log costs a bare hello: Flask hello against itself without the conf.
+    assert main[1]["× Flask hello, no conf"] != "–", main[1]
+    # Both readings of "× Flask hello": one under flaskr's gunicorn.conf.py (no --config, as
+    # flaskr runs), one under gunicorn's defaults (a --config that sets nothing).
+    commands = out.split("```sh\n", 1)[1].split("```", 1)[0]
+    hello = commands.split("# Flask hello\n", 1)[1].splitlines()[0]
+    no_conf = commands.split("# Flask hello, no conf\n", 1)[1].splitlines()[0]
+    assert "hello_flask:app" in hello and "--config" not in hello, hello
+    assert "hello_flask:app" in no_conf and "--config" in no_conf, no_conf
 
     startup = rows(out, "Launch to first 200")
     assert [r["config"] for r in startup] == [
