@@ -127,19 +127,6 @@ class DockerDaemon:
             subprocess.run(["iptables", "-P", "FORWARD", self.policy], check=True, timeout=30)
 
 
-def build_image(docker: DockerDaemon, image: str) -> None:
-    """`scripts/container build` through its Docker branch on the suite's dockerd, tagged
-    ``image``; the stand-in base image must be there (tests/e2e/test_container.py makes it)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASKR_", "DOCKER_"))}
-    built = subprocess.run(  # noqa: S603
-        [str(SCRIPT), "build"],
-        env={**env, **docker.env(), "FLASKR_ENGINE": "docker", "FLASKR_IMAGE": image},
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    if built.returncode != 0:
-        pytest.fail(f"scripts/container build: {built.stderr[-3000:]}")
-
-
 class Registry:
     """Debian's docker-registry (the Distribution registry) on 127.0.0.1, storing in ``root``,
     plain HTTP: Docker trusts 127.0.0.0/8 registries without TLS; podman is told so with

@@ -299,6 +299,20 @@ def debian_tarball(suite: str, packages: str, *options: str) -> Iterator[str]:
         yield tarball
 
 
+def build_docker_image(docker: DockerDaemon, image: str) -> None:
+    """`scripts/container build` through its Docker branch on the suite's dockerd, tagged
+    ``image``, making the stand-in base image first if this store has none (a suite that
+    runs before tests/e2e/test_container.py on a new machine finds none)."""
+    ns = HiddenPython()
+    try:
+        engine = Engine("docker", ns, Path(os.devnull), docker)
+        engine.image = image
+        engine.ensure_base_image()
+        engine.script("build", timeout=900)
+    finally:
+        ns.stop()
+
+
 def install_packages(apt_install: Callable[..., None]) -> None:
     """podman and friends, unless they are all here already."""
     apt_install(*PACKAGES, commands=("podman", "buildah", "runc", "mmdebstrap", "nsenter", "curl"))

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.container_docker import DockerDaemon, build_image
-from tests.e2e.container_engines import debian_tarball
+from tests.e2e.container_docker import DockerDaemon
+from tests.e2e.container_engines import build_docker_image, debian_tarball
 from tests.e2e.harness import ROOT
 from tests.e2e.harness.http import Visitor
 from tests.e2e.harness.images import png
@@ -138,7 +138,7 @@ def deployment(
     image = f"localhost/{project}:compose"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASKR_", "DOCKER_"))}
     env.update(docker_daemon.env())
-    build_image(docker_daemon, image)
+    build_docker_image(docker_daemon, image)
     # A checkout's deploy/ with the two files the compose file asks for and git never holds.
     checkout = tmp_path_factory.mktemp("compose")
     shutil.copytree(ROOT / "deploy", checkout / "deploy")

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.container_docker import DOCKER, DockerDaemon, build_image
+from tests.e2e.container_docker import DOCKER, DockerDaemon
 from tests.e2e.container_docker import ROOT as DOCKER_ROOT
-from tests.e2e.container_engines import debian_tarball
+from tests.e2e.container_engines import build_docker_image, debian_tarball
 from tests.e2e.harness import ROOT
 from tests.e2e.harness.packages import apt_install
 from tests.e2e.host_machine import PATH, Machine, MachineError
@@ -116,7 +116,7 @@ def image(machine: Machine, docker_daemon: DockerDaemon) -> str:
     """flaskr's image, built on the suite's dockerd and loaded into the machine's Docker as a
     server gets it from a registry (the machine has no network)."""
     tag = f"localhost/flaskr-e2e-{uuid.uuid4().hex[:8]}:systemd"
-    build_image(docker_daemon, tag)
+    build_docker_image(docker_daemon, tag)
     try:
         save = subprocess.Popen(  # noqa: S603
             [DOCKER, "save", tag],
