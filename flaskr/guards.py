@@ -21,7 +21,12 @@ MAX_PAGE = 10_000_000
 def refuse_nul() -> None:
     """A NUL byte in the path, the query or a form field means nothing to any page, and
     PostgreSQL's driver fails on it: a 400 before anything else runs."""
-    if "\x00" in request.path or _holds_nul(request.args.items(multi=True)):
+    environ = request.environ
+    query = environ.get("QUERY_STRING", "")
+    suspect_query = "%00" in query or "\x00" in query  # the raw string, before parsing it
+    if "\x00" in environ.get("PATH_INFO", "") or (
+        suspect_query and _holds_nul(request.args.items(multi=True))
+    ):
         raise BadRequest("The address holds a NUL byte.")
     if request.method == "POST" and _holds_nul(request.form.items(multi=True)):
         raise BadRequest("The form holds a NUL byte.")
@@ -41,6 +46,8 @@ def refuse_unstorable(error: DataError) -> Response:
 def mark_private(response: Response) -> Response:
     """A page for a browser with a session (a logged-in user, a message to flash, a form
     token) is for that browser only: no shared cache may keep it for others."""
+    if "HTTP_COOKIE" not in request.environ and not session.modified:
+        return response  # no session, none started: nothing personal (the visitors' path)
     has_session = current_app.config["SESSION_COOKIE_NAME"] in request.cookies
     cache_control = response.cache_control
     if (has_session or session.modified) and not (cache_control.public or cache_control.no_store):

@@ -186,3 +186,21 @@ def test_a_command_says_why_the_key_is_unreadable_in_one_line(
         assert json.loads(line)["message"].startswith(why)
     else:
         assert f"Error: {why}" in result.output
+
+
+def test_async_views_still_get_flasks_answer(app, client) -> None:
+    """Plain views and hooks skip Flask's async check; an async one still reaches Flask,
+    which says what it needs (asgiref, not installed here) instead of running it wrongly."""
+
+    async def later() -> str:
+        return "later"
+
+    def now() -> str:
+        return "now"
+
+    assert app.ensure_sync(now) is now
+    assert app.ensure_sync(app.make_response) == app.make_response  # a bound method
+    with pytest.raises(RuntimeError, match="async"):
+        app.ensure_sync(later)
+    app.add_url_rule("/now", view_func=now)
+    assert client.get("/now").text == "now"
