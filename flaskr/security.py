@@ -87,10 +87,11 @@ class SessionInterface(SecureCookieSessionInterface):
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if not session and not session.modified:  # no cookie to set or to delete
             if session.accessed:
-                if "Vary" in response.headers:
+                # A loop, not ``"Vary" in headers``: a missing key costs werkzeug an exception.
+                if any(name.lower() == "vary" for name, _ in response.headers):
                     response.vary.add("Cookie")
                 else:
-                    response.headers["Vary"] = "Cookie"
+                    response.headers.add("Vary", "Cookie")
             return
         super().save_session(app, session, response)
 
