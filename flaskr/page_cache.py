@@ -4,7 +4,7 @@ anything they show changes.
 A page is stored under its full URL and the database's content version (migration 0006),
 which triggers raise on every write to what pages show, whoever writes. Serving a stored
 page costs one single-row read instead of the page's queries and its rendering (the index:
-124 against 531 µs in-process, `bench/in_process.py` with and without --no-cache). No page
+114 against 379 µs in-process, `bench/in_process.py` with and without --no-cache). No page
 is ever stale: the version is read before the page, so a write seen by the page has raised
 the number first.
 
