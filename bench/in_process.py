@@ -4,6 +4,7 @@
     .venv/bin/python bench/in_process.py --posts 100000 --no-cache /?q=post
     .venv/bin/python bench/in_process.py --logged-in / /1           # a logged-in user's pages
     .venv/bin/python bench/in_process.py --profile /                # and cProfile's top entries
+    .venv/bin/python bench/in_process.py --profile --sort tottime /  # ... by their own time
     .venv/bin/python bench/in_process.py --imports                  # RSS each import adds
     .venv/bin/python bench/in_process.py --posts 100000 --search-index
 
@@ -128,6 +129,9 @@ def main() -> None:
     p.add_argument("--no-cache", action="store_true", help="FLASKR_PAGE_CACHE_SIZE=0")
     p.add_argument("--logged-in", action="store_true", help="as flask seed's user demo")
     p.add_argument("--profile", action="store_true", help="print cProfile's top 30 per path")
+    p.add_argument(
+        "--sort", default="cumulative", help="the profile's order: cumulative, tottime, ..."
+    )
     p.add_argument("--imports", action="store_true", help="RSS each import adds, then stop")
     p.add_argument(
         "--search-index",
@@ -179,7 +183,7 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
             profiler = cProfile.Profile()
             profiler.runcall(per_request_us, call, args.requests, 1)
             out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
+            pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(30)
             print(out.getvalue())
 
 

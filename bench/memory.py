@@ -122,7 +122,7 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
     env = run_env(scratch)
     env["FLASKR_LOG_LEVEL"] = "WARNING"
     flask_cmd(env, "init-db")
-    flask_cmd(env, "seed", "--posts", str(args.posts))
+    flask_cmd(env, "seed", "--force", "--password", "demo", "--posts", str(args.posts))
     server = Server("memory", "hello:app", env, scratch, ["--workers", str(args.workers)])
     print(f"gunicorn {' '.join(server.args)}, {args.posts:,} posts", flush=True)
     try:

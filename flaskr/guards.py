@@ -25,9 +25,15 @@ def refuse_nul() -> None:
     """Refuse a NUL byte in the path, the query or a form field with a 400.
 
     It means nothing to any page, and PostgreSQL's driver fails on it, so this runs before
-    anything else.
+    anything else. The raw query string is looked at first, so a query without one is never
+    parsed here.
     """
-    if "\x00" in request.path or _holds_nul(request.args.items(multi=True)):
+    environ = request.environ
+    query = environ.get("QUERY_STRING", "")
+    suspect_query = "%00" in query or "\x00" in query  # the raw string, before parsing it
+    if "\x00" in environ.get("PATH_INFO", "") or (
+        suspect_query and _holds_nul(request.args.items(multi=True))
+    ):
         raise BadRequest("The address holds a NUL byte.")
     if request.method == "POST" and _holds_nul(request.form.items(multi=True)):
         raise BadRequest("The form holds a NUL byte.")
@@ -53,6 +59,8 @@ def mark_private(response: Response) -> Response:
     A session holds a logged-in user, a message to flash or a form token: no shared cache may
     keep such a page for others.
     """
+    if "HTTP_COOKIE" not in request.environ and not session.modified:
+        return response  # no session, none started: nothing personal (the visitors' path)
     has_session = current_app.config["SESSION_COOKIE_NAME"] in request.cookies
     cache_control = response.cache_control
     if (has_session or session.modified) and not (cache_control.public or cache_control.no_store):

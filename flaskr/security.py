@@ -1,20 +1,25 @@
 """CSRF, security headers on every response, session cookies marked Secure behind https.
 
-The headers are the same for every response, so they are built once, at import, and each
-response only copies them: building the policy per response costs a noticeable share of a
-small page (docs/performance.md).
+The headers are the same for every response, so they are built once, at import, and added
+to each response's header list on its way out by a WSGI middleware: building the policy per
+response, or adding it through the response's Headers object, which checks every value
+again, costs a noticeable share of a small page (docs/performance.md).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, Request, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from flask_wtf.csrf import CSRFProtect
-from itsdangerous import URLSafeTimedSerializer
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.wrappers import Response
+
+from flaskr.bounded_cache import BoundedCache
 
 csrf = CSRFProtect()
 
@@ -56,6 +61,12 @@ def refuse_non_form_bodies() -> None:
         raise UnsupportedMediaType("This site's forms send form data, not " + request.mimetype)
 
 
+#: Session cookies whose signature was verified, with what they hold and when they were signed:
+#: a few hundred bytes each, 256 KB a process.
+VERIFIED_COOKIES = BoundedCache(256 * 1024)
+IMMUTABLE = (int, str, bool, float, type(None))
+
+
 class SessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, marked Secure whenever the request came over https.
 
@@ -77,33 +88,72 @@ class SessionInterface(SecureCookieSessionInterface):
         return self._serializer[1]
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        """Open Flask's session, remembering cookies it has verified.
+
+        Checking the signature was most of what a logged-in request added to a visitor's. A
+        cookie is remembered under the keys that verified it and only while it has not
+        expired; a forged or altered one is never remembered, so it is checked, and refused,
+        every time.
+        """
         if app.secret_key and "HTTP_COOKIE" not in request.environ:
             return self.session_class()  # nothing to verify
-        return super().open_session(app, request)
+        serializer = self.get_signing_serializer(app)
+        value = request.cookies.get(self.get_cookie_name(app))
+        if serializer is None or not value:
+            return super().open_session(app, request)
+        max_age = app.permanent_session_lifetime.total_seconds()
+        key = (self._serializer[0], value)
+        remembered = VERIFIED_COOKIES.get(key)
+        if remembered is not None and 0 <= time.time() - remembered[1] <= max_age:
+            return self.session_class(remembered[0])
+        try:
+            data, signed = serializer.loads(value, max_age=int(max_age), return_timestamp=True)
+        except BadSignature:
+            return self.session_class()
+        if isinstance(data, dict) and all(type(v) in IMMUTABLE for v in data.values()):
+            # Only flat sessions (a user id, a version, a token): a list in one (messages
+            # to flash) would be changed in place by the request that reads it.
+            VERIFIED_COOKIES.put(key, (data, signed.timestamp()))
+        return self.session_class(data)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if not session and not session.modified:  # no cookie to set or to delete
             if session.accessed:
-                if "Vary" in response.headers:
+                # A loop, not ``"Vary" in headers``: a missing key costs werkzeug an exception.
+                if any(name.lower() == "vary" for name, _ in response.headers):
                     response.vary.add("Cookie")
                 else:
-                    response.headers["Vary"] = "Cookie"
+                    response.headers.add("Vary", "Cookie")
             return
         super().save_session(app, session, response)
 
 
-def add_security_headers(response: Response) -> Response:
-    headers = response.headers
-    headers.extend(SECURITY_HEADERS)  # no view sets these: add, do not search and replace
-    environ = request.environ
-    if (
-        environ.get("wsgi.url_scheme") == "https"
-        or environ.get("HTTP_X_FORWARDED_PROTO") == "https"
-    ):
-        headers["Strict-Transport-Security"] = STRICT_TRANSPORT_SECURITY
-    return response
+HEADER_LIST = list(SECURITY_HEADERS.items())
+HTTPS_HEADER_LIST = [*HEADER_LIST, ("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY)]
+
+
+class SecurityHeaders:
+    """Add the headers above to every response, error pages included (WSGI middleware).
+
+    No view sets them, so they are appended, never searched for and replaced.
+    """
+
+    def __init__(self, wsgi_app: Callable[..., Iterable[bytes]]) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        https = (
+            environ.get("wsgi.url_scheme") == "https"
+            or environ.get("HTTP_X_FORWARDED_PROTO") == "https"
+        )
+        added = HTTPS_HEADER_LIST if https else HEADER_LIST
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, headers + added, exc_info)
+
+        return self.wsgi_app(environ, start)
 
 
 def init_app(app: Flask) -> None:
-    """Use the session cookie above; create_app registers this module's request hooks."""
+    """Use the session cookie above; create_app registers this module's hooks and middleware."""
     app.session_interface = SessionInterface()

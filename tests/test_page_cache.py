@@ -114,3 +114,22 @@ def test_a_page_too_big_to_keep_is_rendered_every_time(tmp_path: Path) -> None:
 def test_zero_turns_it_off(tmp_path: Path, setting: str) -> None:
     app = create_app(config_for(tmp_path, **{setting: 0}))
     assert "flaskr.pages" not in app.extensions
+
+
+def test_a_version_that_cannot_be_read_is_a_503(app: Flask, client: FlaskClient) -> None:
+    """The version is read on the driver's own connection: its errors still make the
+    database's 503, not a 500."""
+    with app.app_context():
+        db.session.execute(text("DROP TABLE content_version"))
+        db.session.commit()
+    response = client.get("/")
+    assert response.status_code == 503
+    assert b"database is busy or unavailable" in response.data
+
+
+def test_a_missing_version_is_never_taken_for_an_unchanged_one(app: Flask) -> None:
+    with app.app_context():
+        db.session.execute(text("DELETE FROM content_version"))
+        db.session.commit()
+        with pytest.raises(LookupError, match="init-db"):
+            content_version()

@@ -76,3 +76,38 @@ def test_a_new_secret_key_ends_sessions(client, auth, app) -> None:
     assert b"Log Out" in client.get("/").data
     app.secret_key = "another-secret-key-for-this-test"
     assert b"Log Out" not in client.get("/").data
+
+
+def test_a_remembered_cookie_still_expires_and_a_forged_one_never_passes(
+    client, auth, monkeypatch
+) -> None:
+    import time
+
+    import flaskr.security
+
+    auth.login()
+    assert b"Log Out" in client.get("/").data  # verified, and now remembered
+    genuine = client.get_cookie("session").value
+    payload, signature = genuine.rsplit(".", 1)
+    forged = payload + "." + ("A" if signature[0] != "A" else "B") + signature[1:]
+    client.set_cookie("session", forged)
+    assert b"Log Out" not in client.get("/").data
+    client.set_cookie("session", genuine)
+    assert b"Log Out" in client.get("/").data
+    eight_days = time.time() + 8 * 24 * 3600  # PERMANENT_SESSION_LIFETIME is 7 days
+    monkeypatch.setattr(flaskr.security.time, "time", lambda: eight_days)
+    assert b"Log Out" not in client.get("/").data
+
+
+def test_a_message_to_flash_shows_once(client) -> None:
+    """A session holding messages (a list) is read afresh every time, never remembered: the
+    message shows on the next page and then is gone, even if the old cookie comes back."""
+    client.post("/auth/register", data={"username": "newcomer", "password": "a long password"})
+    holding = client.get_cookie("session").value
+    assert b"Now log in as newcomer" in client.get("/auth/login").data
+    assert b"Now log in as newcomer" not in client.get("/auth/login").data
+    client.set_cookie("session", holding)  # the cookie that still holds the message
+    client.post("/auth/register", data={"username": "", "password": ""})  # flashes errors
+    client.set_cookie("session", holding)
+    page = client.get("/auth/login").get_data(as_text=True)
+    assert page.count("Now log in as newcomer") == 1 and "Username is required" not in page

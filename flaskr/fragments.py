@@ -1,0 +1,45 @@
+"""Posts as listings show them, rendered once and kept while they stay the same.
+
+Rendering the posts of a listing (header, links, tags and counts through Jinja) cost more
+than the whole rest of the index page (docs/performance.md). The HTML of a listed post
+depends only on what it shows (the fields of ``ListedPost``), on whether the viewer may edit
+it, and on where the app is mounted, so it is kept under exactly those: a changed title, a new
+like or comment makes another key, and the old entry ages out. Bounded in bytes like every
+cache here.
+"""
+
+from __future__ import annotations
+
+from flask import current_app, g, request
+from markupsafe import Markup
+
+from flaskr.bounded_cache import BoundedCache
+from flaskr.listing import ListedPost
+
+#: Listed posts each process keeps (their keys hold the bodies, their values the HTML).
+RENDERED_POSTS = BoundedCache(2 * 1024 * 1024)
+
+
+def listed_post(post: ListedPost) -> Markup:
+    """The ``<article>`` of ``post`` in a listing (templates/blog/_listed_post.html)."""
+    editable = g.user is not None and g.user.id == post.author_id
+    key = (
+        request.script_root,
+        editable,
+        post.id,
+        post.title,
+        post.body,
+        post.created,
+        post.author.username,
+        post.likes,
+        post.comments,
+        post.has_image,
+        *(tag.name for tag in post.tags),
+    )
+    html = RENDERED_POSTS.get(key)
+    if html is None:
+        template = current_app.jinja_env.get_template("blog/_listed_post.html")
+        # Safe to mark: the template escapes everything it puts in.
+        html = Markup(template.render(post=post))  # noqa: S704  # nosec B704
+        RENDERED_POSTS.put(key, html)
+    return html

@@ -1,0 +1,51 @@
+"""Small reads that every request makes, on the driver's own pooled connection.
+
+A visitor's cached page costs one read (the content version) and a logged-in request one
+more (its user). Through SQLAlchemy, its Connection and result objects cost several times
+the read itself (docs/performance.md), so these go to the DBAPI cursor directly. The
+statements are still SQLAlchemy's, compiled once per database dialect (quoting, parameter
+style), and a driver error still surfaces as SQLAlchemy's (a database that is down is a 503).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Executable
+from sqlalchemy.engine import Compiled, Dialect
+from sqlalchemy.exc import DBAPIError
+
+from flaskr.db import db
+
+
+@cache
+def _compiled(statement: Executable, dialect: Dialect) -> Compiled:
+    return statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+
+
+def first_row(
+    statement: Executable, params: dict[str, Any] | None = None
+) -> tuple[Any, ...] | None:
+    """The first row ``statement`` returns with ``params``, or None."""
+    engine = db.engine
+    compiled = _compiled(statement, engine.dialect)
+    values = compiled.construct_params(params or {})
+    if compiled.positiontup is not None:
+        arguments: Any = tuple(values[name] for name in compiled.positiontup)
+    else:
+        arguments = values
+    driver_error = engine.dialect.loaded_dbapi.Error
+    connection = engine.raw_connection()  # the pool's: pre-ping and reset on return apply
+    try:
+        cursor = connection.cursor()
+        try:
+            cursor.execute(compiled.string, arguments)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+    except driver_error as error:
+        raise DBAPIError.instance(compiled.string, arguments, error, driver_error) from error
+    finally:
+        connection.close()
+    return None if row is None else tuple(row)
