@@ -58,6 +58,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # Ids beyond a 32-bit integer column are 404s, not an overflow deep in the database driver.
     app.url_map.converters["int"] = BoundedIntConverter
 
+    # Imported here, as in the Flask tutorial: importing the package (for its config, or the
+    # isolation tool) does not load every part of the app.
     from flaskr import (
         auth,
         backup,
@@ -67,6 +69,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         db,
         errors,
         feed,
+        fragments,
         guards,
         health,
         images,
@@ -88,6 +91,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     page_cache.init_app(app)  # whole pages for visitors without a session, bounded in bytes
     urls.init_app(app)  # templates' url_for, each link built once and kept, bounded in bytes
     app.add_template_filter(rendering.markdown, "markdown")  # posts' Markdown as safe HTML
+    app.add_template_global(fragments.listed_post)  # a listed post's HTML, rendered once, kept
 
     # Before each request, in this order (the first to raise answers):
     app.before_request(security.refuse_non_form_bodies)  # 415 for anything but form data
@@ -144,6 +148,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         isolation_cli.isolation_command,  # isolation: what the container isolates from the host
     ):
         app.cli.add_command(command)
+    # And `db` (Flask-Migrate's group: upgrade, current, history), added by db.init_app above
+    # only when a command runs, so that serving workers never import Alembic.
 
     # Around the whole app, error pages included: the security headers, built once, added to
     # every response (CSP, nosniff, frame, HSTS on https).

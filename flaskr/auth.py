@@ -78,7 +78,7 @@ class LoggedInUser(NamedTuple):
 
 
 #: Only those columns, read on the driver's connection (reads.py): loading the ORM object
-#: through the session was about half of what a logged-in request added to a visitor's.
+#: through the session was much of what a logged-in request added to a visitor's.
 LOAD_USER = select(
     User.id, User.username, User.is_admin, User.session_version, User.disabled
 ).where(User.id == bindparam("id"))

@@ -24,7 +24,6 @@ from werkzeug.wrappers import Response
 from flaskr.auth import login_required
 from flaskr.db import db
 from flaskr.forms import CONTROL, CommentForm, PostForm, split_tags
-from flaskr.fragments import listed_post
 from flaskr.guards import MAX_PAGE
 from flaskr.images import ImageError, read_image
 from flaskr.listing import Listing, everything, page_of, tagged, titles_containing
@@ -32,7 +31,6 @@ from flaskr.models import Comment, Image, Like, Post, Tag
 from flaskr.page_cache import cached
 
 bp = Blueprint("blog", __name__)
-bp.add_app_template_global(listed_post)
 
 SEARCH_MAX = 200
 

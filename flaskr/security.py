@@ -46,8 +46,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "strict-origin-when-cross-origin",
     "Permissions-Policy": "geolocation=(), camera=(), microphone=()",
 }
-#: Only on https responses: nginx or the platform terminates TLS and redirects, and the app
-#: answers plain http on its own socket, so it never redirects or sends HSTS over http.
+#: Only on https responses, as the request's scheme or X-Forwarded-Proto says: nginx or the
+#: platform terminates TLS and redirects, and the app never redirects to https itself. (A
+#: forged X-Forwarded-Proto over plain http changes nothing: browsers ignore HSTS there.)
 STRICT_TRANSPORT_SECURITY = f"max-age={365 * 24 * 3600}; includeSubDomains"
 
 

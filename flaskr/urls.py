@@ -2,9 +2,9 @@
 
 A page links to the same few dozen addresses again and again (each post's page, its tags,
 the stylesheet, the login page), and building one through werkzeug's routing costs more than
-rendering the link: 24 ``url_for`` calls were a third of rendering the index. A link depends
-only on its endpoint, its values and where the app is mounted (SCRIPT_NAME), so it is kept
-under those, bounded in bytes like every cache here.
+rendering the link: the index's links were a large share of rendering it (docs/performance.md).
+A link depends only on its endpoint, its values and where the app is mounted (SCRIPT_NAME), so
+it is kept under those, bounded in bytes like every cache here.
 """
 
 from __future__ import annotations
