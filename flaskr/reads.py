@@ -36,16 +36,20 @@ def first_row(
     else:
         arguments = values
     driver_error = engine.dialect.loaded_dbapi.Error
-    connection = engine.raw_connection()  # the pool's: pre-ping and reset on return apply
     try:
-        cursor = connection.cursor()
+        # The pool's connection: pre-ping and reset on return apply. Connecting is inside the
+        # try: a database that is down fails here, and must surface as SQLAlchemy's error
+        # (a 503 page), not the driver's (a 500).
+        connection = engine.raw_connection()
         try:
-            cursor.execute(compiled.string, arguments)
-            row = cursor.fetchone()
+            cursor = connection.cursor()
+            try:
+                cursor.execute(compiled.string, arguments)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
         finally:
-            cursor.close()
+            connection.close()
     except driver_error as error:
         raise DBAPIError.instance(compiled.string, arguments, error, driver_error) from error
-    finally:
-        connection.close()
     return None if row is None else tuple(row)
