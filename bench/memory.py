@@ -136,7 +136,7 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
         ok, bad = fetch_all([server.base + path for path in pages for _ in range(3)])
         seen = [report(f"hostile pages seen ({ok} ok, {bad} not)", server)]
         # Pages small enough to be kept (the ordinary ones, the hostile table and text posts
-        # with their comments: ~170 KB), each under many URLs.
+        # with their comments), each under many URLs.
         distinct = [
             f"{server.base}{path}{'&' if '?' in path else '?'}n={n}"
             for n in range(args.urls)
