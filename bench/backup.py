@@ -2,8 +2,8 @@
 with `flask seed`, then `flask backup` while writer threads commit one post at a time (as the
 app does, WAL and busy_timeout included), then `flask restore` onto a fresh instance.
 
-    .venv/bin/python bench/backup.py                  1,000 and 100,000 posts
-    .venv/bin/python bench/backup.py --posts 5000     one size
+    .venv/bin/python -m bench.backup                  1,000 and 100,000 posts
+    .venv/bin/python -m bench.backup --posts 5000     one size
 
 Prints one Markdown row per size: backup seconds and size, restore seconds, and how long the
 writers' commits took before and during the backup (the longest one, and the 99th percentile)."""
@@ -113,7 +113,9 @@ def measure(posts: int, writers: int) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.backup", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--posts", type=int, nargs="+", default=[1000, 100_000])
     parser.add_argument("--writers", type=int, default=2)
     args = parser.parse_args()

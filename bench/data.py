@@ -39,7 +39,7 @@ def seed(env: dict[str, str], posts: int) -> None:
 
 
 def add_needle(env: dict[str, str]) -> dict[str, int]:
-    """Run bench/extras.py on the instance ``env`` names; the needle post's id."""
+    """Run ``python -m bench.extras`` on the instance ``env`` names; the needle post's id."""
     out = command([str(VENV_BIN / "python"), "-m", "bench.extras"], env, timeout=120)
     return json.loads(out.strip().splitlines()[-1])
 

@@ -1,18 +1,18 @@
 """Where a page's time goes, in-process: no gunicorn, no wrk, no network.
 
-    .venv/bin/python bench/in_process.py / /?q=post /hello          # µs per request
-    .venv/bin/python bench/in_process.py --posts 100000 --no-cache /?q=post
-    .venv/bin/python bench/in_process.py --logged-in / /1           # a logged-in user's pages
-    .venv/bin/python bench/in_process.py --profile /                # and cProfile's top entries
-    .venv/bin/python bench/in_process.py --profile --sort tottime /  # ... by their own time
-    .venv/bin/python bench/in_process.py --imports                  # RSS each import adds
-    .venv/bin/python bench/in_process.py --posts 100000 --search-index
+    .venv/bin/python -m bench.in_process / /?q=post /hello          # µs per request
+    .venv/bin/python -m bench.in_process --posts 100000 --no-cache /?q=post
+    .venv/bin/python -m bench.in_process --logged-in / /1           # a logged-in user's pages
+    .venv/bin/python -m bench.in_process --profile /                # and cProfile's top entries
+    .venv/bin/python -m bench.in_process --profile --sort tottime /  # ... by their own time
+    .venv/bin/python -m bench.in_process --imports                  # RSS each import adds
+    .venv/bin/python -m bench.in_process --posts 100000 --search-index
 
 Seeds a scratch database with `flask seed`, builds the app as production does (a real secret
 key, no debug, no testing), calls it as a WSGI server would, and prints the median over
 rounds of the mean CPU time per request (this process's, so other processes on a busy
 machine barely move it), beside the same for a bare Flask "Hello, World!"
-(bench/hello_flask.py). The figures are what docs/performance.md quotes for the profiles.
+(bench.hello_flask). The figures are what docs/performance.md quotes for the profiles.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-
-from bench.data import flask_cmd  # noqa: E402 - the checkout is on the path only from here
-from bench.servers import run_env  # noqa: E402
+from bench.data import flask_cmd
+from bench.hello_flask import app as hello
+from bench.servers import run_env
+from bench.settings import ROOT
+from tests.e2e.harness.http import csrf_token
 
 
 def caller(app: Any, path: str, cookie: str = "") -> Callable[[], None]:
@@ -61,12 +61,9 @@ def caller(app: Any, path: str, cookie: str = "") -> Callable[[], None]:
 
 def login_cookie(app: Any) -> str:
     """The session cookie of `flask seed`'s user "demo", logged in through the login form."""
-    import re
-
     client = app.test_client()
-    page = client.get("/auth/login").text
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
-    data = {"username": "demo", "password": "demo", "csrf_token": token.group(1) if token else ""}
+    token = csrf_token(client.get("/auth/login").text) or ""
+    data = {"username": "demo", "password": "demo", "csrf_token": token}
     if client.post("/auth/login", data=data).status_code != 302:
         raise SystemExit("logging in as demo failed")
     return f"session={client.get_cookie('session').value}"
@@ -121,7 +118,9 @@ def search_index(database: Path, requests: int) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m bench.in_process", description=__doc__.split("\n")[0]
+    )
     p.add_argument("paths", nargs="*", default=["/", "/?q=post", "/tag/flask", "/1", "/hello"])
     p.add_argument("--posts", type=int, default=1_000)
     p.add_argument("--requests", type=int, default=2_000, help="per round")
@@ -162,8 +161,7 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
     os.environ.clear()
     os.environ.update(env)  # create_app reads its settings from the environment
 
-    from hello_flask import app as hello
-
+    # Imported once the environment is set: some of the app's libraries read it on import.
     from flaskr import create_app
 
     app = create_app()

@@ -1,8 +1,8 @@
 """Worker memory under gunicorn as the seed runs it, with ordinary and with hostile content.
 
-    .venv/bin/python bench/memory.py                     # --workers 3, 1,000 posts
-    .venv/bin/python bench/memory.py --urls 1000 --hostile-posts 12
-    .venv/bin/python bench/memory.py --app-dir /tmp/old/flaskr    # another version of flaskr/
+    .venv/bin/python -m bench.memory                     # --workers 3, 1,000 posts
+    .venv/bin/python -m bench.memory --urls 1000 --hostile-posts 12
+    .venv/bin/python -m bench.memory --app-dir /tmp/old/flaskr    # another version of flaskr/
 
 Seeds a scratch database with `flask seed`, starts flaskr with bench/run's Server (gunicorn
 from flaskr/, so gunicorn.conf.py applies), warms the ordinary pages and prints each worker's
@@ -27,11 +27,9 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.data import flask_cmd  # noqa: E402 - the checkout is on the path only from here
-from bench.load import warm  # noqa: E402
-from bench.servers import APP_DIR, Server, run_env  # noqa: E402
+from bench.data import flask_cmd
+from bench.load import warm
+from bench.servers import APP_DIR, Server, run_env
 
 BODY_MAX, COMMENT_MAX = 20_000, 2_000  # flaskr/forms.py
 
@@ -102,7 +100,7 @@ def report(label: str, server: Server) -> dict[str, float]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__.split("\n")[0])
     p.add_argument("--posts", type=int, default=1_000)
     p.add_argument("--workers", type=int, default=3)
     p.add_argument("--hostile-posts", type=int, default=6)
@@ -138,7 +136,7 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
         ok, bad = fetch_all([server.base + path for path in pages for _ in range(3)])
         seen = [report(f"hostile pages seen ({ok} ok, {bad} not)", server)]
         # Pages small enough to be kept (the ordinary ones, the hostile table and text posts
-        # with their comments: ~170 KB), each under many URLs.
+        # with their comments), each under many URLs.
         distinct = [
             f"{server.base}{path}{'&' if '?' in path else '?'}n={n}"
             for n in range(args.urls)

@@ -1,7 +1,7 @@
 """Draw bench/growth.png from the growth figures bench/report.py saved (JSON).
 
 Run with bench/.venv's Python (matplotlib is not one of the app's dependencies):
-    bench/.venv/bin/python bench/plot.py bench/out/<run>/growth.json bench/growth.png"""
+    bench/.venv/bin/python -m bench.plot bench/out/<run>/growth.json bench/growth.png"""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from typing import Any
 from bench.load import WRK_COMMANDS
 from bench.sections import growth, main, memory, startup, workers
 from bench.sections.context import Context
-from bench.settings import BENCH, log
+from bench.settings import BENCH, ROOT, log
 from bench.stats import med
 
 PACKAGES = ("flask", "werkzeug", "gunicorn", "sqlalchemy")
@@ -202,6 +202,6 @@ def draw(results: dict[str, Any], out: Path) -> bool:
             log("  could not install matplotlib: no plot (the figures are in RESULTS.md)")
             return False
     done = subprocess.run(
-        [str(py), str(BENCH / "plot.py"), str(path), str(BENCH / "growth.png")], check=False
+        [str(py), "-m", "bench.plot", str(path), str(BENCH / "growth.png")], cwd=ROOT, check=False
     )
     return done.returncode == 0

@@ -11,7 +11,8 @@ Sections (all by default; ``--only`` picks some), one module each in bench/secti
   memory   RSS of the master and each worker after warm-up and after a long mixed run
   workers  sync against gthread with the same 3 processes, and each sync worker count asked
 
-``--smoke`` runs all of it on tiny data in about half a minute and writes no RESULTS.md.
+``--smoke`` runs all of it on tiny data with short loads, for CI to check every row, and
+writes no RESULTS.md.
 """
 
 from __future__ import annotations

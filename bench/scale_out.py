@@ -5,10 +5,11 @@
     .venv/bin/python -m bench.scale_out --seconds 2 --posts 5
 
 It borrows the e2e suites' launchers (a throwaway PostgreSQL cluster, gunicorn instances
-sharing a key file, nginx with swappable upstreams), so it needs the dev venv (pytest,
-requests), and root: for the cluster's ``postgres`` user, and to install wrk, nginx and
-PostgreSQL from Debian when they are missing. Everything listens on 127.0.0.1 and is stopped
-at the end.
+sharing a key file, nginx with swappable upstreams: tests/e2e/scale_helpers.py, the
+scale-out suite's own helpers, imported as they are rather than copied), so it needs the
+dev venv (pytest, requests), and root: for the cluster's ``postgres`` user, and to install
+wrk, nginx and PostgreSQL from Debian when they are missing. Everything listens on 127.0.0.1
+and is stopped at the end.
 """
 
 from __future__ import annotations

@@ -3,6 +3,13 @@ benchmark reads from it: launch to first 200, the CPU seconds its processes spen
 resident (RSS) and proportional (PSS) memory of the master and each worker from /proc.
 
 Every server started here is stopped however the run ends (``stop_all``, registered at exit).
+
+It starts gunicorn with its own ``Popen`` rather than tests/e2e/harness/servers.py's
+``gunicorn(...)`` (whose stop, polling and ports it does use) for two reasons: a bench server
+outlives any one with-block (started by one section, stopped by another or at exit), and its
+access log (stdout) is thrown away while its error log (stderr) is kept, where the harness
+writes both to one file: writing a line per request under wrk would cost the server disk I/O
+that the figures would include.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ def init_app(app: Flask) -> None:
     db.init_app(app)
     if click.get_current_context(silent=True) is not None:
         # Alembic only where migrations run, the CLI: serving workers stay smaller
-        # (docs/performance.md has the figure, from `bench/in_process.py --imports`).
+        # (docs/performance.md has the figure, from `python -m bench.in_process --imports`).
         use_migrate(app)
 
 

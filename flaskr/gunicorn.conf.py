@@ -44,7 +44,7 @@ if _metrics_enabled() and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 #: What every worker imports, loaded once in the master and shared by the workers it forks
 #: (copy-on-write: Flask and SQLAlchemy are most of a worker's memory; docs/performance.md has
-#: the figures, from `bench/memory.py`). flaskr itself is not among them, so a HUP still
+#: the figures, from `python -m bench.memory`). flaskr itself is not among them, so a HUP still
 #: starts workers on new app code. The trade-off: a HUP does not load new versions of these;
 #: after the venv changes (a new requirements.txt), restart the service (scripts/install-host
 #: does).

@@ -81,7 +81,7 @@ MAX_HTML_BYTES = 128 * 1024
 MAX_HTML_RATIO = 10
 MIN_HTML_BYTES = 4 * 1024
 #: CPU time a body may take to render: well above what long prose or a large table takes
-#: (docs/security.md has the measured costs, from `bench/hostile_costs.py`).
+#: (docs/security.md has the measured costs, from `python -m bench.hostile_costs`).
 MAX_RENDER_SECONDS = 0.4
 
 

@@ -22,6 +22,7 @@ from werkzeug.test import TestResponse
 from flaskr import create_app
 from flaskr.db import db, upgrade_schema
 from flaskr.models import Post, User
+from tests.e2e.harness.http import csrf_token
 
 TUTORIAL_USERS = [
     (
@@ -118,6 +119,13 @@ def insert_post(app: Flask, title: str) -> None:
             {"title": title},
         )
         db.session.commit()
+
+
+def form_token(client: FlaskClient, path: str) -> str:
+    """The CSRF token of the form on ``path``, for the tests that turn CSRF on."""
+    token = csrf_token(client.get(path).text)
+    assert token, f"no CSRF token on {path}"
+    return token
 
 
 class AuthActions:

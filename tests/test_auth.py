@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from flaskr.db import db
 from flaskr.models import User
-from tests.helpers import AuthActions, make_app
+from tests.helpers import AuthActions, form_token, make_app
 
 
 def test_register(client, app) -> None:
@@ -136,8 +136,7 @@ def test_csrf_is_required_on_every_form(tmp_path) -> None:
     assert b"The form expired" in response.data
     with app.app_context():
         assert db.session.scalar(select(User).where(User.username == "z")) is None
-    page = client.get("/auth/register").text
-    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    token = form_token(client, "/auth/register")
     response = client.post(
         "/auth/register", data={"username": "z", "password": "z-password", "csrf_token": token}
     )
@@ -192,13 +191,11 @@ def test_logout_by_get_only_asks(client, auth) -> None:
 def test_logout_needs_its_csrf_token(tmp_path) -> None:
     app = make_app(tmp_path, WTF_CSRF_ENABLED=True)
     client = app.test_client()
-    page = client.get("/auth/login").text
-    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    token = form_token(client, "/auth/login")
     client.post("/auth/login", data={"username": "test", "password": "test", "csrf_token": token})
     assert client.post("/auth/logout").status_code == 400  # another site's form
     assert client.get("/create").status_code == 200
-    page = client.get("/auth/logout").text
-    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    token = form_token(client, "/auth/logout")
     assert client.post("/auth/logout", data={"csrf_token": token}).status_code == 302
     assert client.get("/create").status_code == 302
 

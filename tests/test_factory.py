@@ -49,7 +49,8 @@ def test_forwarded_headers_ignored_without_proxy_fix(client, app) -> None:
 
 def test_serving_workers_load_neither_alembic_nor_pillow(tmp_path: Path) -> None:
     """Migrations and uploads load them where they run: a worker serving pages, /readyz
-    included, stays without (bench/in_process.py --imports: 7.8 and 2.1 MB)."""
+    included, stays without them and the memory they take (docs/performance.md, from
+    ``python -m bench.in_process --imports``)."""
     make_app(tmp_path)  # the database, migrated here rather than in the worker below
     code = f"""
 import sys

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
-from tests.conftest import AuthActions
+from tests.helpers import AuthActions
 
 
 def article(client: FlaskClient, path: str = "/") -> str:

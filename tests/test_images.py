@@ -169,8 +169,8 @@ def cpu_seconds() -> float:
     "crafted", [jpeg_after_fill_bytes, png_after_empty_chunks, gif_with_a_long_comment]
 )
 def test_a_header_dear_to_read_costs_the_worker_nothing(client, auth, crafted) -> None:
-    """Pillow takes one to two seconds of CPU to find these files' 64 pixels: that happens in
-    the limited child, which either gets through within its second or is stopped; the
+    """Pillow steps through these files' headers in Python, at a cost in CPU near the child's
+    limit (figures in docs/security.md): that happens in the limited child, which either gets through within its second or is stopped; the
     worker itself only passes the bytes along."""
     data = crafted()
     assert len(data) <= 5 * 1024 * 1024

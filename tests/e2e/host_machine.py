@@ -55,7 +55,8 @@ def _locked(name: str) -> Iterator[None]:
 
 
 def rootfs_tarball(suite: str = SUITE, packages: tuple[str, ...] = tuple(PACKAGES)) -> Path:
-    """The cached minbase root filesystem; built once with mmdebstrap (about 30 s)."""
+    """The cached minbase root filesystem: built once with mmdebstrap (slow: it downloads and
+    unpacks every package), then reused by every suite that boots a machine."""
     key = hashlib.sha256(" ".join([suite, MIRROR, *packages]).encode()).hexdigest()[:12]
     tarball = CACHE / f"rootfs-{suite}-{key}.tar"
     with _locked("rootfs"):

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,9 @@ from sqlalchemy import create_engine, text
 from flaskr.backup import backups_in
 from flaskr.health import head_revision
 from tests.e2e.harness import ROOT, servers
+from tests.e2e.harness.drills import AFTER, BEFORE, PASSWORD, acknowledged_before, writers
 from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.images import png
-from tests.e2e.harness.load import Client, Load, Tally, Writer, record
+from tests.e2e.harness.load import Load, Tally, Writer, record
 from tests.e2e.harness.postgres import postgres
 from tests.e2e.harness.servers import VENV_BIN, app_env, flask, init_db
 from tests.e2e.harness.wait import until
@@ -34,42 +33,11 @@ from tests.helpers import tutorial_database
 #: The schema revision this code migrates to: what a new backup records.
 HEAD = head_revision()
 
-WRITERS = 8
-PASSWORD = "backup drill"
-#: Seconds of writing before the backup starts, and after it ends.
-BEFORE, AFTER = 3.0, 2.0
-
 
 @contextmanager
 def serve(env: dict[str, str], log: Path) -> Iterator[str]:
     with servers.serve(env, log, ready="/readyz", timeout=60) as server:
         yield server.base
-
-
-def writers(base: str, tally: Tally) -> tuple[list[Writer], int, bytes]:
-    """Writers who registered and logged in over HTTP, each with a post to comment on and
-    like; the first post carries an image. Returns them, that post's id and the image as
-    served (the app re-encodes uploads)."""
-    image = png((200, 40, 90))
-
-    def sign_up(i: int) -> tuple[Client, int]:
-        client = Client(base, tally, f"drill{i}")
-        client.register_and_login(client.name, PASSWORD)
-        title = f"{client.name} first"
-        client.create_post(title, "To comment on.", image=image if i == 0 else None)
-        client.fetch_token()
-        return client, client.post_id(title)
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        signed = list(pool.map(sign_up, range(WRITERS)))
-    post_ids = [p for _, p in signed]
-    served = signed[0][0].get(f"/{post_ids[0]}/image")
-    assert served.status_code == 200
-    return (
-        [Writer(c, post_ids, seed=i) for i, (c, _) in enumerate(signed)],
-        post_ids[0],
-        served.content,
-    )
 
 
 def stored(url: str) -> dict[str, set[str]]:
@@ -92,15 +60,6 @@ def stored(url: str) -> dict[str, set[str]]:
             }
     finally:
         engine.dispose()
-
-
-def acknowledged_before(tally: Tally, moment: float) -> dict[str, set[str]]:
-    """Per kind, the writes the server had acknowledged before ``moment``."""
-    found: dict[str, set[str]] = {"post": set(), "comment": set(), "like": set()}
-    for r in tally.results:
-        if r.ok and r.ended < moment and r.kind in found:
-            found[r.kind].add(r.key)
-    return found
 
 
 def write_waits(tally: Tally, start: float, end: float) -> dict[str, float]:

@@ -48,7 +48,7 @@ def run(*command: str) -> str:
     return done.stdout
 
 
-IN_PROCESS = (str(ROOT / ".venv" / "bin" / "python"), "bench/in_process.py")
+IN_PROCESS = (str(ROOT / ".venv" / "bin" / "python"), "-m", "bench.in_process")
 
 
 def test_bench_smoke_prints_every_row_without_errors() -> None:

@@ -36,13 +36,14 @@ from tests.e2e.container_engines import (
     terminal_session,
 )
 from tests.e2e.harness import ROOT
+from tests.e2e.harness.drills import AFTER, BEFORE, PASSWORD, acknowledged_before, writers
 from tests.e2e.harness.http import Visitor
+from tests.e2e.harness.images import png
 from tests.e2e.harness.load import Load, Tally, Writer
 from tests.e2e.harness.packages import apt_install
 from tests.e2e.harness.ports import free_port
 from tests.e2e.harness.wait import until, wait_for_http
 from tests.e2e.isolation_reports import is_gunicorn, isolation_out, save_report
-from tests.e2e.test_backup import AFTER, BEFORE, PASSWORD, acknowledged_before, writers
 
 #: What a checkout has but the build context never takes (see .dockerignore).
 UNTRACKED = shutil.ignore_patterns("__pycache__", "*.pyc", "instance", "*.sqlite*", "*.sock")
@@ -123,12 +124,6 @@ def site(engine: Engine, image: str) -> Iterator[Site]:
     engine.remove_container(deployed.name)
 
 
-def png(width: int, height: int) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (200, 40, 90)).save(out, "PNG")
-    return out.getvalue()
-
-
 @dataclass
 class Post:
     username: str
@@ -159,7 +154,7 @@ def post(site: Site) -> Post:
             "body": "Built from the *unchanged* Dockerfile.",
             "tags": f"{tag}, container",
         },
-        {"image": ("dot.png", "image/png", png(40, 30))},
+        {"image": ("dot.png", "image/png", png((200, 40, 90), (40, 30)))},
     )
     assert created.status_code == 302, created.text[:2000]
     tagged = browser.get(f"/tag/{tag}")

@@ -120,8 +120,8 @@ def test_uploads_cost_at_most_their_budget(site, name, make, budget, message) ->
     "make", [jpeg_after_fill_bytes, png_after_empty_chunks, gif_with_a_long_comment]
 )
 def test_headers_dear_to_read_cost_the_worker_nothing(site, make) -> None:
-    """Pillow needs 0.6-1.7 s of CPU to step through these headers: all of it in the
-    limited child, which finishes within its second or is stopped; never in the worker."""
+    """Pillow spends about the child's CPU limit stepping through these headers (figures in
+    docs/security.md): all of it in the limited child, which finishes within its second or is stopped; never in the worker."""
     base, visitor, master = site
     files = {"image": ("upload", make(), "application/octet-stream")}
     send = post_form(visitor, {"title": make.__name__}, files)

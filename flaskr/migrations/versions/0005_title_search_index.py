@@ -2,7 +2,7 @@
 
 SQLite: a contentless FTS5 table with the trigram tokenizer over post titles, kept in step by
 triggers. Its rowids are the posts' ids negated: FTS5 reads matches lazily in ascending
-rowid order only, and listings want the newest first (`bench/in_process.py --search-index`
+rowid order only, and listings want the newest first (`python -m bench.in_process --search-index`
 times both orders). PostgreSQL: a pg_trgm GIN index on post.title.
 Without FTS5, or without the right to create pg_trgm, the migration adds nothing and search
 scans titles as before (listing.titles_containing): slower at scale, same results.
