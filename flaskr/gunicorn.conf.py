@@ -206,6 +206,7 @@ def post_worker_init(worker):
     with this file (bench/ compares bare WSGI and Flask under it) has no flaskr database to
     hold.
     """
+    _note_when_told_to_stop(worker)
     try:
         from flaskr.backup import hold_serving_lock
     except ImportError:
@@ -246,38 +247,66 @@ def _drain(worker, deadline):
     return served
 
 
+def _note_when_told_to_stop(worker):
+    """Remember when the worker got TERM, so that draining ends before the master's kill.
+
+    Re-registering the handler makes the signal interrupt system calls again; gunicorn turns
+    that off so that a TERM never cuts a request short, and so does this.
+    """
+    import signal
+    import time
+
+    handle_exit = worker.handle_exit
+
+    def handle_exit_noting_when(sig, frame):
+        worker.flaskr_stop_asked_at = time.monotonic()
+        handle_exit(sig, frame)
+
+    signal.signal(signal.SIGTERM, handle_exit_noting_when)
+    signal.siginterrupt(signal.SIGTERM, False)
+
+
 def when_ready(server):
     """Shrink the listening queue on a graceful stop (TERM), in the master.
 
     This happens before gunicorn's own stop closes the socket; a fast stop (INT, QUIT) stays
-    as it is.
+    as it is. Not while another generation shares the socket (a USR2 upgrade, either way):
+    its queue must stay as it is.
     """
     stop = server.stop
 
-    def queue_no_more_then_stop(graceful=True):
-        if graceful:
-            for listener in server.LISTENERS:
+    def queue_no_more_then_stop(graceful=True, *args, **kwargs):
+        if graceful and not server.reexec_pid and not server.master_pid:
+            for listener in getattr(server, "LISTENERS", ()):
                 listener.listen(0)  # a queue of one: Linux takes one more than the backlog
-        stop(graceful)
+        stop(graceful, *args, **kwargs)
 
     server.stop = queue_no_more_then_stop
 
 
 def worker_exit(server, worker):
-    """Drain the queue in the worker, after its last request.
+    """Drain the queue in the worker, after its last request, when it was told to stop.
 
-    It may take half the time the master gives it (graceful_timeout) before it kills it. Not
-    in the master (which calls this hook too, for a worker that vanished), not for a worker
-    that never loaded the app, and for sync workers only: the others accept connections in
-    ways of their own.
+    Only after a TERM (not an abort, nor the end of max_requests), and only until a second
+    before the master's kill, counted from the TERM (graceful_timeout), so no request it
+    takes is cut short. Not in the master (which calls this hook too, for a worker that
+    vanished), not for a worker that never loaded the app, and for sync workers only: the
+    others accept connections in ways of their own (gthread's queued connections are reset as
+    gunicorn's stop leaves them).
     """
     import time
 
     from gunicorn.workers.sync import SyncWorker
 
-    if isinstance(worker, SyncWorker) and worker.pid == os.getpid() and worker.booted:
+    asked_at = getattr(worker, "flaskr_stop_asked_at", None)
+    if (
+        isinstance(worker, SyncWorker)
+        and worker.pid == os.getpid()
+        and worker.booted
+        and asked_at is not None
+    ):
         started = time.monotonic()
-        served = _drain(worker, started + server.cfg.graceful_timeout / 2)
+        served = _drain(worker, asked_at + server.cfg.graceful_timeout - 1)
         server.log.info(
             "flaskr: served %d queued connection(s) in %.3f s before exiting",
             served,

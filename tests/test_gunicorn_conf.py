@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import runpy
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,7 +35,8 @@ def worker() -> Iterator[SyncWorker]:
     booted.wsgi = hello
     booted.pid = os.getpid()
     booted.booted = True
-    booted.alive = False  # told to stop
+    booted.alive = False  # told to stop, by a TERM now
+    booted.flaskr_stop_asked_at = time.monotonic()
     yield booted
     booted.tmp.close()
     listener.close()
@@ -85,7 +87,9 @@ def test_a_graceful_stop_queues_no_more_connections(graceful: bool) -> None:
     with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:
         address = listener.getsockname()
         stops: list[bool] = []
-        master = SimpleNamespace(LISTENERS=[listener], stop=stops.append)
+        master = SimpleNamespace(
+            LISTENERS=[listener], stop=stops.append, reexec_pid=0, master_pid=0
+        )
         CONF["when_ready"](master)
         master.stop(graceful)
         assert stops == [graceful]
@@ -95,3 +99,31 @@ def test_a_graceful_stop_queues_no_more_connections(graceful: bool) -> None:
                     socket.create_connection(address, timeout=0.5)
             else:
                 socket.create_connection(address, timeout=5).close()
+
+
+def test_a_worker_ending_without_a_term_drains_nothing(worker: SyncWorker) -> None:
+    """max_requests or an abort end a worker without a TERM: the others keep the socket and
+    serve its queue, and an aborted worker must not take a request the master will kill."""
+    (listener,) = worker.sockets
+    del worker.flaskr_stop_asked_at
+    (client,) = queue(listener.getsockname()[1], 1)
+    with client:
+        CONF["worker_exit"](SimpleNamespace(cfg=worker.cfg, log=worker.log), worker)
+        assert listener.fileno() != -1
+        accepted, _ = listener.accept()
+        accepted.close()
+
+
+@pytest.mark.parametrize("generation", ["reexec_pid", "master_pid"])
+def test_a_stop_during_an_upgrade_leaves_the_shared_queue_alone(generation: str) -> None:
+    """After USR2 the old and the new master share the socket: whichever stops, the one that
+    lives on keeps its full queue."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:
+        address = listener.getsockname()
+        ids = {"reexec_pid": 0, "master_pid": 0, generation: 4242}
+        master = SimpleNamespace(LISTENERS=[listener], stop=lambda graceful: None, **ids)
+        CONF["when_ready"](master)
+        master.stop(True)
+        connections = [socket.create_connection(address, timeout=5) for _ in range(4)]
+        for connection in connections:
+            connection.close()

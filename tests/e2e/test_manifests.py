@@ -355,7 +355,7 @@ def test_compose_tls_override_mounts_the_certificate(
     assert done.returncode == 0, done.stderr[-3000:]
     (merged,) = load_yaml(compose_tool, done.stdout)
     lb = merged["services"]["nginx"]
-    assert sorted(lb["ports"]) == ["8080:80", "8443:443"]
+    assert sorted(lb["ports"]) == ["127.0.0.1:8080:80", "8443:443"]
     assert lb["environment"]["FLASKR_HTTPS_PORT"] == "8443"
     mounts = {m.split(":")[1]: m.split(":")[0] for m in lb["volumes"]}
     assert mounts["/etc/nginx/tls/cert.pem"] == "/srv/tls/blog.crt"
