@@ -9,7 +9,7 @@ style), and a driver error still surfaces as SQLAlchemy's (a database that is do
 
 from __future__ import annotations
 
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Executable
@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from flaskr.db import db
 
 
-@cache
+@lru_cache(maxsize=16)  # the module-level statements that call first_row: a handful
 def _compiled(statement: Executable, dialect: Dialect) -> Compiled:
     return statement.compile(dialect=dialect)  # type: ignore[attr-defined]
 
