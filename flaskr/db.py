@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,6 +35,24 @@ MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 TUTORIAL_REVISION = "0001_tutorial"
 
 
+#: The engines this process made, for the fork hook below (weakly: tests make many apps).
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _forget_inherited_connections() -> None:
+    """Give a forked process empty pools, never its parent's connections.
+
+    gunicorn forks its workers from a master that has loaded the app (preload_app). That master
+    opens no connection, but if it ever did, two processes sharing one socket or SQLite handle
+    would corrupt both: SQLAlchemy's advice for os.fork(), kept in one place.
+    """
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
+
+
 @event.listens_for(Engine, "connect")
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     """Set SQLite up for several workers: WAL, foreign keys, a busy timeout.
@@ -57,6 +76,8 @@ def init_app(app: Flask) -> None:
         # SQLite needs no pool pings; each worker keeps its own file handle.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"].pop("pool_pre_ping", None)
     db.init_app(app)
+    with app.app_context():
+        _ENGINES.update(db.engines.values())
     if click.get_current_context(silent=True) is not None:
         # Alembic only where migrations run, the CLI: serving workers stay smaller
         # (docs/performance.md has the figure, from `python -m bench.in_process --imports`).

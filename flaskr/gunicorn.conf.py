@@ -25,10 +25,14 @@ graceful_timeout = 8
 # home folder that a read-only container or a sandboxed unit cannot write.
 control_socket_disable = True
 
-# Give every worker a clean start without loading the app in the master first: a reload (HUP)
-# then picks up new code, as the unit's ExecReload expects. The libraries are another matter:
-# see SHARED_LIBRARIES below.
-preload_app = False
+# Load the app once, in the master, and fork the workers from it: they share its memory
+# (copy-on-write) instead of each importing Flask, SQLAlchemy and flaskr on its own. PSS per
+# worker 35.8 -> 32.5 MB with the seed's 3 workers (docs/performance.md, `python -m
+# bench.memory`). The trade-off: a HUP forks new workers from the same master, so it no longer
+# loads new code. `systemctl reload flaskr` re-executes the master instead (USR2, then the old
+# master stops once the new one serves: deploy/systemd/flaskr-reload), which loads new code and
+# new library versions, with no failed request. The container is replaced, never reloaded.
+preload_app = True
 
 
 def _metrics_enabled() -> bool:
@@ -36,46 +40,11 @@ def _metrics_enabled() -> bool:
 
 
 if _metrics_enabled() and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    # Every worker writes its figures here, so /metrics sums all of them.
+    # Every worker writes its figures here, so /metrics sums all of them. Set before the app
+    # (and so prometheus_client) is loaded: it reads this at import.
     import tempfile
 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="flaskr-metrics-")
-
-
-#: What every worker imports, loaded once in the master and shared by the workers it forks
-#: (copy-on-write: Flask and SQLAlchemy are most of a worker's memory; docs/performance.md has
-#: the figures, from `python -m bench.memory`). flaskr itself is not among them, so a HUP still
-#: starts workers on new app code. The trade-off: a HUP does not load new versions of these;
-#: after the venv changes (a new requirements.txt), restart the service (scripts/install-host
-#: does).
-SHARED_LIBRARIES = (
-    "flask",
-    "flask_sqlalchemy",
-    "flask_sqlalchemy.cli",
-    "flask_wtf.csrf",
-    "flask_wtf.file",
-    "wtforms",
-    "sqlalchemy.orm",
-    "sqlalchemy.dialects.sqlite",
-    "sqlalchemy.dialects.postgresql",
-    "sqlite3",
-    "markdown_it",
-    "nh3",
-    "werkzeug.middleware.proxy_fix",
-    "prometheus_client",  # after PROMETHEUS_MULTIPROC_DIR above: it reads it at import
-    "prometheus_client.multiprocess",
-    "pythonjsonlogger.json",
-)
-
-
-def _import_shared_libraries():
-    import importlib
-
-    for name in SHARED_LIBRARIES:
-        importlib.import_module(name)
-
-
-_import_shared_libraries()
 
 
 def _return_freed_memory():
@@ -119,9 +88,9 @@ def child_exit(server, worker):  # noqa: ARG001 - gunicorn's hook signature
 def on_starting(server):
     """Apply migrations before any worker starts, when FLASKR_MIGRATE_ON_START=1.
 
-    The image sets it. A child process does it, so the master never imports the app and a
-    HUP still loads new code; init-db takes a lock, so containers starting together migrate
-    once.
+    The image sets it. A child process does it, so Alembic never loads into the master the
+    workers are forked from; init-db takes a lock, so containers starting together migrate
+    once. (The master has loaded the app by now: creating it touches no database.)
     """
     if os.environ.get("FLASKR_MIGRATE_ON_START") != "1":
         return
@@ -164,7 +133,8 @@ if os.environ.get("FLASKR_LOG_FORMAT", "json") == "json":
     class JsonLogger(glogging.Logger):
         """Write gunicorn's logs as JSON lines; an access line carries the X-Request-ID.
 
-        Defined here, not in the app, so the master never imports flaskr (see above).
+        Defined here, not in the app: gunicorn sets its logger up before it loads the app, and
+        bench/ serves other apps with this file.
         """
 
         def setup(self, cfg):
@@ -202,9 +172,9 @@ if os.environ.get("FLASKR_LOG_FORMAT", "json") == "json":
 def post_worker_init(worker):
     """Hold the lock that tells `flask restore` this database is served, while the worker lives.
 
-    The worker has imported flaskr already; the master still never does. Another app served
-    with this file (bench/ compares bare WSGI and Flask under it) has no flaskr database to
-    hold.
+    In each worker, never in the master: the lock is the workers', and goes with the last of
+    them. Another app served with this file (bench/ compares bare WSGI and Flask under it) has
+    no flaskr database to hold.
     """
     _note_when_told_to_stop(worker)
     try:

@@ -1,3 +1,4 @@
+import os
 import sqlite3
 from pathlib import Path
 
@@ -157,3 +158,25 @@ def test_tutorial_names_differing_in_case_still_upgrade(tmp_path: Path) -> None:
     client = app.test_client()
     response = client.post("/auth/login", data={"username": "TEST-4", "password": "test"})
     assert response.headers["Location"] == "/"
+
+
+def test_a_forked_worker_never_uses_the_parents_connections(app) -> None:
+    """gunicorn forks workers from a master that loaded the app: a connection the master had
+    pooled must not be shared, so the child starts with an empty pool."""
+    with app.app_context():
+        with db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        assert db.engine.pool.checkedin() == 1  # kept in the parent's pool
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker: report what its pool holds, then leave at once
+            try:
+                os.write(write, str(db.engine.pool.checkedin()).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        in_child = os.read(read, 16).decode()
+        os.close(read)
+        os.waitpid(pid, 0)
+        assert in_child == "0"
+        assert db.engine.pool.checkedin() == 1  # the parent's own is untouched

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import signal
 import socket
 import stat
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -166,26 +168,70 @@ def test_serve_keeps_its_files_private_and_warns_beyond_loopback(tmp_path: Path)
     assert "put nginx in front" in beyond.stderr
 
 
-def test_hup_serves_new_app_code_from_workers_sharing_the_libraries(env, tmp_path: Path) -> None:
-    """The master holds the libraries (gunicorn.conf.py's SHARED_LIBRARIES), never flaskr:
-    after a HUP the new workers run the app's new code."""
+def new_master(old: int) -> int | None:
+    """The master that ``old`` started on USR2, once it runs (gunicorn tells it GUNICORN_PID)."""
+    for pid in children(old):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"GUNICORN_PID={old}".encode() in environ:
+            return pid
+    return None
+
+
+def test_a_reload_is_a_new_master_on_the_new_code(env, tmp_path: Path) -> None:
+    """The master loads the app (gunicorn.conf.py's preload_app), so a HUP forks new workers
+    on the code already loaded; gunicorn's upgrade, as deploy/systemd/flaskr-reload drives it
+    (USR2: a new master; then TERM to the old one), serves the new code, and no request fails
+    meanwhile."""
     app_dir = tmp_path / "copy" / "flaskr"
     shutil.copytree(
         ROOT / "flaskr",
         app_dir,
         ignore=shutil.ignore_patterns("__pycache__", "*.sock"),
     )
+    answers: list[str] = []
+    failures: list[str] = []
+    asking = threading.Event()
+    new = None
     with serve(env, tmp_path / "log", ready="/hello", app_dir=app_dir) as server:
-        base, master = server.base, server.process
-        assert requests.get(base + "/hello", timeout=10).text == "Hello, World!"
-        loaded = Path(f"/proc/{master.pid}/maps").read_text()
-        assert "sqlalchemy" in loaded and "nh3" in loaded  # their native parts, mapped once
+        base, old = server.base, server.pid
+        loaded = Path(f"/proc/{old}/maps").read_text()
+        assert "sqlalchemy" in loaded and "nh3" in loaded  # their native parts, in the master
         factory = app_dir / "__init__.py"
-        factory.write_text(factory.read_text().replace('"Hello, World!"', '"Hello, HUP!"'))
-        master.send_signal(signal.SIGHUP)
-        until(
-            lambda: requests.get(base + "/hello", timeout=10).text == "Hello, HUP!",
-            60,
-            "a worker on the new code after HUP",
-            step=0.2,
-        )
+        factory.write_text(factory.read_text().replace('"Hello, World!"', '"Hello, reload!"'))
+
+        before = server.workers()
+        os.kill(old, signal.SIGHUP)
+        until(lambda: len(w := server.workers()) == 3 and not w & before, 60, "HUP's workers")
+        assert requests.get(base + "/hello", timeout=10).text == "Hello, World!"
+
+        def keep_asking() -> None:
+            while not asking.is_set():
+                try:
+                    answers.append(requests.get(base + "/hello", timeout=30).text)
+                except requests.RequestException as e:
+                    failures.append(repr(e))
+
+        threads = [threading.Thread(target=keep_asking) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            until(lambda: len(answers) > 50, 30, "answers before the upgrade")
+            os.kill(old, signal.SIGUSR2)
+            new = until(lambda: new_master(old), 30, "a new master after USR2")
+            until(lambda: len(children(new)) == 3, 60, "the new master's three workers")
+            os.kill(old, signal.SIGTERM)
+            server.process.wait(30)  # its workers finish their requests, then it exits
+            seen = len(answers)
+            until(lambda: len(answers) > seen + 50, 30, "answers after the upgrade")
+        finally:
+            asking.set()
+            for thread in threads:
+                thread.join(60)
+            if new is not None:  # no longer the harness's child: stopped here
+                os.kill(new, signal.SIGTERM)
+                until(lambda: children(new) == set(), 30, "the new master's workers to stop")
+    assert failures == []
+    assert answers[0] == "Hello, World!" and set(answers[seen:]) == {"Hello, reload!"}

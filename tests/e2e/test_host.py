@@ -121,16 +121,21 @@ def nginx_pids(machine: Machine) -> tuple[int, set[int]]:
     return main, machine.children(main)
 
 
-def wait_workers_replaced(machine: Machine, main: int, old: set[int]) -> None:
-    """After a HUP: three new workers, every old one gone (they finish their requests first),
-    under the same master."""
+def wait_workers_replaced(machine: Machine, main: int, old: set[int]) -> int:
+    """After `systemctl reload`: a new master, systemd's main process now, with three new
+    workers; the old master and every old worker gone (they finish their requests first).
+    Returns the new master."""
 
-    def replaced() -> set[int] | None:
+    def replaced() -> int | None:
         new_main, new = flaskr_pids(machine)
-        assert new_main == main, f"the master changed: {main} -> {new_main}"
-        return new if len(new) == 3 and not new & old else None
+        if new_main == main or len(new) != 3 or new & old:
+            return None
+        left = machine.sh(
+            f"ls -d /proc/{' /proc/'.join(map(str, {main, *old}))} 2>/dev/null || true"
+        )
+        return new_main if not left else None
 
-    until(replaced, 60, f"the workers {old} to be replaced", step=0.1)
+    return until(replaced, 60, f"the master {main} and workers {old} to be replaced", step=0.1)
 
 
 def exposure(output: str) -> float:
@@ -270,11 +275,14 @@ def test_reinstall_keeps_certbots_edits_of_the_site(host: Host) -> None:
 
 
 def newer_checkout(host: Host, tag: str) -> tuple[list[str], str]:
-    """A copy of the checkout with one new static file, as a `git pull` brings: the command
-    that installs it (the guide's, with no settings given) and the new file's name."""
+    """A copy of the checkout with one new static file and a view that says ``tag`` (its
+    /hello answers "Hello, TAG!"), as a `git pull` brings: the command that installs it (the
+    guide's, with no settings given) and the new file's name."""
     shutil.copytree(host.src / "flaskr", host.src / f"flaskr-{tag}")
     marker = f"{tag}-{uuid.uuid4().hex[:8]}.txt"
     (host.src / f"flaskr-{tag}/flaskr/static" / marker).write_text(f"the {tag} checkout\n")
+    factory = host.src / f"flaskr-{tag}/flaskr/__init__.py"
+    factory.write_text(factory.read_text().replace('"Hello, World!"', f'"Hello, {tag}!"'))
     return [f"{SRC}/flaskr-{tag}/scripts/install-host", "--wheels", "/srv/wheels"], marker
 
 
@@ -292,6 +300,7 @@ def test_upgrade_from_a_newer_checkout_reloads_in_place(host: Host) -> None:
     assert f"wrote /opt/flaskr/app/flaskr/static/{marker}" in done.stdout, done.stdout
     assert "reloading flaskr" in done.stdout and "restarting" not in done.stdout
     assert m.client("get", f"/static/{marker}")["body"] == "the newer checkout\n"
+    assert m.client("get", "/hello")["body"] == "Hello, newer!"  # gunicorn runs the new code
     assert result["failed"] == 0, result["errors"]
 
 
