@@ -193,8 +193,9 @@ def post_worker_init(worker):
 # other, whose client retries it a second later and finds the port closed, or the container
 # gone (refused, never sent: a proxy tries another replica). Then each worker, its last
 # request done, serves what is queued and closes its copy of the socket at once, so the last
-# one to do so leaves a window of microseconds, not the interpreter's exit. (A reload, HUP, or
-# max_requests ends workers the same way, the queue untouched; the others keep the socket.)
+# one to do so leaves a window of microseconds, not the interpreter's exit. (A HUP, the old
+# master's stop after a USR2 upgrade, or max_requests ends workers the same way, the queue
+# untouched; the others keep the socket.)
 
 
 def _drain(worker, deadline):

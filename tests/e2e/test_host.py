@@ -246,6 +246,29 @@ def test_reload_under_load_fails_no_request(host: Host) -> None:
     assert result["failed"] == 0, result["errors"]
 
 
+def test_a_reload_onto_code_that_does_not_load_keeps_the_old_serving(host: Host) -> None:
+    """flaskr-reload's refusal: the new master dies loading the app, so the old master stays
+    the main process, serving under load, and `systemctl reload` fails, saying so."""
+    m = host.machine
+    main, workers = flaskr_pids(m)
+    hello = "/opt/flaskr/app/flaskr/hello.py"
+    m.sh(f"cp -p {hello} /root/hello.py.good && echo 'def broken(:' >> {hello}")
+    try:
+        with m.load() as load:
+            load.wait_ok(50)
+            refused = m.run(["systemctl", "reload", "flaskr"], check=False)
+            load.more(100)
+            result = load.stop()
+    finally:
+        m.sh(f"mv /root/hello.py.good {hello}")  # -p kept its time: the bytecode stays valid
+    print(f"\nreload onto broken code under load: sent {result['sent']}, failed {result['failed']}")
+    assert refused.returncode != 0
+    assert flaskr_pids(m) == (main, workers)
+    assert m.sh("systemctl is-active flaskr") == "active"
+    assert "the old code still serves" in m.sh("journalctl -u flaskr -n 30 --no-pager")
+    assert result["failed"] == 0, result["errors"]
+
+
 def test_reinstall_is_a_noop(host: Host) -> None:
     m = host.machine
     before = snapshot(m), flaskr_pids(m), nginx_pids(m)
