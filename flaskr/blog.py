@@ -16,7 +16,7 @@ from flask import (
     url_for,
 )
 from sqlalchemy import delete as sa_delete
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from werkzeug.wrappers import Response
@@ -26,7 +26,7 @@ from flaskr.db import db
 from flaskr.forms import CONTROL, CommentForm, PostForm, split_tags
 from flaskr.guards import MAX_PAGE
 from flaskr.images import ImageError, read_image
-from flaskr.listing import Listing, everything, page_of, tagged, titles_containing
+from flaskr.listing import Listing, everything, page_of, shown_post, tagged, titles_containing
 from flaskr.models import Comment, Image, Like, Post, Tag
 from flaskr.page_cache import cached
 
@@ -90,23 +90,22 @@ def get_post(id: int, check_author: bool = True) -> Post:
 
 @bp.route("/<int:id>")
 @cached
-def detail(id: int) -> str:
-    post = get_post(id, check_author=False)
+def detail(id: int) -> Any:
     # Visitors get no form: building one makes a CSRF token, and so a session, for nothing.
-    return render_post(post, CommentForm() if g.user else None)
+    return render_post(id, CommentForm() if g.user else None)
 
 
-def render_post(post: Post, comment_form: CommentForm | None, status: int = 200) -> Any:
-    likes = db.session.scalar(select(func.count()).where(Like.post_id == post.id))
-    liked = g.user is not None and db.session.get(Like, (g.user.id, post.id)) is not None
+def render_post(post_id: int, comment_form: CommentForm | None, status: int = 200) -> Any:
+    """A post's page: the post, its likes and image in one read, then a page of comments."""
+    shown = shown_post(post_id, g.user.id if g.user is not None else None)
+    if shown is None:
+        abort(404, f"Post id {post_id} doesn't exist.")
+    post, liked, image = shown
     comments, older_url, newer_url = page_of_comments(post.id)
-    image = db.session.execute(
-        select(Image.width, Image.height).where(Image.post_id == post.id)
-    ).first()
     page = render_template(
         "blog/detail.html",
         post=post,
-        likes=likes,
+        likes=post.likes,
         liked=liked,
         comments=comments,
         older_url=older_url,
@@ -265,7 +264,7 @@ def comment(id: int) -> Any:
     if not form.validate_on_submit():
         for errors in form.errors.values():
             flash(errors[0], "error")
-        return render_post(post, form, status=400)
+        return render_post(post.id, form, status=400)
     db.session.add(Comment(post_id=post.id, author_id=g.user.id, body=form.body.data))
     db.session.commit()
     return redirect(url_for("blog.detail", id=post.id) + "#comments")

@@ -47,6 +47,19 @@ class TagName(NamedTuple):
     name: str
 
 
+class PostAuthor(NamedTuple):
+    """A post's author on its own page, where an admin may disable or enable the account."""
+
+    username: str
+    id: int
+    disabled: bool
+
+
+class ImageSize(NamedTuple):
+    width: int
+    height: int
+
+
 @dataclass(slots=True)
 class ListedPost:
     """What a listing shows of a post (the templates read it like a ``Post``)."""
@@ -56,7 +69,7 @@ class ListedPost:
     body: str
     created: datetime
     author_id: int
-    author: Author
+    author: Author | PostAuthor
     likes: int
     comments: int
     has_image: bool
@@ -179,10 +192,67 @@ def page_of(listing: Listing, page: int, per_page: int) -> tuple[list[ListedPost
             likes,
             comments,
             has_image,
-            [TagName(name) for name in sorted(tags.split(TAG_SEPARATOR))] if tags else [],
+            tag_names(tags),
         )  # fmt: skip
         for id, title, body, created, author_id, username, likes, comments, has_image, tags in (
             rows[:per_page]
         )
     ]
     return posts, len(rows) > per_page
+
+
+def tag_names(tags: str | None) -> list[TagName]:
+    """The tags of an aggregated ``_tag_names()`` string, in name order."""
+    return [TagName(name) for name in sorted(tags.split(TAG_SEPARATOR))] if tags else []
+
+
+@cache
+def post_statement() -> Select[Any]:
+    """One post as its page shows it, and what the viewer sees of it.
+
+    That is whether they like it (``user`` is NULL for a visitor, whom no like matches) and
+    its image's size.
+    """
+    user = User.__table__
+    image = Image.__table__
+    return (
+        select(
+            POST.c.id,
+            POST.c.title,
+            POST.c.body,
+            POST.c.created,
+            POST.c.author_id,
+            user.c.username,
+            user.c.disabled,
+            _count(Like).label("likes"),
+            _count(Comment).label("comments"),
+            _tag_names().label("tags"),
+            exists()
+            .where(Like.post_id == POST.c.id, Like.user_id == bindparam("user"))
+            .correlate(POST)
+            .label("liked"),
+            image.c.width,
+            image.c.height,
+        )
+        .join(user, user.c.id == POST.c.author_id)
+        .outerjoin(image, image.c.post_id == POST.c.id)
+        .where(POST.c.id == bindparam("id"))
+    )
+
+
+def shown_post(id: int, user_id: int | None) -> tuple[ListedPost, bool, ImageSize | None] | None:
+    """Give the post ``id`` for its page, whether ``user_id`` likes it, and its image's size.
+
+    None when there is no such post. One read, on a pooled connection of its own like a page.
+    """
+    with db.engine.connect() as connection:
+        row = connection.execute(post_statement(), {"id": id, "user": user_id}).first()
+    if row is None:
+        return None
+    (id, title, body, created, author_id, username, disabled, likes, comments, tags, liked,
+     width, height) = row  # fmt: skip
+    post = ListedPost(
+        id, title, body, created, author_id, PostAuthor(username, author_id, disabled), likes,
+        comments, width is not None, tag_names(tags),
+    )  # fmt: skip
+    return post, bool(liked), ImageSize(width, height) if width is not None else None
