@@ -149,22 +149,29 @@ def _tag_names() -> Any:
     )
 
 
+def _shown(user: Any) -> tuple[Any, ...]:
+    """What a post shows wherever it is: its fields, its author's name, its counts and tags."""
+    return (
+        POST.c.id,
+        POST.c.title,
+        POST.c.body,
+        POST.c.created,
+        POST.c.author_id,
+        user.c.username,
+        _count(Like).label("likes"),
+        _count(Comment).label("comments"),
+        _tag_names().label("tags"),
+    )
+
+
 @cache
 def page_statement(kind: str) -> Select[Any]:
     page_ids = _post_ids(kind).offset(bindparam("offset")).limit(bindparam("limit"))
     user = User.__table__
     return (
         select(
-            POST.c.id,
-            POST.c.title,
-            POST.c.body,
-            POST.c.created,
-            POST.c.author_id,
-            user.c.username,
-            _count(Like).label("likes"),
-            _count(Comment).label("comments"),
+            *_shown(user),
             exists().where(Image.post_id == POST.c.id).correlate(POST).label("has_image"),
-            _tag_names().label("tags"),
         )
         .join(user, user.c.id == POST.c.author_id)
         .where(POST.c.id.in_(page_ids.scalar_subquery()))
@@ -194,7 +201,7 @@ def page_of(listing: Listing, page: int, per_page: int) -> tuple[list[ListedPost
             has_image,
             tag_names(tags),
         )  # fmt: skip
-        for id, title, body, created, author_id, username, likes, comments, has_image, tags in (
+        for id, title, body, created, author_id, username, likes, comments, tags, has_image in (
             rows[:per_page]
         )
     ]
@@ -217,16 +224,8 @@ def post_statement() -> Select[Any]:
     image = Image.__table__
     return (
         select(
-            POST.c.id,
-            POST.c.title,
-            POST.c.body,
-            POST.c.created,
-            POST.c.author_id,
-            user.c.username,
+            *_shown(user),
             user.c.disabled,
-            _count(Like).label("likes"),
-            _count(Comment).label("comments"),
-            _tag_names().label("tags"),
             exists()
             .where(Like.post_id == POST.c.id, Like.user_id == bindparam("user"))
             .correlate(POST)
@@ -249,7 +248,7 @@ def shown_post(id: int, user_id: int | None) -> tuple[ListedPost, bool, ImageSiz
         row = connection.execute(post_statement(), {"id": id, "user": user_id}).first()
     if row is None:
         return None
-    (id, title, body, created, author_id, username, disabled, likes, comments, tags, liked,
+    (id, title, body, created, author_id, username, likes, comments, tags, disabled, liked,
      width, height) = row  # fmt: skip
     post = ListedPost(
         id, title, body, created, author_id, PostAuthor(username, author_id, disabled), likes,
