@@ -26,6 +26,18 @@ def hello(environ, start_response):
     return [b"served"]
 
 
+#: What gunicorn's master holds once it has loaded an app (preload_app): a bare WSGI one here.
+LOADED = SimpleNamespace(wsgi=lambda: hello)
+
+
+def test_the_master_compiles_every_template_for_the_workers(app) -> None:
+    """Compiled once before the fork, the templates are shared instead of built per worker."""
+    names = app.jinja_env.list_templates()
+    assert len(names) > 10 and len(app.jinja_env.cache) == 0
+    CONF["when_ready"](SimpleNamespace(app=SimpleNamespace(wsgi=lambda: app), stop=None))
+    assert len(app.jinja_env.cache) == len(names)
+
+
 @pytest.fixture
 def worker() -> Iterator[SyncWorker]:
     """A booted sync worker of this process, listening on 127.0.0.1, not yet accepting."""
@@ -88,7 +100,7 @@ def test_a_graceful_stop_queues_no_more_connections(graceful: bool) -> None:
         address = listener.getsockname()
         stops: list[bool] = []
         master = SimpleNamespace(
-            LISTENERS=[listener], stop=stops.append, reexec_pid=0, master_pid=0
+            LISTENERS=[listener], stop=stops.append, reexec_pid=0, master_pid=0, app=LOADED
         )
         CONF["when_ready"](master)
         master.stop(graceful)
@@ -121,7 +133,9 @@ def test_a_stop_during_an_upgrade_leaves_the_shared_queue_alone(generation: str)
     with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:
         address = listener.getsockname()
         ids = {"reexec_pid": 0, "master_pid": 0, generation: 4242}
-        master = SimpleNamespace(LISTENERS=[listener], stop=lambda graceful: None, **ids)
+        master = SimpleNamespace(
+            LISTENERS=[listener], stop=lambda graceful: None, app=LOADED, **ids
+        )
         CONF["when_ready"](master)
         master.stop(True)
         connections = [socket.create_connection(address, timeout=5) for _ in range(4)]
