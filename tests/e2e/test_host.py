@@ -246,13 +246,27 @@ def test_reload_under_load_fails_no_request(host: Host) -> None:
     assert result["failed"] == 0, result["errors"]
 
 
-def test_a_reload_onto_code_that_does_not_load_keeps_the_old_serving(host: Host) -> None:
-    """flaskr-reload's refusal: the new master dies loading the app, so the old master stays
-    the main process, serving under load, and `systemctl reload` fails, saying so."""
+#: Code a reload must refuse, and where it breaks: at import in the new master, or in each new
+#: worker as it starts (gunicorn's post_worker_init takes flaskr's serving lock).
+BROKEN = {
+    "import": ("/opt/flaskr/app/flaskr/hello.py", "$ a def broken(:"),
+    "worker": (
+        "/opt/flaskr/app/flaskr/backup.py",
+        '/^def hold_serving_lock/a \\    raise RuntimeError("this worker cannot start")',
+    ),
+}
+
+
+@pytest.mark.parametrize("where", BROKEN)
+def test_a_reload_onto_code_that_cannot_serve_keeps_the_old_serving(host: Host, where: str) -> None:
+    """flaskr-reload's refusal: the new master dies loading the app, or its workers die
+    starting, so the old master stays the main process, serving under load, and `systemctl
+    reload` fails, saying so."""
     m = host.machine
     main, workers = flaskr_pids(m)
-    hello = "/opt/flaskr/app/flaskr/hello.py"
-    m.sh(f"cp -p {hello} /root/hello.py.good && echo 'def broken(:' >> {hello}")
+    path, edit = BROKEN[where]
+    m.run(["cp", "-p", path, "/root/good.py"])
+    m.run(["sed", "-i", edit, path])
     try:
         with m.load() as load:
             load.wait_ok(50)
@@ -260,13 +274,26 @@ def test_a_reload_onto_code_that_does_not_load_keeps_the_old_serving(host: Host)
             load.more(100)
             result = load.stop()
     finally:
-        m.sh(f"mv /root/hello.py.good {hello}")  # -p kept its time: the bytecode stays valid
-    print(f"\nreload onto broken code under load: sent {result['sent']}, failed {result['failed']}")
+        m.run(["mv", "/root/good.py", path])  # -p kept its time: the bytecode stays valid
+    print(f"\nreload onto code broken at {where}: sent {result['sent']}, failed {result['failed']}")
     assert refused.returncode != 0
     assert flaskr_pids(m) == (main, workers)
     assert m.sh("systemctl is-active flaskr") == "active"
-    assert "the old code still serves" in m.sh("journalctl -u flaskr -n 30 --no-pager")
+    said = m.sh("journalctl -u flaskr --no-pager -o cat | grep '^flaskr-reload:' | tail -n 1")
+    assert "exited before serving; the old code still serves" in said, said
     assert result["failed"] == 0, result["errors"]
+
+
+def test_reloads_back_to_back_each_take_effect(host: Host) -> None:
+    """A master promoted by one reload ignores USR2 for a moment: the next reload asks again."""
+    m = host.machine
+    first, _ = flaskr_pids(m)
+    m.run(["systemctl", "reload", "flaskr"])
+    second, _ = flaskr_pids(m)
+    m.run(["systemctl", "reload", "flaskr"])
+    third, workers = flaskr_pids(m)
+    assert len({first, second, third}) == 3 and len(workers) == 3
+    m.wait_http("/healthz")
 
 
 def test_reinstall_is_a_noop(host: Host) -> None:
@@ -325,6 +352,55 @@ def test_upgrade_from_a_newer_checkout_reloads_in_place(host: Host) -> None:
     assert m.client("get", f"/static/{marker}")["body"] == "the newer checkout\n"
     assert m.client("get", "/hello")["body"] == "Hello, newer!"  # gunicorn runs the new code
     assert result["failed"] == 0, result["errors"]
+
+
+def test_an_upgrade_that_cannot_serve_is_taken_back_out(host: Host) -> None:
+    """A new release whose workers cannot start: install-host fails and says why, the release
+    that served goes on serving, and its code is back in place, so a restart runs it too."""
+    m = host.machine
+    broken_install, marker = newer_checkout(host, "broken")
+    backup = host.src / "flaskr-broken/flaskr/backup.py"
+    start = "def hold_serving_lock(app: Flask) -> None:\n"
+    backup.write_text(
+        backup.read_text().replace(start, start + '    raise RuntimeError("cannot start")\n')
+    )
+    served = m.client("get", "/hello")["body"]
+    main, workers = flaskr_pids(m)
+    with m.load() as load:
+        load.wait_ok(50)
+        done = m.run(broken_install, check=False, timeout=300)
+        load.more(100)
+        result = load.stop()
+    print(f"\nupgrade that cannot serve: sent {result['sent']}, failed {result['failed']}")
+    assert done.returncode != 0 and "the new release did not start" in done.stderr, done
+    assert "putting the release that served back in place" in done.stdout
+    assert flaskr_pids(m) == (main, workers)
+    same = "diff -r -x __pycache__ /opt/flaskr/release/flaskr /opt/flaskr/app/flaskr && echo same"
+    assert m.sh(same) == "same"
+    assert m.client("get", f"/static/{marker}")["status"] == 404
+    m.run(["systemctl", "restart", "flaskr"])
+    m.wait_http("/healthz")
+    assert m.client("get", "/hello")["body"] == served
+    assert result["failed"] == 0, result["errors"]
+
+
+def test_an_upgrade_that_fails_its_check_is_taken_back_out(host: Host) -> None:
+    """A new release that starts but answers errors: install-host's last check fails, and the
+    release that served before is put back and reloaded."""
+    m = host.machine
+    failing_install, _ = newer_checkout(host, "failing")
+    health = host.src / "flaskr-failing/flaskr/health.py"
+    health.write_text(
+        health.read_text().replace('    return {"status": "ok"}', '    raise RuntimeError("no")')
+    )
+    served = m.client("get", "/hello")["body"]
+    done = m.run(["env", "FLASKR_HEALTH_SECONDS=3", *failing_install], check=False, timeout=300)
+    assert done.returncode != 0, done
+    assert "the release that served before is back in place and reloaded" in done.stderr, done
+    assert m.client("get", "/hello")["body"] == served
+    assert m.client("get", "/healthz")["status"] == 200
+    same = "diff -r -x __pycache__ /opt/flaskr/release/flaskr /opt/flaskr/app/flaskr && echo same"
+    assert m.sh(same) == "same"
 
 
 SITE = "/etc/nginx/sites-available/flaskr"
