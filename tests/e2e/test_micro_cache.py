@@ -26,6 +26,12 @@ pytestmark = pytest.mark.e2e
 BOUND = 2.0
 #: Allowance for the two clocks read (this test's and nginx's cached one).
 SLACK = 0.2
+SECURITY_HEADERS = (
+    "Content-Security-Policy",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "Referrer-Policy",
+)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +99,13 @@ def test_a_request_with_a_cookie_never_uses_the_cache(site: SiteNginx, writer: V
         assert status(mine) == "BYPASS" and "Log Out" in mine.text
     theirs = visitor_get(site, path)
     assert status(theirs) == "MISS" and "Log Out" not in theirs.text
-    assert status(visitor_get(site, path)) == "HIT"
+    hit = visitor_get(site, path)
+    assert status(hit) == "HIT"
+    # nginx adds its security headers only when the app sent none: a kept page has the app's,
+    # once each (its own CSP, which lets the page show images; nginx's would not).
+    for name in SECURITY_HEADERS:
+        assert len(hit.raw.headers.getlist(name)) == 1, name
+    assert hit.headers["Content-Security-Policy"] == theirs.headers["Content-Security-Policy"]
     # Any cookie at all, not only flaskr's session: the cache holds one variant per Cookie
     # header (the app sends Vary: Cookie), so a stranger's cookie would only fill it.
     other = requests.get(site.base + path, cookies={"tracker": "x"}, timeout=30)
