@@ -442,6 +442,28 @@ def test_install_host_is_never_done_while_its_name_does_not_answer(host: Host) -
     m.wait_http("/healthz")
 
 
+def test_the_micro_cache_is_an_option_kept_until_turned_off(host: Host) -> None:
+    """install-host --micro-cache: nginx answers visitors from its cache (the freshness rule
+    is tests/e2e/test_micro_cache.py's, on this same site); a plain re-install keeps it and
+    changes nothing; --no-micro-cache takes it away."""
+    m = host.machine
+    on = m.run([*INSTALL, "--micro-cache"], timeout=300)
+    assert "wrote /etc/nginx/snippets/flaskr-micro-cache.conf" in on.stdout, on.stdout
+    assert "reloading nginx" in on.stdout and "reloading flaskr" not in on.stdout
+    assert m.sh("cat /etc/flaskr/install.env") == "FLASKR_MICRO_CACHE='1'"
+
+    def cache_status() -> object:
+        return m.client("get", "/")["headers"].get("x-cache-status")  # type: ignore[union-attr]
+
+    until(lambda: cache_status() == "HIT", 15, "the index from nginx's micro-cache")
+    assert "nothing changed" in m.run(INSTALL, timeout=300).stdout
+    off = m.run([*INSTALL, "--no-micro-cache"], timeout=300)
+    assert "removed /etc/nginx/snippets/flaskr-micro-cache.conf" in off.stdout, off.stdout
+    assert m.sh("cat /etc/flaskr/install.env") == ""
+    # nginx's old workers, still on the cache, finish their connections after the reload.
+    until(lambda: cache_status() is None, 15, "nginx to answer without its micro-cache")
+
+
 def test_the_admin_command_runs_as_the_service_on_its_database(
     host: Host, post: dict[str, object]
 ) -> None:
