@@ -277,7 +277,8 @@ def test_a_reload_onto_code_that_cannot_serve_keeps_the_old_serving(host: Host, 
         m.run(["mv", "/root/good.py", path])  # -p kept its time: the bytecode stays valid
     print(f"\nreload onto code broken at {where}: sent {result['sent']}, failed {result['failed']}")
     assert refused.returncode != 0
-    assert flaskr_pids(m) == (main, workers)
+    # The old master and workers, alone again once it has reaped the new master.
+    until(lambda: flaskr_pids(m) == (main, workers), 30, "the old master alone again")
     assert m.sh("systemctl is-active flaskr") == "active"
     said = m.sh("journalctl -u flaskr --no-pager -o cat | grep '^flaskr-reload:' | tail -n 1")
     assert "exited before serving; the old code still serves" in said, said
@@ -374,7 +375,7 @@ def test_an_upgrade_that_cannot_serve_is_taken_back_out(host: Host) -> None:
     print(f"\nupgrade that cannot serve: sent {result['sent']}, failed {result['failed']}")
     assert done.returncode != 0 and "the new release did not start" in done.stderr, done
     assert "putting the release that served back in place" in done.stdout
-    assert flaskr_pids(m) == (main, workers)
+    until(lambda: flaskr_pids(m) == (main, workers), 30, "the old master alone again")
     same = "diff -r -x __pycache__ /opt/flaskr/release/flaskr /opt/flaskr/app/flaskr && echo same"
     assert m.sh(same) == "same"
     assert m.client("get", f"/static/{marker}")["status"] == 404
