@@ -181,8 +181,25 @@ def post_worker_init(worker):
     try:
         from flaskr.backup import hold_serving_lock
     except ImportError:
-        return
-    hold_serving_lock(worker.wsgi)
+        pass
+    else:
+        hold_serving_lock(worker.wsgi)
+    _call_itself_started()
+
+
+#: What a worker calls itself once it has started (/proc/PID/comm: `ps -o comm`, top and
+#: `systemctl status` show it). This hook is the last thing gunicorn runs before a worker
+#: serves, and a worker that fails before it takes its master down: deploy/systemd/flaskr-reload
+#: waits until every new worker has this name before it retires the old master.
+STARTED_NAME = "flaskr-worker"
+
+
+def _call_itself_started():
+    try:
+        with open("/proc/self/comm", "w") as comm:
+            comm.write(STARTED_NAME)
+    except OSError:
+        pass  # no /proc (not Linux): nothing waits for the name there
 
 
 # A stop that drops no request. gunicorn's graceful stop closes the listening socket, and the

@@ -254,6 +254,10 @@ BROKEN = {
         "/opt/flaskr/app/flaskr/backup.py",
         '/^def hold_serving_lock/a \\    raise RuntimeError("this worker cannot start")',
     ),
+    "slow worker": (
+        "/opt/flaskr/app/flaskr/backup.py",
+        "/^def hold_serving_lock/a \\    __import__('time').sleep(3); raise RuntimeError('late')",
+    ),
 }
 
 

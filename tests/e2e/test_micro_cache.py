@@ -97,10 +97,13 @@ def test_a_request_with_a_cookie_never_uses_the_cache(site: SiteNginx, writer: V
     for _ in range(2):
         mine = writer.get(path)
         assert status(mine) == "BYPASS" and "Log Out" in mine.text
-    theirs = visitor_get(site, path)
+    # The visitor who fills the cache cannot choose the request id the next ones are shown.
+    chosen = "chosen-by-a-visitor"
+    theirs = requests.get(site.base + path, headers={"X-Request-ID": chosen}, timeout=30)
     assert status(theirs) == "MISS" and "Log Out" not in theirs.text
     hit = visitor_get(site, path)
     assert status(hit) == "HIT"
+    assert hit.headers["X-Request-ID"] == theirs.headers["X-Request-ID"] != chosen
     # nginx adds its security headers only when the app sent none: a kept page has the app's,
     # once each (its own CSP, which lets the page show images; nginx's would not).
     for name in SECURITY_HEADERS:
