@@ -29,6 +29,7 @@ from bench.data import flask_cmd, seed
 from bench.load import WRK_FLAGS, run_wrk
 from bench.pages import Page
 from bench.servers import Server, run_env
+from bench.stats import table
 from tests.e2e.harness.packages import apt_install
 from tests.e2e.site_nginx import NGINX_DIR, SiteNginx
 
@@ -100,15 +101,18 @@ def report(
         f"wrk {' '.join(WRK_FLAGS[:2])} -d{seconds}s, {rounds} interleaved rounds (median, "
         f"lowest–highest), gunicorn --workers 3, {posts} posts"
     )
-    print("| what | requests/s | p99 latency | × Flask hello | × nginx static |")
-    print("|---|---|---|---|---|")
-    for name, _, _ in rows:
-        spread = f"{min(rps[name]):,.0f}–{max(rps[name]):,.0f}"
-        print(
-            f"| {name} | {median[name]:,.0f} ({spread}) | {statistics.median(p99[name]):.1f} ms "
-            f"| {median[name] / hello:.2f}× | {median[name] / static:.3f}× |",
-            flush=True,
-        )
+    head = ["what", "requests/s", "p99 latency", "× Flask hello", "× nginx static"]
+    lines = [
+        [
+            name,
+            f"{median[name]:,.0f} ({min(rps[name]):,.0f}–{max(rps[name]):,.0f})",
+            f"{statistics.median(p99[name]):.1f} ms",
+            f"{median[name] / hello:.2f}×",
+            f"{median[name] / static:.3f}×",
+        ]
+        for name, _, _ in rows
+    ]
+    print(table(head, lines), flush=True)
 
 
 def main() -> None:
