@@ -21,7 +21,7 @@ import requests
 
 from flaskr.config import INSECURE_KEYS
 from tests.e2e.harness import ROOT
-from tests.e2e.harness.packages import apt_install
+from tests.e2e.harness.packages import need
 from tests.e2e.harness.ports import free_port
 from tests.e2e.harness.wait import wait_for_http
 from tests.e2e.host_tls import issue, make_ca
@@ -288,24 +288,18 @@ def render_compose_nginx(
     """compose/nginx.conf (and with ``tls`` compose/tls*.conf, a certificate the test makes and
     deploy/nginx/flaskr-tls.conf) as the nginx image renders and mounts them, into a main
     config for Debian's nginx, serving the name flaskr.test. Changes for a machine without
-    compose's DNS: the replicas' name becomes ``upstream``, port 80 ``listen`` (IPv4 only), and
-    an nginx older than 1.27.3 (the image has 1.28) loses the upstream's ``resolve`` flag.
+    compose's DNS: the replicas' name becomes ``upstream``, port 80 ``listen`` (IPv4 only).
     Returns the nginx binary and the main config."""
-    apt_install("nginx", commands=("nginx",))
+    need("nginx")
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     template = (DEPLOY / "compose" / "nginx.conf").read_text()
-    assert "server app:8000 resolve" in template
+    assert "set $flaskr_replicas app:8000;" in template
     rendered = template.replace("${NGINX_LOCAL_RESOLVERS}", "127.0.0.11")
     rendered = rendered.replace("${FLASKR_SERVER_NAME}", "flaskr.test localhost")
     assert "${" not in rendered
-    rendered = rendered.replace("server app:8000", f"server {upstream}")
+    rendered = rendered.replace("app:8000;", f"{upstream};")
     rendered = rendered.replace("listen [::]:80", "# listen [::]:80")
     rendered = rendered.replace("listen 80", f"listen {listen}")
-    version = subprocess.run([nginx, "-v"], capture_output=True, text=True, check=True).stderr
-    found = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", version)
-    assert found, version
-    if tuple(map(int, found.groups())) < (1, 27, 3):
-        rendered = rendered.replace(" resolve ", " ")
     (tmp_path / "flaskr-tls").mkdir()
     rendered = rendered.replace("/etc/nginx/conf.d/flaskr-tls/", f"{tmp_path}/flaskr-tls/")
     if tls:
@@ -443,8 +437,7 @@ def test_compose_nginx_answers_its_name_only_and_heads_its_own_pages(tmp_path: P
     # Ports the app does not hold already (the kernel may hand a just-freed port out again).
     taken = {app.server_port}
     port = next(p for p in iter(free_port, None) if p not in taken)
-    nobody = next(p for p in iter(free_port, None) if p not in taken | {port})
-    upstream = f"127.0.0.1:{app.server_port} max_fails=0; server 127.0.0.1:{nobody}"
+    upstream = f"127.0.0.1:{app.server_port}"
     nginx, conf = render_compose_nginx(tmp_path, listen=f"127.0.0.1:{port}", upstream=upstream)
     command = [nginx, "-c", str(conf), "-p", str(tmp_path), "-e", str(tmp_path / "error.log")]
     server = subprocess.Popen([*command, "-g", "daemon off;"], stderr=subprocess.DEVNULL)

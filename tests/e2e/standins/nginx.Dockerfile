@@ -1,7 +1,6 @@
-# Stand-in for nginx:1.28-alpine (deploy/compose.yaml), which CI cannot pull: Debian's nginx
-# (sid: 1.27.3 or later, for `server … resolve` in an upstream), envsubst and wget, imported from
-# an mmdebstrap tarball, with an entrypoint that fills in /etc/nginx/templates as the official
-# image's does.
+# Stand-in for nginx:1.28-alpine (deploy/compose.yaml), which CI cannot pull: Debian trixie's
+# nginx (1.26), envsubst and wget, imported from an mmdebstrap tarball, with an entrypoint that
+# fills in /etc/nginx/templates as the official image's does.
 ARG RAW
 FROM $RAW
 ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
