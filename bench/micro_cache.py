@@ -30,7 +30,7 @@ from bench.load import WRK_FLAGS, run_wrk
 from bench.pages import Page
 from bench.servers import Server, run_env
 from bench.stats import table
-from tests.e2e.harness.packages import apt_install
+from tests.e2e.harness.packages import need
 from tests.e2e.site_nginx import NGINX_DIR, SiteNginx
 
 SHIPPED = (NGINX_DIR / "flaskr-micro-cache.conf").read_text()
@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--posts", type=int, default=100)
     args = parser.parse_args()
-    apt_install("wrk", commands=("wrk",))
+    need("wrk")
     measure(args.seconds, args.rounds, args.posts)
 
 

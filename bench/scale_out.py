@@ -22,7 +22,7 @@ from pathlib import Path
 from bench.data import flask_cmd
 from bench.load import run_wrk
 from bench.pages import Page
-from tests.e2e.harness.packages import apt_install
+from tests.e2e.harness.packages import need
 from tests.e2e.harness.postgres import postgres
 from tests.e2e.scale_helpers import Fleet, fleet_env, nginx
 
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers per instance")
     parser.add_argument("--posts", type=int, default=30)
     args = parser.parse_args()
-    apt_install("wrk", commands=("wrk",))  # nginx and PostgreSQL install themselves likewise
+    need("wrk")  # nginx and PostgreSQL install themselves likewise
     measure(args.seconds, args.connections, args.workers, args.posts)
 
 

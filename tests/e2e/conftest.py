@@ -1,5 +1,6 @@
-"""The end-to-end suites' hooks and shared fixtures: every test here is marked ``e2e``, and
-the Docker suites share one dockerd. What the suites import is in tests/e2e/harness/."""
+"""The end-to-end suites' hooks and shared fixtures: every test here is marked ``e2e``, each
+suite's Debian packages are installed before its first test (harness/packages.py lists them),
+and the Docker suites share one dockerd. What the suites import is in tests/e2e/harness/."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.container_docker import DockerDaemon
-from tests.e2e.container_docker import install_packages as install_docker
-from tests.e2e.harness.packages import apt_install
+from tests.e2e.harness.packages import SUITES, need
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -20,10 +20,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def suite_packages(request: pytest.FixtureRequest) -> None:
+    """What SUITES lists for this suite, installed when missing, whatever ran before it."""
+    suite = Path(request.path).stem
+    if suite not in SUITES:
+        pytest.fail(f"{suite} is not in tests/e2e/harness/packages.py's SUITES")
+    need(*SUITES[suite])
+
+
 @pytest.fixture(scope="session")
 def docker_daemon() -> Iterator[DockerDaemon]:
     """The suite's own dockerd (see tests/e2e/container_docker.py), for the whole session."""
-    install_docker(apt_install)
     daemon = DockerDaemon()
     daemon.start()
     try:

@@ -8,28 +8,22 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.harness.debian import CACHE
+from tests.e2e.harness.packages import need
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "container"
 #: The client from Debian's docker.io: another docker (a newer client) may come first on PATH.
 DOCKER = "/usr/bin/docker"
 DOCKERD = "/usr/sbin/dockerd"
 REGISTRY = "/usr/bin/docker-registry"
-PACKAGES = ["docker.io", "docker-registry", "iptables"]
 
 #: The suite's Docker: images (the stand-in base among them) stay here between runs, as
 #: podman's storage does; the daemon runs only while the suite does.
-ROOT = Path(os.environ.get("FLASKR_E2E_DOCKER_ROOT", "/var/tmp/flaskr-docker-e2e"))  # noqa: S108
-
-
-def install_packages(apt_install: Callable[..., None]) -> None:
-    """docker.io and docker-registry. No daemon starts: with no systemd as PID 1 the package
-    starts none, and Debian images deny service starts in policy-rc.d anyway."""
-    if not all(os.path.exists(p) for p in (DOCKER, DOCKERD, REGISTRY, "/usr/sbin/iptables")):
-        apt_install(*PACKAGES)
+ROOT = Path(os.environ.get("FLASKR_E2E_DOCKER_ROOT", str(CACHE / "docker")))
 
 
 def forward_policy() -> str:
@@ -82,6 +76,9 @@ class DockerDaemon:
         return version.returncode == 0 and version.stdout.strip() != ""
 
     def start(self) -> None:
+        # Installing docker.io starts no daemon: with no systemd as PID 1 the package starts
+        # none, and Debian images deny service starts in policy-rc.d anyway.
+        need("docker")
         if self.answers():
             return  # another run of the suite started it; that run stops it
         self.root.mkdir(parents=True, exist_ok=True)
@@ -133,6 +130,7 @@ class Registry:
     --tls-verify=false. It exits by itself after an hour at the latest."""
 
     def __init__(self, root: Path, port: int) -> None:
+        need("docker")
         self.address = f"127.0.0.1:{port}"
         config = root / "config.yml"
         config.write_text(

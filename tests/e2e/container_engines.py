@@ -21,7 +21,6 @@ import tempfile
 import termios
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,30 +28,27 @@ import pytest
 
 from tests.e2e.container_docker import DockerDaemon
 from tests.e2e.harness import ROOT
+from tests.e2e.harness.debian import CACHE, rootfs
+from tests.e2e.harness.packages import need
 
 SCRIPT = ROOT / "scripts" / "container"
 
-PACKAGES = [
-    "podman",
-    "buildah",
-    "runc",
-    "netavark",
-    "aardvark-dns",
-    "iptables",
-    "mmdebstrap",
-    "uidmap",
-    "curl",
-]
 #: The Dockerfile's FROM. CI cannot pull it: a Debian bookworm root filesystem with Python
 #: (3.11) made by mmdebstrap is tagged with this name instead, so the Dockerfile stays unchanged.
 BASE_IMAGE = "docker.io/library/python:3.12.4-alpine3.20"
 STAND_IN_NAME = "localhost/flaskr-e2e-stand-in"
+STAND_INS = Path(__file__).parent / "standins"
 HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
-MIRROR = os.environ.get("FLASKR_E2E_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+#: What the python images set; without PATH, RUN steps would find no mkdir.
+PYTHON_IMAGE_CHANGES = (
+    "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "--change", "ENV LANG=C.UTF-8",
+    "--change", 'CMD ["python3"]',
+)  # fmt: skip
 
 #: Where the suite's podman keeps images: not the default storage of scripts/container, so
 #: the stand-in never shadows the real python image on a machine that can pull it.
-STORAGE = os.environ.get("FLASKR_E2E_PODMAN_ROOT", "/var/tmp/flaskr-podman-e2e")
+STORAGE = os.environ.get("FLASKR_E2E_PODMAN_ROOT", str(CACHE / "podman"))
 
 
 # --- the host's Python, hidden ------------------------------------------------------------
@@ -139,6 +135,8 @@ class Engine:
     volumes: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        if self.kind == "podman":
+            need("podman")
         self.image = f"localhost/{self.prefix}:test"
         self.previous = f"localhost/{self.prefix}:previous"  # what `upgrade` keeps
         self.images.add(self.image)
@@ -245,58 +243,20 @@ class Engine:
         """Make the stand-in for the Dockerfile's FROM once; later runs find it in storage.
         Docker's stand-in trusts the host's CA itself, like a company's base image behind a
         TLS-inspecting proxy: `docker build` cannot mount it for pip as podman's build does."""
-        stand_in = f"{STAND_IN_NAME}-{self.kind}:bookworm"
         if self.script("engine", "image", "inspect", BASE_IMAGE, check=False).returncode == 0:
             return
-        hooks: list[str] = []
-        if self.kind == "docker" and os.path.isfile(HOST_CA):
-            hooks = [
-                f'--customize-hook=mkdir -p "$1/etc/ssl/certs" && cp {HOST_CA} "$1{HOST_CA}"',
-                f"--customize-hook=printf '[global]\\ncert = {HOST_CA}\\n' > \"$1/etc/pip.conf\"",
-            ]
-        with debian_tarball(
-            "bookworm", "python3,python3-venv,python3-pip,python-is-python3,procps", *hooks
-        ) as tarball:
-            self.cli(
-                "import",
-                # What the python images set; without PATH, RUN steps would find no mkdir.
-                "--change",
-                "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "--change",
-                "ENV LANG=C.UTF-8",
-                "--change",
-                'CMD ["python3"]',
-                tarball,
-                stand_in,
-                timeout=600,
-            )
+        stand_in = f"{STAND_IN_NAME}-{self.kind}:bookworm"
+        trusting = self.kind == "docker" and os.path.isfile(HOST_CA)
+        raw = f"{STAND_IN_NAME}-raw:bookworm" if trusting else stand_in
+        self.cli("import", *PYTHON_IMAGE_CHANGES, str(rootfs("python-bookworm")), raw, timeout=600)
+        if trusting:
+            with tempfile.TemporaryDirectory() as context:
+                shutil.copy(HOST_CA, os.path.join(context, "ca.crt"))
+                build = ["build", "--build-arg", f"RAW={raw}", "--tag", stand_in]
+                dockerfile = ["--file", str(STAND_INS / "python-ca.Dockerfile"), context]
+                self.cli(*build, *dockerfile, timeout=600)
+            self.cli("rmi", raw)
         self.cli("tag", stand_in, BASE_IMAGE)
-
-
-@contextlib.contextmanager
-def debian_tarball(suite: str, packages: str, *options: str) -> Iterator[str]:
-    """A Debian minbase root filesystem with ``packages`` (comma-separated), as a tarball that
-    lives for the with-block: what stand-ins for images that cannot be pulled are made of.
-    The mirror may be a snapshot whose Release files are past their Valid-Until (sid's are)."""
-    with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="flaskr-e2e-base-") as tmp:  # noqa: S108
-        tarball = os.path.join(tmp, "root.tar")
-        subprocess.run(  # noqa: S603
-            [
-                "mmdebstrap",
-                "--quiet",
-                "--variant=minbase",
-                '--aptopt=Acquire::Check-Valid-Until "false"',
-                f"--include={packages}",
-                *options,
-                suite,
-                tarball,
-                MIRROR,
-            ],
-            check=True,
-            timeout=900,
-            stdout=subprocess.DEVNULL,
-        )
-        yield tarball
 
 
 def build_docker_image(docker: DockerDaemon, image: str) -> None:
@@ -311,15 +271,6 @@ def build_docker_image(docker: DockerDaemon, image: str) -> None:
         engine.script("build", timeout=900)
     finally:
         ns.stop()
-
-
-def install_packages(apt_install: Callable[..., None]) -> None:
-    """podman and friends, unless they are all here already."""
-    apt_install(*PACKAGES, commands=("podman", "buildah", "runc", "mmdebstrap", "nsenter", "curl"))
-    if not all(os.path.exists(f"/usr/lib/podman/{b}") for b in ("netavark", "aardvark-dns")):
-        apt_install(*PACKAGES)
-    if shutil.which("iptables") is None:
-        apt_install(*PACKAGES)
 
 
 # --- a terminal, as a person at a keyboard has -------------------------------------------

@@ -1,8 +1,8 @@
 """A throwaway Debian machine with a real systemd, for tests/e2e/test_host.py.
 
-systemd-nspawn boots an mmdebstrap root filesystem (cached as a tarball under /var/tmp, keyed
-by its package list) inside ``unshare --mount`` with a private network, as
-/work/shared/notes/containers.md recommends: under nspawn, ``Restart=`` and reloads behave as on
+systemd-nspawn boots a root filesystem of tests/e2e/harness/debian.py ("machine" for the host
+suite) inside ``unshare --mount`` with a private network, as ../shared/notes/containers.md
+recommends: under nspawn, ``Restart=`` and reloads behave as on
 a real host. Commands run inside with ``nsenter -t INIT -a``; HTTP clients run with
 ``nsenter -t INIT -n`` only (the machine's loopback, the host's files and Python).
 Everything is stopped by process id and removed by path; nothing is registered anywhere.
@@ -11,7 +11,6 @@ Everything is stopped by process id and removed by path; nothing is registered a
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -22,61 +21,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from tests.e2e.harness import ROOT
+from tests.e2e.harness.debian import CACHE, locked
+from tests.e2e.harness.packages import need
 from tests.e2e.harness.wait import until
 
 CLIENT = Path(__file__).with_name("host_client.py")
-CACHE = Path("/var/tmp/flaskr-host-test-cache")  # noqa: S108 - root-only CI cache
-SUITE = "bookworm"
-MIRROR = "http://deb.debian.org/debian"
-#: What a bare Debian server has, plus what install-host would install with apt (nginx,
-#: python3-venv): the machine has no network, so install-host finds them and skips apt.
-#: Then what docs/deploy-host.md has a user install for https (certbot and its nginx plugin),
-#: and what the suite needs to test it: pebble, Let's Encrypt's test ACME server, and the
-#: TLS clients openssl and curl.
-PACKAGES = ["systemd", "systemd-sysv", "dbus", "python3", "python3-venv", "nginx", "procps"]
-PACKAGES += ["certbot", "python3-certbot-nginx", "pebble", "openssl", "curl"]
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class MachineError(RuntimeError):
     pass
-
-
-@contextlib.contextmanager
-def _locked(name: str) -> Iterator[None]:
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-def rootfs_tarball(suite: str = SUITE, packages: tuple[str, ...] = tuple(PACKAGES)) -> Path:
-    """The cached minbase root filesystem: built once with mmdebstrap (slow: it downloads and
-    unpacks every package), then reused by every suite that boots a machine."""
-    key = hashlib.sha256(" ".join([suite, MIRROR, *packages]).encode()).hexdigest()[:12]
-    tarball = CACHE / f"rootfs-{suite}-{key}.tar"
-    with _locked("rootfs"):
-        if not tarball.exists():
-            partial = tarball.with_suffix(".partial.tar")
-            subprocess.run(
-                [
-                    "mmdebstrap",
-                    "--quiet",
-                    "--variant=minbase",
-                    f"--include={','.join(packages)}",
-                    suite,
-                    str(partial),
-                    MIRROR,
-                ],
-                check=True,
-                timeout=600,
-            )
-            partial.rename(tarball)
-    return tarball
 
 
 def wheelhouse(requirements: Path) -> Path:
@@ -85,7 +42,7 @@ def wheelhouse(requirements: Path) -> Path:
     install-host checks their hashes."""
     key = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
     wheels = CACHE / f"wheels-{key}"
-    with _locked("wheels"):
+    with locked(CACHE / "wheels.lock"):
         if not wheels.exists():
             partial = CACHE / f"wheels-{key}.partial"
             shutil.rmtree(partial, ignore_errors=True)
@@ -138,6 +95,7 @@ class Machine:
 
     # --- life cycle --------------------------------------------------------------------------
     def boot(self, timeout: float = 90) -> None:
+        need("nspawn")
         script = (
             "set -e; mkdir -p /run/systemd/nspawn; mount -t tmpfs tmpfs /run/systemd/nspawn; "
             'exec systemd-nspawn "$@"'

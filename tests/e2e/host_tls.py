@@ -14,6 +14,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
+from tests.e2e.harness.packages import need
 from tests.e2e.host_machine import Machine, MachineError
 
 PEBBLE_DIR = "https://127.0.0.1:14000/dir"
@@ -21,6 +22,7 @@ PEBBLE_ROOTS = "https://127.0.0.1:15000/roots/0"
 
 
 def openssl(*args: str) -> None:
+    need("openssl")
     subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
 
 

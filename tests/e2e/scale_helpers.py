@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness.packages import apt_install
+from tests.e2e.harness.packages import need
 from tests.e2e.harness.ports import free_port
 from tests.e2e.harness.servers import Gunicorn, app_env, children, gunicorn, stop
 from tests.e2e.harness.wait import until, wait_for_http
@@ -140,7 +140,7 @@ class Nginx:
     temp paths in a private folder; /etc/nginx is never read or touched."""
 
     def __init__(self, ports: list[int], access_log: bool = True) -> None:
-        apt_install("nginx", commands=("nginx",))
+        need("nginx")
         self.binary = shutil.which("nginx") or "/usr/sbin/nginx"
         self.dir = Path(tempfile.mkdtemp(prefix="flaskr-nginx-"))
         # Workers run as www-data when nginx starts as root: they must reach the temp paths.

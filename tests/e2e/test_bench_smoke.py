@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from tests.e2e.harness import ROOT
-from tests.e2e.harness.packages import apt_install
+from tests.e2e.harness.packages import need
 
 MAIN_ROWS = [
     ("bare WSGI", "Hello, World!"),
@@ -52,7 +52,7 @@ IN_PROCESS = (str(ROOT / ".venv" / "bin" / "python"), "-m", "bench.in_process")
 
 
 def test_bench_smoke_prints_every_row_without_errors() -> None:
-    apt_install("wrk", commands=("wrk",))
+    need("wrk")
     out = run(str(ROOT / "bench" / "run"), "--smoke")
 
     main = rows(out, "Pages and forms against bare apps")

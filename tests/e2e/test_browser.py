@@ -25,7 +25,7 @@ from tests.e2e.browser_helpers import (
     writes_docs,
 )
 from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.packages import apt_install
+from tests.e2e.harness.packages import need
 from tests.e2e.harness.servers import app_env, flask, init_db, serve
 
 PASSWORD = "correct horse battery"
@@ -61,7 +61,7 @@ class Site:
 
 @pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
-    apt_install("chromium", commands=("chromium",))
+    need("chromium")
     with sync_playwright() as p:
         yield p
 

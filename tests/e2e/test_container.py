@@ -26,12 +26,10 @@ from PIL import Image
 
 from flaskr.isolation import formatting
 from tests.e2e.container_docker import DockerDaemon, Registry
-from tests.e2e.container_docker import install_packages as install_docker
 from tests.e2e.container_engines import (
     SCRIPT,
     Engine,
     HiddenPython,
-    install_packages,
     tcp_sockets,
     terminal_session,
 )
@@ -40,7 +38,6 @@ from tests.e2e.harness.drills import AFTER, BEFORE, PASSWORD, acknowledged_befor
 from tests.e2e.harness.http import Visitor
 from tests.e2e.harness.images import png
 from tests.e2e.harness.load import Load, Tally, Writer
-from tests.e2e.harness.packages import apt_install
 from tests.e2e.harness.ports import free_port
 from tests.e2e.harness.wait import until, wait_for_http
 from tests.e2e.isolation_reports import is_gunicorn, isolation_out, save_report
@@ -57,7 +54,6 @@ STOP_TIMEOUT = 10
 def engine(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Engine]:
-    install_packages(apt_install)
     docker: DockerDaemon | None = None
     if request.param == "docker":
         docker = request.getfixturevalue("docker_daemon")
@@ -85,7 +81,6 @@ def image(engine: Engine) -> str:
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """A registry to ship images through, as a CI pipeline pushes and a server pulls."""
-    install_docker(apt_install)
     served = Registry(tmp_path_factory.mktemp("registry"), free_port())
     try:
         wait_for_http(f"http://{served.address}/v2/", timeout=30)

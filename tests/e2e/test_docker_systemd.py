@@ -15,25 +15,19 @@ Two things nspawn does stop containers from starting in the machine; both are un
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import shutil
 import subprocess
 import tarfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.e2e.container_docker import DOCKER, DockerDaemon
-from tests.e2e.container_docker import ROOT as DOCKER_ROOT
-from tests.e2e.container_engines import build_docker_image, debian_tarball
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.packages import apt_install
+from tests.e2e.container_engines import build_docker_image
+from tests.e2e.harness import ROOT, debian
 from tests.e2e.host_machine import PATH, Machine, MachineError
 
-PACKAGES = "systemd,systemd-sysv,dbus,procps,docker.io,iptables"
 #: Where the checkout is bound (read-only) in the machine, for scripts/container.
 SOURCE = "/opt/flaskr-src"
 #: docker.service's drop-in: nspawn mounts the cgroup v1 controllers read-only.
@@ -42,19 +36,6 @@ CGROUPS_WRITABLE = """\
 # nspawn mounts the cgroup v1 controllers read-only: runc could not make a container's cgroup.
 ExecStartPre=/bin/sh -c 'for c in /sys/fs/cgroup/*/; do mount -o remount,rw,bind "$c"; done'
 """
-
-
-def machine_tarball() -> Path:
-    """The machine's root filesystem, made once and kept beside the suite's Docker store."""
-    key = hashlib.sha256(f"bookworm {PACKAGES}".encode()).hexdigest()[:12]
-    tarball = DOCKER_ROOT / f"nspawn-rootfs-{key}.tar"
-    if not tarball.exists():
-        DOCKER_ROOT.mkdir(parents=True, exist_ok=True)
-        with debian_tarball("bookworm", PACKAGES) as made:
-            partial = tarball.with_suffix(f".{os.getpid()}.partial")
-            shutil.move(made, partial)
-            partial.rename(tarball)
-    return tarball
 
 
 @contextlib.contextmanager
@@ -79,7 +60,6 @@ def boot(machine: Machine) -> None:
 
 @pytest.fixture(scope="module")
 def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
-    apt_install("mmdebstrap", "systemd-container", commands=("mmdebstrap", "systemd-nspawn"))
     work = tmp_path_factory.mktemp("docker-systemd")
     rootfs = work / "rootfs"
     rootfs.mkdir()
@@ -94,7 +74,7 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
         f"flaskr-e2e-{uuid.uuid4().hex[:8]}", rootfs, {ROOT: SOURCE}, work / "boot.log"
     )
     try:
-        with tarfile.open(machine_tarball()) as tar:
+        with tarfile.open(debian.rootfs("docker-machine")) as tar:
             tar.extractall(rootfs, filter="fully_trusted")  # our own mmdebstrap output
         dropin = rootfs / "etc/systemd/system/docker.service.d/flaskr-e2e-cgroups.conf"
         dropin.parent.mkdir(parents=True, exist_ok=True)

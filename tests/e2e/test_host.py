@@ -33,14 +33,9 @@ import pytest
 
 from flaskr.isolation import formatting
 from tests.e2e.harness import ROOT
-from tests.e2e.harness.packages import apt_install
+from tests.e2e.harness.debian import rootfs
 from tests.e2e.harness.wait import until
-from tests.e2e.host_machine import (
-    Machine,
-    copy_checkout,
-    rootfs_tarball,
-    wheelhouse,
-)
+from tests.e2e.host_machine import Machine, copy_checkout, wheelhouse
 from tests.e2e.host_tls import PEBBLE_DIR, issue, make_ca, start_ocsp_responder, start_pebble
 from tests.e2e.isolation_reports import is_gunicorn, isolation_out, save_report
 
@@ -66,7 +61,6 @@ class Host:
 def host(request: pytest.FixtureRequest) -> Iterator[Host]:
     if os.geteuid() != 0:
         pytest.fail("the host suite boots a machine with systemd-nspawn: run it as root")
-    apt_install("systemd-container", "mmdebstrap", commands=("systemd-nspawn", "mmdebstrap"))
     name = f"flaskr-host-test-{uuid.uuid4().hex[:8]}"
     work = Path("/var/tmp") / name  # noqa: S108 - a unique folder, removed at the end
     src = work / "src"
@@ -89,7 +83,7 @@ def host(request: pytest.FixtureRequest) -> Iterator[Host]:
     request.addfinalizer(lambda: signal.signal(signal.SIGTERM, previous))
     work.mkdir()
     machine.rootfs.mkdir()
-    tarball = rootfs_tarball()
+    tarball = rootfs("machine")
     subprocess.run(["tar", "-C", str(machine.rootfs), "-xf", str(tarball)], check=True, timeout=300)
     (machine.rootfs / "etc/hostname").write_text(name + "\n")
     copy_checkout(src / "flaskr")

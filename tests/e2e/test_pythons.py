@@ -15,26 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.container_engines import Engine, HiddenPython, install_packages
-from tests.e2e.harness import ROOT
+from tests.e2e.container_engines import PYTHON_IMAGE_CHANGES, Engine, HiddenPython
+from tests.e2e.harness import ROOT, debian
 from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.packages import apt_install
 from tests.e2e.harness.ports import free_port
 from tests.e2e.harness.wait import wait_for_http
-from tests.e2e.host_machine import rootfs_tarball
 
 SUITE = "trixie"
-#: What the python images have that the Dockerfile uses, and the CA store pip needs.
-PACKAGES = ("python3", "python3-venv", "python3-pip", "python-is-python3", "procps",
-            "ca-certificates")  # fmt: skip
 STAND_IN = f"localhost/flaskr-e2e-stand-in:{SUITE}"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 @pytest.fixture(scope="module")
 def tarball() -> Path:
-    apt_install("mmdebstrap", commands=("mmdebstrap",))
-    return rootfs_tarball(SUITE, PACKAGES)
+    return debian.rootfs(f"python-{SUITE}")
 
 
 @pytest.fixture
@@ -113,19 +107,12 @@ def test_unit_suite_passes_on_python_3_13(rootfs: Path) -> None:
 
 def test_dockerfile_builds_and_serves_on_a_trixie_stand_in(tarball: Path, tmp_path: Path) -> None:
     """The unchanged Dockerfile, with FROM replaced by the trixie stand-in (`build --from`)."""
-    install_packages(apt_install)
     ns = HiddenPython()
     prefix = f"flaskr-e2e-{SUITE}-{uuid.uuid4().hex[:8]}"
     runner = Engine("podman", ns, tmp_path / "keys" / "flaskr_secret_key", prefix=prefix)
     try:
         if runner.script("engine", "image", "exists", STAND_IN, check=False).returncode != 0:
-            runner.cli(
-                "import",
-                "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "--change", "ENV LANG=C.UTF-8",
-                "--change", 'CMD ["python3"]',
-                str(tarball), STAND_IN, timeout=600,
-            )  # fmt: skip
+            runner.cli("import", *PYTHON_IMAGE_CHANGES, str(tarball), STAND_IN, timeout=600)
         runner.script("build", "--from", STAND_IN, timeout=900)
         port = free_port()
         name = f"{runner.prefix}-web"

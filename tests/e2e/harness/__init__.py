@@ -1,6 +1,8 @@
 """The end-to-end suites' toolkit, one module per kind of part, each written once:
 
-- ``packages``: Debian packages a suite needs, installed when missing;
+- ``packages``: the Debian packages of every suite, listed once and installed when missing;
+- ``debian``: Debian root filesystems made by mmdebstrap from apt's own mirror, and the
+  suites' cache (``FLASKR_E2E_CACHE``);
 - ``ports``: free ports on 127.0.0.1;
 - ``wait``: polling with a deadline, instead of sleeping;
 - ``http``: a person's visit over HTTP (cookies kept, CSRF tokens read from the forms);

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.e2e.harness.packages import apt_install
+from tests.e2e.harness.packages import need
 from tests.e2e.harness.ports import free_port
 
 
@@ -31,7 +31,7 @@ class Postgres:
     def __init__(self, port: int) -> None:
         bin_dir = postgres_bin()
         if bin_dir is None:
-            apt_install("postgresql")
+            need("postgresql")
             bin_dir = postgres_bin()
         assert bin_dir is not None, "PostgreSQL's initdb is missing after installing postgresql"
         self.bin = bin_dir

@@ -1,0 +1,135 @@
+"""The end-to-end suites' install and root filesystem helpers, checked without installing or
+building anything: which Debian mirror they read from apt's configuration, and that every
+package a suite installs is listed in one place that .ci/run can purge."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import ROOT, debian, packages
+
+OS_RELEASE = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_CODENAME=bookworm\n'
+
+
+@pytest.fixture
+def etc(tmp_path: Path) -> Path:
+    (tmp_path / "apt" / "sources.list.d").mkdir(parents=True)
+    (tmp_path / "os-release").write_text(OS_RELEASE)
+    return tmp_path
+
+
+def mirror_of(etc: Path) -> str:
+    return debian.mirror(etc / "apt", etc / "os-release")
+
+
+def test_mirror_is_the_deb822_source_of_this_release(
+    etc: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FLASKR_E2E_DEBIAN_MIRROR", raising=False)
+    (etc / "apt" / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\n"
+        "URIs: http://mirror.example/security/\n"
+        "Suites: bookworm-security\n"
+        "Components: main\n"
+        "\n"
+        "# a disabled one first\n"
+        "Types: deb\n"
+        "URIs: http://old.example/debian\n"
+        "Suites: bookworm\n"
+        "Enabled: no\n"
+        "\n"
+        "Types: deb deb-src\n"
+        "URIs: http://mirror.example/debian/\n"
+        "Suites: bookworm bookworm-updates\n"
+        "Components: main\n"
+    )
+    (etc / "apt" / "sources.list.d" / "other.sources.disabled").write_text(
+        "Types: deb\nURIs: http://wrong.example/\nSuites: bookworm\n"
+    )
+    assert mirror_of(etc) == "http://mirror.example/debian"
+
+
+def test_mirror_from_a_one_line_sources_list(etc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FLASKR_E2E_DEBIAN_MIRROR", raising=False)
+    (etc / "apt" / "sources.list").write_text(
+        "# deb http://commented.example/debian bookworm main\n"
+        "deb-src http://src.example/debian bookworm main\n"
+        "deb [signed-by=/usr/share/keyrings/debian.gpg] http://local.example/debian bookworm main\n"
+    )
+    assert mirror_of(etc) == "http://local.example/debian"
+
+
+def test_mirror_setting_wins_and_none_found_says_what_to_set(
+    etc: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FLASKR_E2E_DEBIAN_MIRROR", raising=False)
+    (etc / "apt" / "sources.list").write_text("deb http://x.example/debian trixie main\n")
+    with pytest.raises(debian.MirrorError, match="FLASKR_E2E_DEBIAN_MIRROR"):
+        mirror_of(etc)
+    monkeypatch.setenv("FLASKR_E2E_DEBIAN_MIRROR", "http://chosen.example/debian")
+    assert mirror_of(etc) == "http://chosen.example/debian"
+
+
+def test_root_filesystems_come_from_released_suites_only() -> None:
+    assert {suite for suite, _ in debian.ROOTFS.values()} <= {"bookworm", "trixie"}
+
+
+def test_every_e2e_suite_lists_its_packages() -> None:
+    suites = {p.stem for p in (ROOT / "tests" / "e2e").glob("test_*.py")}
+    assert set(packages.SUITES) == suites
+    used = {part for parts in packages.SUITES.values() for part in parts}
+    assert used <= set(packages.PARTS)
+    assert set(packages.ON_A_NEW_MACHINE) <= set(packages.PARTS)
+
+
+def test_every_install_goes_through_the_packages_module() -> None:
+    """No other test or bench file runs apt, and no file names a package registry's host."""
+    own = ROOT / "tests" / "e2e" / "harness" / "packages.py"
+    for path in [*(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]:
+        if path != own and path != Path(__file__):
+            text = path.read_text()
+            assert not re.search(r"[\"']apt(-get)?[\"']|dpkg -i", text), path
+    tracked = subprocess.run(
+        [
+            "git",
+            "grep",
+            "-l",
+            "-E",
+            r"deb\.debian\.org|debian\.org/debian|pypi\.org|pythonhosted|npmjs",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert tracked.stdout == "", tracked.stdout
+
+
+def test_ci_purges_what_a_new_machine_lacks() -> None:
+    """The list .ci/run reads: every suite package except those a new machine comes with."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.harness.packages"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    listed = done.stdout.split()
+    assert listed == sorted(set(listed))
+    assert {"mmdebstrap", "docker.io", "podman", "nginx", "chromium", "wrk"} <= set(listed)
+    assert not {"postgresql", "curl", "openssl"} & set(listed)
+    every = {p for part in packages.PARTS.values() for p in part.packages}
+    assert set(listed) == every - {"postgresql", "curl", "openssl"}
+
+
+def test_need_says_what_is_missing_without_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(packages.PARTS, "nothing", packages.Part(("no-such-pkg",), ("/nope",)))
+    monkeypatch.setattr(packages.os, "geteuid", lambda: 1000)
+    with pytest.raises(packages.PackageError, match="need root to install no-such-pkg"):
+        packages.need("nothing")
+    packages.need()  # nothing asked: nothing to do
