@@ -101,6 +101,9 @@ def test_every_install_goes_through_the_packages_module() -> None:
             "-l",
             "-E",
             r"deb\.debian\.org|debian\.org/debian|pypi\.org|pythonhosted|npmjs",
+            "--",
+            ".",
+            ":!tests/test_e2e_harness.py",  # the pattern above
         ],
         cwd=ROOT,
         capture_output=True,
@@ -110,21 +113,30 @@ def test_every_install_goes_through_the_packages_module() -> None:
     assert tracked.stdout == "", tracked.stdout
 
 
-def test_ci_purges_what_a_new_machine_lacks() -> None:
-    """The list .ci/run reads: every suite package except those a new machine comes with."""
+def test_ci_purges_what_a_new_machine_lacks(tmp_path: Path) -> None:
+    """Every suite package except those a new machine comes with, and every package that an
+    install brought in with them, as logged."""
+    log = tmp_path / "installed-packages"
+    listed = packages.to_purge(log)
+    assert {"mmdebstrap", "docker.io", "podman", "nginx", "chromium", "wrk"} <= set(listed)
+    assert not {"postgresql", "curl", "openssl"} & set(listed)
+    every = {p for part in packages.PARTS.values() for p in part.packages}
+    assert set(listed) == every - {"postgresql", "curl", "openssl"}
+    log.write_text("libgtk-3-0\nmmdebstrap\n")
+    assert packages.to_purge(log) == sorted({*listed, "libgtk-3-0"})
+
+
+def test_the_purge_list_prints_with_the_standard_library_only() -> None:
+    """.ci/run runs it with the machine's python3, before any venv exists."""
     done = subprocess.run(
-        [sys.executable, "-m", "tests.e2e.harness.packages"],
+        [sys.executable, "-S", "-m", "tests.e2e.harness.packages"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
     )
     listed = done.stdout.split()
-    assert listed == sorted(set(listed))
-    assert {"mmdebstrap", "docker.io", "podman", "nginx", "chromium", "wrk"} <= set(listed)
-    assert not {"postgresql", "curl", "openssl"} & set(listed)
-    every = {p for part in packages.PARTS.values() for p in part.packages}
-    assert set(listed) == every - {"postgresql", "curl", "openssl"}
+    assert listed == packages.to_purge()
 
 
 def test_need_says_what_is_missing_without_root(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,8 @@ them before the suite's first test. Helpers that run a program call :func:`need`
 they work whatever ran before them (a suite alone, in any order, or bench/).
 
 ``python -m tests.e2e.harness.packages`` prints the packages a new machine lacks, one a line:
-what ``.ci/run`` purges before it starts from nothing (it runs before any venv exists, so this
+the suites' own, and what installs here brought in with them (INSTALLED_LOG). That is what
+``.ci/run`` purges before it starts from nothing (it runs before any venv exists, so this
 module needs the standard library only).
 """
 
@@ -20,6 +21,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,11 @@ SUITES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Every package an install here brought in, the packages' dependencies too: .ci/run purges
+#: them all, since apt's autoremove keeps a dependency that any installed package recommends.
+INSTALLED_LOG = Path("/var/lib/flaskr-e2e/installed-packages")
+
+
 class PackageError(RuntimeError):
     """A part could not be installed."""
 
@@ -107,6 +114,7 @@ def need(*parts: str) -> None:
     # root filesystem maker and a suite) take turns, since `apt-get update` would not wait.
     lock = ["-o", "DPkg::Lock::Timeout=300"]
     with _our_apt_lock():
+        before = installed()
         for command in (
             ["apt-get", "update", "-q", *lock],
             ["apt-get", "install", "-y", "-q", *lock, "--no-install-recommends", *packages],
@@ -114,9 +122,23 @@ def need(*parts: str) -> None:
             done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise PackageError(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr}")
+        INSTALLED_LOG.parent.mkdir(parents=True, exist_ok=True)
+        with INSTALLED_LOG.open("a") as log:
+            log.writelines(f"{name}\n" for name in sorted(installed() - before))
     still = [p for p in missing if not PARTS[p].installed()]
     if still:
         raise PackageError(f"installed {' '.join(packages)}, yet {still} still lack files")
+
+
+def installed() -> set[str]:
+    """The names of the Debian packages installed now."""
+    listing = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${db:Status-Abbrev} ${Package}\n"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {line.split()[1] for line in listing.splitlines() if line.startswith("ii")}
 
 
 @contextlib.contextmanager
@@ -132,5 +154,11 @@ def not_on_a_new_machine() -> list[str]:
     return sorted({pkg for part in PARTS.values() for pkg in part.packages} - kept)
 
 
+def to_purge(log: Path = INSTALLED_LOG) -> list[str]:
+    """What .ci/run purges: the suites' own packages and whatever installs here brought in."""
+    logged = log.read_text().split() if log.exists() else []
+    return sorted({*not_on_a_new_machine(), *logged})
+
+
 if __name__ == "__main__":
-    sys.stdout.write("".join(f"{pkg}\n" for pkg in not_on_a_new_machine()))
+    sys.stdout.write("".join(f"{pkg}\n" for pkg in to_purge()))
