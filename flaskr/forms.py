@@ -66,7 +66,13 @@ def no_control_characters(
 
 
 def cheap_to_render(_form: FlaskForm, field: Field) -> None:
-    """Markdown whose HTML or rendering time is out of proportion is refused when written."""
+    """Markdown whose HTML or rendering time is out of proportion is refused when written.
+
+    A body refused already (too long, control characters) is never rendered: WTForms runs
+    every validator, and rendering half a megabyte only to refuse it cost seconds of CPU.
+    """
+    if field.errors:
+        return
     try:
         check_cost(field.data or "")
     except RenderTooCostly as e:

@@ -4,6 +4,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from flaskr import forms
 from flaskr.db import db
 from flaskr.models import Comment, Image, Like, Post, Tag
 from tests.helpers import image_bytes, reference_links
@@ -390,6 +391,21 @@ def test_costly_comment_is_refused_with_a_form_error(client, auth, app) -> None:
     assert b"more than 19 KB of HTML" in response.data
     assert len(response.data) < 20_000
     assert count(app, Comment) == 0
+
+
+@pytest.mark.parametrize("path", ["/create", "/1/comment"])
+def test_an_over_long_body_is_refused_before_it_is_rendered(
+    client, auth, app, monkeypatch, path
+) -> None:
+    """Its length alone refuses it: the Markdown renderer never sees the text."""
+    rendered: list[int] = []
+    monkeypatch.setattr(forms, "check_cost", lambda text: rendered.append(len(text)) or 0)
+    auth.login()
+    response = client.post(path, data={"title": "t", "body": "a\n" * 249_000})
+    assert response.status_code == 400
+    assert b"must be at most" in response.data
+    assert rendered == []
+    assert (count(app, Post), count(app, Comment)) == (1, 0)
 
 
 def test_costly_body_is_not_rendered_as_a_preview_either(client, auth) -> None:
