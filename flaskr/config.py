@@ -14,7 +14,7 @@ from flask import Flask
 #: Secret keys that are known to the world and so are no secret at all.
 INSECURE_KEYS = {"", "dev", "secret", "changeme", "change-me"}
 
-KEY_LENGTH = 16
+KEY_LENGTH = 32
 KEY_VARIETY = 10
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
@@ -223,8 +223,10 @@ def _credential_path() -> str | None:
 def check_secret_key(key: Any) -> None:
     """Refuse to serve with a missing, well-known or guessable key: sessions could be forged.
 
-    A real key has at least KEY_LENGTH characters, KEY_VARIETY of them different (16 spaces
-    or ``aaaa...`` are not keys; ``secrets.token_hex(32)`` is).
+    A real key has at least KEY_LENGTH characters, KEY_VARIETY of them different, and is not
+    a run or a sequence (``aaaa...``, ``0123456789abcdef...``, ``abcdefghij123456...``): no
+    more than half of its neighbouring characters are equal or one apart.
+    ``secrets.token_hex(32)`` is a key.
     """
     if isinstance(key, bytes):
         key = key.decode("latin-1")
@@ -233,15 +235,25 @@ def check_secret_key(key: Any) -> None:
         or key.strip().lower() in INSECURE_KEYS
         or len(key.strip()) < KEY_LENGTH
         or len(set(key)) < KEY_VARIETY
+        or _mostly_a_sequence(key)
     ):
         raise ConfigError(
             "flaskr: refusing to start without a real secret key (at least "
-            f"{KEY_LENGTH} characters, {KEY_VARIETY} of them different). Set FLASKR_SECRET_KEY "
-            "to a long random string, or FLASKR_SECRET_KEY_FILE to a file holding one, "
-            "for example:\n"
+            f"{KEY_LENGTH} characters, {KEY_VARIETY} of them different, not a run or a sequence "
+            "such as 0123... or abcd...). Set FLASKR_SECRET_KEY to a long random string, or "
+            "FLASKR_SECRET_KEY_FILE to a file holding one, for example:\n"
             "  python3 -c 'import secrets; print(secrets.token_hex(32))' > secret_key\n"
             "  export FLASKR_SECRET_KEY_FILE=$PWD/secret_key"
         )
+
+
+def _mostly_a_sequence(key: str) -> bool:
+    """More than half of the neighbouring characters are equal or one apart.
+
+    About 1 pair in 6 is in a random hex key.
+    """
+    steps = [abs(ord(b) - ord(a)) <= 1 for a, b in zip(key, key[1:], strict=False)]
+    return sum(steps) * 2 > len(steps)
 
 
 def _is_cli_command() -> bool:

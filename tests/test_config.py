@@ -2,6 +2,7 @@
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -11,17 +12,32 @@ from click.testing import CliRunner
 from flask.cli import FlaskGroup
 
 from flaskr import create_app
-from flaskr.config import ConfigError
+from flaskr.config import ConfigError, check_secret_key
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize(
-    "key", [None, "", "dev", "changeme", "short", " " * 16, "a" * 64, b"ab" * 20, "Change-Me"]
-)
+    "key",
+    [
+        None, "", "dev", "changeme", "short", " " * 16, "a" * 64, b"ab" * 20, "Change-Me",
+        "0123456789abcdef", "abcdefghij123456",  # accepted before: 16 characters, 16 and 16 kinds
+        "0123456789abcdef" * 2, "abcdefghij123456" * 2, "9876543210zyxwvu" * 2,  # sequences
+        "x" * 16 + "9f86d081884c7d65",  # half a run
+        secrets.token_hex(15),  # 30 characters: too short, however random
+    ],
+)  # fmt: skip
 def test_refuses_to_start_without_a_real_secret_key(key) -> None:
-    with pytest.raises(ConfigError, match="FLASKR_SECRET_KEY"):
+    with pytest.raises(ConfigError, match="FLASKR_SECRET_KEY") as refused:
         create_app({"SECRET_KEY": key})
+    assert "at least 32 characters" in str(refused.value)
+    assert "secrets.token_hex(32)" in str(refused.value)  # how to make a good one
+
+
+@pytest.mark.parametrize("make", [lambda: secrets.token_hex(16), lambda: secrets.token_urlsafe(32)])
+def test_random_keys_pass_the_check_every_time(make) -> None:
+    for _ in range(200):
+        check_secret_key(make())
 
 
 @pytest.mark.parametrize("setting", ["FLASKR_DEBUG", "FLASKR_TESTING"])
@@ -32,21 +48,21 @@ def test_debug_or_testing_from_the_environment_does_not_skip_the_key_check(
     monkeypatch.setenv("FLASKR_SECRET_KEY", "a" * 32)
     with pytest.raises(ConfigError, match="10 of them different"):
         create_app()
-    monkeypatch.setenv("FLASKR_SECRET_KEY", "a" * 16 + "0123456789abcdef")
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "a-9f86d081884c7d65a2f0e3b1c4d7e6f8")
     assert create_app().config[setting.removeprefix("FLASKR_")] is True
 
 
 def test_secret_key_from_environment(monkeypatch) -> None:
-    monkeypatch.setenv("FLASKR_SECRET_KEY", "1234567890123456789")  # digits stay a string
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "31415926535897932384626433832795028")
     app = create_app()
-    assert app.config["SECRET_KEY"] == "1234567890123456789"
+    assert app.config["SECRET_KEY"] == "31415926535897932384626433832795028"  # digits: a string
 
 
 def test_secret_key_file(tmp_path: Path, monkeypatch) -> None:
     key_file = tmp_path / "secret_key"
-    key_file.write_text("k" * 16 + "0123456789abcdef" + "\n")
+    key_file.write_text("k-9f86d081884c7d65a2f0e3b1c4d7e6f8" + "\n")
     monkeypatch.setenv("FLASKR_SECRET_KEY_FILE", str(key_file))
-    assert create_app().config["SECRET_KEY"] == "k" * 16 + "0123456789abcdef"
+    assert create_app().config["SECRET_KEY"] == "k-9f86d081884c7d65a2f0e3b1c4d7e6f8"
 
 
 def test_unreadable_secret_key_file_says_which(tmp_path: Path, monkeypatch) -> None:
@@ -58,23 +74,23 @@ def test_unreadable_secret_key_file_says_which(tmp_path: Path, monkeypatch) -> N
 
 
 def test_secret_key_from_systemd_credential(tmp_path: Path, monkeypatch) -> None:
-    (tmp_path / "secret_key").write_text("c" * 16 + "0123456789abcdef")
+    (tmp_path / "secret_key").write_text("c-9f86d081884c7d65a2f0e3b1c4d7e6f8")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
-    assert create_app().config["SECRET_KEY"] == "c" * 16 + "0123456789abcdef"
+    assert create_app().config["SECRET_KEY"] == "c-9f86d081884c7d65a2f0e3b1c4d7e6f8"
 
 
 def test_instance_config_file(tmp_path: Path) -> None:
     instance = tmp_path / "instance"
     instance.mkdir()
     (instance / "config.py").write_text(
-        "SECRET_KEY = 'i' * 16 + '0123456789abcdef'\nPOSTS_PER_PAGE = 3\n"
+        "SECRET_KEY = 'i-9f86d081884c7d65a2f0e3b1c4d7e6f8'\nPOSTS_PER_PAGE = 3\n"
     )
     app = create_app()
     assert app.config["POSTS_PER_PAGE"] == 3
 
 
 def test_default_database_is_sqlite_in_instance(tmp_path: Path) -> None:
-    app = create_app({"SECRET_KEY": "x" * 16 + "0123456789abcdef"})
+    app = create_app({"SECRET_KEY": "x-9f86d081884c7d65a2f0e3b1c4d7e6f8"})
     expected = tmp_path / "instance" / "flaskr.sqlite"
     assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{expected}"
 
@@ -89,7 +105,7 @@ def test_default_database_is_sqlite_in_instance(tmp_path: Path) -> None:
 )
 def test_database_url_from_environment(monkeypatch, given, expected) -> None:
     monkeypatch.setenv("DATABASE_URL", given)
-    app = create_app({"SECRET_KEY": "x" * 16 + "0123456789abcdef"})
+    app = create_app({"SECRET_KEY": "x-9f86d081884c7d65a2f0e3b1c4d7e6f8"})
     assert app.config["SQLALCHEMY_DATABASE_URI"] == expected
     assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is True
 
@@ -97,12 +113,12 @@ def test_database_url_from_environment(monkeypatch, given, expected) -> None:
 def test_flaskr_database_url_wins(monkeypatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://a/b")
     monkeypatch.setenv("FLASKR_DATABASE_URL", "sqlite:////tmp/x.sqlite")
-    monkeypatch.setenv("FLASKR_SECRET_KEY", "x" * 16 + "0123456789abcdef")
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "x-9f86d081884c7d65a2f0e3b1c4d7e6f8")
     assert create_app().config["SQLALCHEMY_DATABASE_URI"] == "sqlite:////tmp/x.sqlite"
 
 
 def test_engine_options_add_to_the_defaults(monkeypatch) -> None:
-    monkeypatch.setenv("FLASKR_SECRET_KEY", "x" * 16 + "0123456789abcdef")
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "x-9f86d081884c7d65a2f0e3b1c4d7e6f8")
     monkeypatch.setenv("FLASKR_DATABASE_URL", "postgresql://u@h/db")
     monkeypatch.setenv("FLASKR_SQLALCHEMY_ENGINE_OPTIONS", '{"pool_size": 5, "pool_recycle": 60}')
     options = create_app().config["SQLALCHEMY_ENGINE_OPTIONS"]
@@ -110,7 +126,7 @@ def test_engine_options_add_to_the_defaults(monkeypatch) -> None:
 
 
 def test_engine_options_must_be_an_object(monkeypatch) -> None:
-    monkeypatch.setenv("FLASKR_SECRET_KEY", "x" * 16 + "0123456789abcdef")
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "x-9f86d081884c7d65a2f0e3b1c4d7e6f8")
     monkeypatch.setenv("FLASKR_SQLALCHEMY_ENGINE_OPTIONS", "pool_size=5")
     with pytest.raises(ConfigError, match="must be a JSON object"):
         create_app()
@@ -134,7 +150,7 @@ def test_a_command_says_why_the_key_is_unreadable_in_one_line(
         assert f"Error: {why}" in result.output
 
 
-KEY = "x" * 16 + "0123456789abcdef"
+KEY = "x-9f86d081884c7d65a2f0e3b1c4d7e6f8"
 LIST = 'a JSON list of strings, for example ["a", "b"]'
 
 

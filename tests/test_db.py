@@ -10,7 +10,7 @@ from flaskr.models import Post, User
 from tests.helpers import config_for, tutorial_database
 
 #: A production app (not TESTING) whose command output is plain text, as at a terminal.
-TEXT_LOGS = {"SECRET_KEY": "s" * 16 + "0123456789abcdef", "LOG_FORMAT": "text"}
+TEXT_LOGS = {"SECRET_KEY": "s-9f86d081884c7d65a2f0e3b1c4d7e6f8", "LOG_FORMAT": "text"}
 
 
 def test_tutorial_database_upgrades_in_place(tmp_path: Path) -> None:
@@ -147,7 +147,7 @@ def test_tutorial_names_differing_in_case_still_upgrade(tmp_path: Path) -> None:
     )
     connection.commit()
     connection.close()
-    app = create_app({"SECRET_KEY": "s" * 16 + "0123456789abcdef"})
+    app = create_app({"SECRET_KEY": "s-9f86d081884c7d65a2f0e3b1c4d7e6f8"})
     result = app.test_cli_runner().invoke(args=["init-db"])
     assert result.exit_code == 0, result.output
     with app.app_context():

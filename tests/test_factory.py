@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_config_testing(tmp_path: Path) -> None:
-    assert not create_app({"SECRET_KEY": "x" * 16 + "0123456789abcdef"}).testing
+    assert not create_app({"SECRET_KEY": "x-9f86d081884c7d65a2f0e3b1c4d7e6f8"}).testing
     assert create_app(config_for(tmp_path)).testing
 
 
@@ -55,7 +55,7 @@ def test_serving_workers_load_neither_alembic_nor_pillow(tmp_path: Path) -> None
     code = f"""
 import sys
 from flaskr import create_app
-app = create_app({{"SECRET_KEY": "s" * 16 + "0123456789abcdef", "DATABASE_URL": "sqlite:///{tmp_path}/test.sqlite"}})
+app = create_app({{"SECRET_KEY": "s-9f86d081884c7d65a2f0e3b1c4d7e6f8", "DATABASE_URL": "sqlite:///{tmp_path}/test.sqlite"}})
 for path in ("/", "/1", "/?q=test", "/feed.atom", "/readyz", "/1/image"):
     app.test_client().get(path)
 print(sorted({{m.split(".")[0] for m in sys.modules}} & {{"alembic", "flask_migrate", "PIL"}}))

@@ -9,7 +9,7 @@ import pytest
 
 def test_wsgi_entry_builds_the_app(monkeypatch) -> None:
     """``gunicorn hello:app`` imports this module from inside the package folder."""
-    monkeypatch.setenv("FLASKR_SECRET_KEY", "h" * 16 + "0123456789abcdef")
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "h-9f86d081884c7d65a2f0e3b1c4d7e6f8")
     sys.modules.pop("flaskr.hello", None)
     hello = importlib.import_module("flaskr.hello")
     assert hello.app.name == "flaskr"
@@ -27,7 +27,7 @@ def test_gunicorn_prints_a_wrong_setting_alone_and_stops(tmp_path) -> None:
     flaskr = Path(__file__).resolve().parent.parent / "flaskr"
     env = {
         **os.environ,
-        "FLASKR_SECRET_KEY": "g" * 16 + "0123456789abcdef",
+        "FLASKR_SECRET_KEY": "g-9f86d081884c7d65a2f0e3b1c4d7e6f8",
         "FLASKR_POSTS_PER_PAGE": "abc",
         "FLASKR_INSTANCE_PATH": str(tmp_path / "instance"),
     }

@@ -58,7 +58,7 @@ def test_filter_outside_requests_adds_nothing() -> None:
 def test_init_db_writes_only_json_lines_into_a_deployments_logs(tmp_path, capfd) -> None:
     """A container migrating at start writes into `docker logs`: every line, Alembic's and
     init-db's own, is JSON there."""
-    app = create_app({"SECRET_KEY": "s" * 16 + "0123456789abcdef"})
+    app = create_app({"SECRET_KEY": "s-9f86d081884c7d65a2f0e3b1c4d7e6f8"})
     result = app.test_cli_runner().invoke(args=["init-db"])
     captured = capfd.readouterr()
     lines = (result.output + captured.out + captured.err).splitlines()

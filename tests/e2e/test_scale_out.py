@@ -74,7 +74,7 @@ def test_engine_options_are_settings(
         if name.startswith("FLASKR_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("FLASKR_INSTANCE_PATH", str(tmp_path))
-    monkeypatch.setenv("FLASKR_SECRET_KEY", "k" * 16 + "0123456789abcdef")
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "k-9f86d081884c7d65a2f0e3b1c4d7e6f8")
     monkeypatch.setenv("FLASKR_DATABASE_URL", cluster.pg.dsn)
 
     def pool_of(app):
