@@ -7,6 +7,7 @@ first. SQLite through its online backup API, PostgreSQL through pg_dump/pg_resto
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import gzip
 import json
@@ -14,6 +15,7 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import click
 from flask import Flask, current_app
@@ -90,11 +93,38 @@ def prune(folder: Path, keep: int) -> list[Path]:
     return old
 
 
+def open_lock_file(path: Path) -> IO[str]:
+    """Open (creating, mode 0600) a lock file without following a link planted in its place.
+
+    A link at that name would make the service create or lock a file wherever it points.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise click.ClickException(
+                f"{path} is a symbolic link, not a lock file: remove it (someone may have put "
+                "it there to make this command write elsewhere)."
+            ) from e
+        raise
+    return os.fdopen(fd, "r+")
+
+
 @contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
-    """One backup at a time per folder; leftovers of a killed one are removed under the lock."""
+    """One backup at a time per folder; leftovers of a killed one are removed under the lock.
+
+    The folder must be writable by its owner only (made 0700): anyone else who could write
+    there could plant links where the backup writes.
+    """
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(folder / ".lock", "a") as lock:
+    mode = folder.stat().st_mode
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise click.ClickException(
+            f"{folder} is writable by others (mode {stat.S_IMODE(mode):04o}): backups are "
+            f"written only where the service alone can write. `chmod 0700 {folder}`."
+        )
+    with open_lock_file(folder / ".lock") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for stale in folder.glob(".*.partial*"):
             stale.unlink()
@@ -142,8 +172,11 @@ def hold_serving_lock(app: Flask) -> None:
     if path is None:
         return
     try:
-        handle = open(path, "a")  # noqa: SIM115 - kept open for the worker's life
-    except OSError as e:  # serving matters more than the guard: say so and go on
+        handle = open_lock_file(path)  # kept open for the worker's life
+    except (
+        OSError,
+        click.ClickException,
+    ) as e:  # serving matters more than the guard: say so and go on
         app.logger.warning("no serving lock at %s (%s): restore cannot see this worker", path, e)
         return
     fcntl.flock(handle, fcntl.LOCK_SH)
@@ -156,7 +189,7 @@ def serving_reason(app: Flask) -> str | None:
     if path is not None:
         if not path.exists():
             return None
-        with open(path, "a") as handle:
+        with open_lock_file(path) as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -269,3 +269,42 @@ def test_a_worker_serves_even_where_it_cannot_lock(tmp_path: Path, caplog) -> No
     backup.hold_serving_lock(app)
     assert "flaskr_serving_lock" not in app.extensions
     assert "restore cannot see this worker" in caplog.text
+
+
+def test_a_link_planted_as_the_lock_is_refused_and_never_followed(
+    app: Flask, tmp_path: Path
+) -> None:
+    """Whoever could put a link where the backup folder's lock goes would have the service
+    create (or lock) a file wherever it points: the lock is opened without following it."""
+    folder = Path(app.instance_path) / "backups"
+    folder.mkdir(mode=0o700)
+    target = tmp_path / "elsewhere" / "victim"
+    target.parent.mkdir()
+    (folder / ".lock").symlink_to(target)
+    result = app.test_cli_runner().invoke(args=["backup"])
+    assert result.exit_code == 1
+    assert "is a symbolic link, not a lock file" in result.output
+    assert not target.exists()
+    assert backup.backups_in(folder) == []
+
+
+def test_a_backup_folder_others_can_write_is_refused(app: Flask) -> None:
+    folder = Path(app.instance_path) / "backups"
+    folder.mkdir()
+    folder.chmod(0o777)
+    result = app.test_cli_runner().invoke(args=["backup"])
+    assert result.exit_code == 1
+    assert "is writable by others (mode 0777)" in result.output
+    assert "chmod 0700" in result.output
+    assert list(folder.iterdir()) == []
+
+
+def test_the_serving_lock_never_follows_a_link(app: Flask, tmp_path: Path, caplog) -> None:
+    path = backup.serving_lock_path(app)
+    assert path is not None
+    target = tmp_path / "victim"
+    path.symlink_to(target)
+    backup.hold_serving_lock(app)
+    assert "flaskr_serving_lock" not in app.extensions
+    assert "is a symbolic link" in caplog.text
+    assert not target.exists()
