@@ -355,8 +355,8 @@ def test_backup_while_writing_and_restore_onto_a_fresh_volume(
     engine: Engine, image: str, tmp_path: Path
 ) -> None:
     """scripts/container backup in the middle of concurrent writes, then scripts/container
-    restore onto a new container and volume: every post acknowledged before the backup is there,
-    users log in, images are served."""
+    restore (of the file renamed to shell code) onto a new container and volume: every post
+    acknowledged before the backup is there, users log in, images are served."""
     live = start_site(engine, f"{engine.prefix}-bk", f"{engine.prefix}-bk-data")
     fresh = start_site(engine, f"{engine.prefix}-rs", f"{engine.prefix}-rs-data")
     try:
@@ -373,10 +373,13 @@ def test_backup_while_writing_and_restore_onto_a_fresh_volume(
         summary = json.loads(done.stdout.splitlines()[-1])
         copy = tmp_path / Path(summary["path"]).name
         assert copy.stat().st_mode & 0o777 == 0o600
+        # A name that is shell code: restore never runs it (it once ran inside the container).
+        hostile = copy.rename(tmp_path / "x;echo INJECTED-$(id -un)>&2;.sqlite.gz")
         restored = engine.script(
-            "restore", str(copy), FLASKR_CONTAINER=fresh.name, FLASKR_VOLUME=fresh.volume
+            "restore", str(hostile), FLASKR_CONTAINER=fresh.name, FLASKR_VOLUME=fresh.volume
         )
         assert f"started {fresh.name} again" in restored.stderr, restored.stderr
+        assert "INJECTED" not in restored.stdout + restored.stderr
         wait_for_http(fresh.base + "/healthz", timeout=90)
         before = acknowledged_before(tally, backup_started)["post"]
         found = stored_titles(engine, fresh.name)
