@@ -296,13 +296,22 @@ def test_reloads_back_to_back_each_take_effect(host: Host) -> None:
 
 
 def test_reinstall_is_a_noop(host: Host) -> None:
+    """A second run changes nothing, drops no request, and no local user can hold it up: one
+    who takes a lock name in world-writable /run/lock (where install-host kept its lock, and
+    every run then waited 900 s and failed) delays nothing."""
     m = host.machine
     before = snapshot(m), flaskr_pids(m), nginx_pids(m)
-    with m.load() as load:
-        load.wait_ok(50)
-        done = m.run(INSTALL, timeout=300)
-        load.more(100)
-        result = load.stop()
+    taken = "runuser -u nobody -- flock /run/lock/flaskr-install-host.lock sleep 600"
+    m.sh(f"{taken} </dev/null >/dev/null 2>&1 &")
+    try:
+        with m.load() as load:
+            load.wait_ok(50)
+            done = m.run(INSTALL, timeout=300)
+            load.more(100)
+            result = load.stop()
+    finally:
+        m.sh("pkill -u nobody || true")
+    assert m.sh("stat -c '%U %a' /run/flaskr-install") == "root 700"
     print(f"\nre-install under load: sent {result['sent']}, failed {result['failed']}")
     assert "nothing changed" in done.stdout, done.stdout
     assert not re.search(r"wrote|removed|reloading|restarting|starting|creating", done.stdout)

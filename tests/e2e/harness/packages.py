@@ -122,7 +122,6 @@ def need(*parts: str) -> None:
             done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise PackageError(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr}")
-        INSTALLED_LOG.parent.mkdir(parents=True, exist_ok=True)
         with INSTALLED_LOG.open("a") as log:
             log.writelines(f"{name}\n" for name in sorted(installed() - before))
     still = [p for p in missing if not PARTS[p].installed()]
@@ -143,7 +142,8 @@ def installed() -> set[str]:
 
 @contextlib.contextmanager
 def _our_apt_lock() -> Iterator[None]:
-    with open("/run/lock/flaskr-e2e-apt.lock", "w") as lock:
+    INSTALLED_LOG.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # root's only
+    with open(INSTALLED_LOG.parent / "apt.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
