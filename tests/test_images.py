@@ -80,13 +80,19 @@ def test_broken_or_foreign_files_are_refused(client, auth, data) -> None:
     assert client.get("/2").status_code == 404
 
 
-def test_image_is_cacheable(client, auth) -> None:
+def test_image_is_cacheable_but_checked_every_time(client, auth) -> None:
+    """Caches keep it and ask again each time (a 304 when unchanged): a removed post's image
+    must not be served from a cache for an hour."""
     auth.login()
     upload(client, image_bytes())
     first = client.get("/2/image")
-    assert first.headers["Cache-Control"] == "public, max-age=3600"
+    assert first.headers["Cache-Control"] == "public, no-cache"
     again = client.get("/2/image", headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304
+    client.post("/2/delete")
+    assert (
+        client.get("/2/image", headers={"If-None-Match": first.headers["ETag"]}).status_code == 404
+    )
 
 
 def test_missing_image_is_404(client) -> None:
