@@ -42,6 +42,13 @@ NAME = re.compile(
 EXTENSION = {"sqlite": "sqlite.gz", "postgresql": "pgdump"}
 #: The revision recorded for a database made by the Flask tutorial's schema.sql.
 UNVERSIONED = "unversioned"
+MB = 1024 * 1024
+#: What a SQLite database file starts with.
+SQLITE_HEADER = b"SQLite format 3\x00"
+#: Free space a restore leaves on the database's file system while it unpacks a backup.
+RESTORE_RESERVE = 64 * MB
+#: The most a compressed SQLite backup may unpack to, unless --max-unpacked-mb says more.
+MAX_UNPACKED_MB = 10 * 1024
 #: Pages copied per step of SQLite's backup: between steps the progress line moves.
 STEP_PAGES = 4096
 PG_CLIENT_MISSING = (
@@ -310,7 +317,38 @@ def backup_sqlite(folder: Path, label: str | None, progress: Progress) -> Summar
     )
 
 
-def restore_sqlite(path: Path, keep_aside: Callable[[], Summary | None]) -> None:
+def unpack_capped(gz: IO[bytes], out: IO[bytes], path: Path, max_bytes: int, folder: Path) -> None:
+    """Unpack a compressed backup that starts as a SQLite database, and only so far.
+
+    It stops at ``max_bytes`` or the folder's free space less RESTORE_RESERVE, whichever
+    comes first: a few MB of zeros would otherwise unpack to gigabytes before any check.
+    """
+    head = gz.read(len(SQLITE_HEADER))
+    if head != SQLITE_HEADER:
+        raise click.ClickException(f"{path} does not hold a SQLite database (its header is not).")
+    free = shutil.disk_usage(folder).free - RESTORE_RESERVE
+    limit = min(max_bytes, free)
+    out.write(head)
+    written = len(head)
+    while chunk := gz.read(MB):
+        written += len(chunk)
+        if written > limit:
+            why = (
+                f"the {max_bytes // MB} MB that --max-unpacked-mb allows"
+                if limit == max_bytes
+                else f"the free space in {folder} ({max(free, 0) // MB} MB, keeping "
+                f"{RESTORE_RESERVE // MB} MB free)"
+            )
+            raise click.ClickException(
+                f"{path} unpacks to more than {why}: refused, nothing changed. A database that "
+                "large needs --max-unpacked-mb raised, or more free space."
+            )
+        out.write(chunk)
+
+
+def restore_sqlite(
+    path: Path, keep_aside: Callable[[], Summary | None], max_bytes: int = MAX_UNPACKED_MB * MB
+) -> None:
     """Put an SQLite backup in place of the live database, keeping the current one aside.
 
     The backup is unpacked and checked next to the live file, then copied in with the backup
@@ -321,10 +359,13 @@ def restore_sqlite(path: Path, keep_aside: Callable[[], Summary | None]) -> None
     try:
         unpacked.unlink(missing_ok=True)  # left by a killed restore
         with gzip.open(path, "rb") as gz, os.fdopen(_new_private_file(unpacked), "wb") as out:
-            shutil.copyfileobj(gz, out, 1024 * 1024)
+            unpack_capped(gz, out, path, max_bytes, unpacked.parent)
     except (OSError, EOFError) as e:
         unpacked.unlink(missing_ok=True)
         raise click.ClickException(f"{path} is not a flaskr SQLite backup: {e}") from e
+    except click.ClickException:
+        unpacked.unlink(missing_ok=True)
+        raise
     try:
         revision, _posts, _users = sqlite_facts(unpacked)
         check_revision(revision)
@@ -499,7 +540,14 @@ def backup_command(folder: Path | None, keep: int, as_json: bool, quiet: bool) -
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Restore even while the app is serving.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line instead.")
-def restore_command(path: Path, force: bool, as_json: bool) -> None:
+@click.option(
+    "--max-unpacked-mb",
+    type=click.IntRange(min=1),
+    default=MAX_UNPACKED_MB,
+    show_default=True,
+    help="The most a compressed SQLite backup may unpack to (it stops at the free space too).",
+)
+def restore_command(path: Path, force: bool, as_json: bool, max_unpacked_mb: int) -> None:
     """Check a backup, keep the current database aside, restore, then migrate it forward."""
     started = time.monotonic()
     dialect = db.engine.dialect.name
@@ -521,8 +569,10 @@ def restore_command(path: Path, force: bool, as_json: bool) -> None:
         aside.append(make_backup(backup_folder(current_app), label="pre-restore"))
         return aside[-1]
 
-    restore = restore_sqlite if dialect == "sqlite" else restore_postgresql
-    restore(path, keep_aside)
+    if dialect == "sqlite":
+        restore_sqlite(path, keep_aside, max_unpacked_mb * MB)
+    else:
+        restore_postgresql(path, keep_aside)
     if aside and not as_json:
         click.echo(f"Kept the previous database as {aside[-1].path}.")
     message = upgrade_schema()

@@ -164,7 +164,11 @@ def test_restore_refuses_a_newer_revision(app: Flask, tmp_path: Path) -> None:
     ("content", "message"),
     [
         (b"not gzip at all", "is not a flaskr SQLite backup"),
-        (gzip.compress(b"gzip, but no database"), "is not a readable SQLite database"),
+        (gzip.compress(b"gzip, but no database"), "does not hold a SQLite database"),
+        (
+            gzip.compress(b"SQLite format 3\x00 and then nothing"),
+            "is not a readable SQLite database",
+        ),
         (None, "holds no flaskr database"),
     ],
 )
@@ -308,3 +312,46 @@ def test_the_serving_lock_never_follows_a_link(app: Flask, tmp_path: Path, caplo
     assert "flaskr_serving_lock" not in app.extensions
     assert "is a symbolic link" in caplog.text
     assert not target.exists()
+
+
+def zeros_backup(target: Path, header: bytes, megabytes: int) -> Path:
+    """A compressed "backup" of ``header`` then zeros: a few KB that unpack to ``megabytes``."""
+    with gzip.open(target, "wb", compresslevel=1) as out:
+        out.write(header)
+        for _ in range(megabytes):
+            out.write(bytes(1024 * 1024))
+    return target
+
+
+def restore_leaves_everything_as_it_was(app: Flask, *args: str) -> str:
+    before = sorted(p.name for p in Path(app.instance_path).iterdir())
+    result = app.test_cli_runner().invoke(args=["restore", *args])
+    assert result.exit_code == 1, result.output
+    assert post_count(app) == 1
+    assert sorted(p.name for p in Path(app.instance_path).iterdir()) == before  # no partial
+    return result.output
+
+
+def test_a_compressed_backup_that_is_no_database_is_refused_at_its_header(
+    app: Flask, tmp_path: Path
+) -> None:
+    bomb = zeros_backup(tmp_path / "flaskr-zeros.sqlite.gz", b"", 64)
+    output = restore_leaves_everything_as_it_was(app, str(bomb))
+    assert "does not hold a SQLite database" in output
+
+
+def test_a_compressed_backup_unpacks_only_as_far_as_allowed(
+    app: Flask, tmp_path: Path, monkeypatch
+) -> None:
+    """A 2 MB file of zeros once grew to 2 GB in the instance folder before it was refused."""
+    bomb = zeros_backup(tmp_path / "flaskr-bomb.sqlite.gz", backup.SQLITE_HEADER, 24)
+    output = restore_leaves_everything_as_it_was(app, "--max-unpacked-mb", "8", str(bomb))
+    assert "unpacks to more than the 8 MB that --max-unpacked-mb allows" in output
+    assert "nothing changed" in output
+
+    class Usage:
+        free = backup.RESTORE_RESERVE + 4 * backup.MB
+
+    monkeypatch.setattr(backup.shutil, "disk_usage", lambda _folder: Usage)
+    output = restore_leaves_everything_as_it_was(app, str(bomb))
+    assert "unpacks to more than the free space in" in output and "(4 MB," in output
