@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -467,21 +468,36 @@ def dump_revision(path: Path, env: dict[str, str]) -> str:
 
 
 def restore_postgresql(path: Path, keep_aside: Callable[[], Summary | None]) -> None:
-    from flaskr.db import drop_all
+    """Replace the database with the dump whole, or leave it exactly as it was.
+
+    The whole dump is read into a script first, so a damaged one fails before anything is
+    touched; then dropping flaskr's tables and running that script is one transaction (psql
+    --single-transaction, stopping at the first error), which a failure rolls back.
+    """
+    from flaskr.db import drop_all_postgresql_script
 
     target, env = libpq_target(db.engine.url)
     pg_restore = pg_tool("pg_restore")
+    psql = pg_tool("psql")
     run_pg([pg_restore, "--list", str(path)], env, f"Reading {path}")
     check_revision(dump_revision(path, env))
-    keep_aside()
-    drop_all()
-    db.engine.dispose()
-    run_pg(
-        [pg_restore, "--clean", "--if-exists", "--no-owner", "--no-privileges",
-         "--single-transaction", "--exit-on-error", f"--dbname={target}", str(path)],
-        env,
-        "pg_restore",
-    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="flaskr-restore-") as tmp:  # mode 0700
+        script, drop = Path(tmp) / "restore.sql", Path(tmp) / "drop.sql"
+        run_pg(
+            [pg_restore, "--no-owner", "--no-privileges", "--clean", "--if-exists",
+             f"--file={script}", str(path)],
+            env,
+            f"Reading all of {path} (nothing was changed)",
+        )  # fmt: skip
+        drop.write_text(drop_all_postgresql_script())
+        keep_aside()
+        db.engine.dispose()
+        run_pg(
+            [psql, "--no-psqlrc", "--quiet", "--single-transaction", "--set=ON_ERROR_STOP=1",
+             f"--dbname={target}", f"--file={drop}", f"--file={script}"],
+            env,
+            "The restore (rolled back: the database is as it was)",
+        )  # fmt: skip
 
 
 # --- the commands ------------------------------------------------------------------------
