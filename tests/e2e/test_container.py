@@ -557,6 +557,44 @@ def test_admin_command_upgrade_and_rollback_on_the_same_volume(
     engine.remove_container(site.name)
 
 
+def secrets_in_command_lines(secret: bytes) -> list[bytes]:
+    """The command line of every process that holds ``secret`` (any local user reads them)."""
+    found = []
+    for path in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            line = path.read_bytes()
+        except OSError:  # it ended meanwhile
+            continue
+        if secret in line:
+            found.append(line.replace(b"\0", b" "))
+    return found
+
+
+def test_a_command_on_a_stopped_container_puts_no_secret_on_a_command_line(
+    engine: Engine, image: str
+) -> None:
+    """`scripts/container flask` on a stopped container runs a one-off container with the
+    stopped one's environment, secret key included: it goes in a private file, never on the
+    engine's command line (it did, as `--env FLASKR_SECRET_KEY=...`)."""
+    key = uuid.uuid4().hex + uuid.uuid4().hex
+    name = f"{engine.prefix}-argv"
+    settings = engine.container_settings(name, f"{name}-data", free_port())
+    engine.script("run", FLASKR_SECRET_KEY=key, **settings)
+    try:
+        engine.script("stop", **settings)
+        command = engine.popen("flask", "routes", **settings)
+        seen: list[bytes] = []
+        while command.poll() is None:
+            seen += secrets_in_command_lines(key.encode())
+            time.sleep(0.02)
+        out, err = command.communicate()
+        assert command.returncode == 0, err
+        assert "/auth/login" in out, out
+        assert seen == []
+    finally:
+        engine.remove_container(name)
+
+
 def test_run_refuses_a_secret_key_file_the_app_cannot_read(
     engine: Engine, image: str, tmp_path: Path
 ) -> None:
