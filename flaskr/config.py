@@ -15,7 +15,7 @@ from flask import Flask
 INSECURE_KEYS = {"", "dev", "secret", "changeme", "change-me"}
 
 KEY_LENGTH = 32
-KEY_VARIETY = 10
+KEY_VARIETY = 8
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
