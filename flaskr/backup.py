@@ -17,7 +17,6 @@ import shutil
 import sqlite3
 import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -468,36 +467,52 @@ def dump_revision(path: Path, env: dict[str, str]) -> str:
 
 
 def restore_postgresql(path: Path, keep_aside: Callable[[], Summary | None]) -> None:
-    """Replace the database with the dump whole, or leave it exactly as it was.
+    """Replace the database with the dump whole, or leave it as it was.
 
-    The whole dump is read into a script first, so a damaged one fails before anything is
-    touched; then dropping flaskr's tables and running that script is one transaction (psql
-    --single-transaction, stopping at the first error), which a failure rolls back.
+    The whole dump is read first (``pg_restore --file=/dev/null`` decompresses every block and
+    writes nothing), so a damaged one is refused before anything is touched. Then flaskr's
+    tables are dropped and the dump restored in one transaction; should that still fail, the
+    copy kept aside a moment before is put back the same way, and the error says so.
     """
-    from flaskr.db import drop_all_postgresql_script
+    from flaskr.db import drop_all
 
     target, env = libpq_target(db.engine.url)
     pg_restore = pg_tool("pg_restore")
-    psql = pg_tool("psql")
     run_pg([pg_restore, "--list", str(path)], env, f"Reading {path}")
     check_revision(dump_revision(path, env))
-    with tempfile.TemporaryDirectory(prefix="flaskr-restore-") as tmp:  # mode 0700
-        script, drop = Path(tmp) / "restore.sql", Path(tmp) / "drop.sql"
-        run_pg(
-            [pg_restore, "--no-owner", "--no-privileges", "--clean", "--if-exists",
-             f"--file={script}", str(path)],
-            env,
-            f"Reading all of {path} (nothing was changed)",
-        )  # fmt: skip
-        drop.write_text(drop_all_postgresql_script())
-        keep_aside()
+    run_pg(
+        [pg_restore, "--file=/dev/null", str(path)],
+        env,
+        f"Reading all of {path} (nothing was changed)",
+    )
+
+    def load(dump: Path) -> None:
+        drop_all()
         db.engine.dispose()
         run_pg(
-            [psql, "--no-psqlrc", "--quiet", "--single-transaction", "--set=ON_ERROR_STOP=1",
-             f"--dbname={target}", f"--file={drop}", f"--file={script}"],
+            [pg_restore, "--clean", "--if-exists", "--no-owner", "--no-privileges",
+             "--single-transaction", "--exit-on-error", f"--dbname={target}", str(dump)],
             env,
-            "The restore (rolled back: the database is as it was)",
+            "pg_restore",
         )  # fmt: skip
+
+    aside = keep_aside()
+    try:
+        load(path)
+    except click.ClickException as failed:
+        if aside is None:
+            raise
+        try:
+            load(Path(aside.path))
+        except click.ClickException as also:
+            raise click.ClickException(
+                f"{failed.message}\nPutting the previous database back failed too: "
+                f"{also.message}\nIt is kept in {aside.path}: restore that."
+            ) from also
+        raise click.ClickException(
+            f"{failed.message}\nThe previous database was put back from {aside.path}: "
+            "nothing changed."
+        ) from failed
 
 
 # --- the commands ------------------------------------------------------------------------

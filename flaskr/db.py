@@ -185,29 +185,14 @@ def _upgrade_schema() -> str:
     return "Initialized the database." if before is None else "The database is up to date."
 
 
-#: Tables the migrations make beside the models': Alembic's own, and the search index.
-TABLES_BESIDE_MODELS = ("alembic_version", "post_search")
-#: What migration 0006 adds on PostgreSQL beside the tables: the triggers' function.
-POSTGRESQL_FUNCTIONS = ("content_changed()",)
-
-
 def drop_all() -> None:
     """Remove every table, the Alembic version and what migrations add beside the models."""
     db.drop_all()
     with db.engine.begin() as connection:
-        for table in TABLES_BESIDE_MODELS:
-            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-        if connection.dialect.name == "postgresql":
-            for function in POSTGRESQL_FUNCTIONS:
-                connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {function}")
-
-
-def drop_all_postgresql_script() -> str:
-    """What drop_all does, as a PostgreSQL script: a restore runs it in its own transaction."""
-    tables = [t.name for t in reversed(db.metadata.sorted_tables)] + list(TABLES_BESIDE_MODELS)
-    lines = [f'DROP TABLE IF EXISTS "{name}" CASCADE;' for name in tables]
-    lines += [f"DROP FUNCTION IF EXISTS {function} CASCADE;" for function in POSTGRESQL_FUNCTIONS]
-    return "\n".join(lines) + "\n"
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        connection.exec_driver_sql("DROP TABLE IF EXISTS post_search")
+        if connection.dialect.name == "postgresql":  # the triggers' function (migration 0006)
+            connection.exec_driver_sql("DROP FUNCTION IF EXISTS content_changed()")
 
 
 @click.command("init-db")

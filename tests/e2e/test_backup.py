@@ -16,10 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from sqlalchemy import create_engine, text
 
+from flaskr import backup, create_app
 from flaskr.backup import backups_in
+from flaskr.db import db
 from flaskr.health import head_revision
 from tests.e2e.harness import ROOT, servers
 from tests.e2e.harness.drills import AFTER, BEFORE, PASSWORD, acknowledged_before, writers
@@ -28,7 +31,7 @@ from tests.e2e.harness.load import Load, Tally, Writer, record
 from tests.e2e.harness.postgres import postgres
 from tests.e2e.harness.servers import VENV_BIN, app_env, flask, init_db
 from tests.e2e.harness.wait import until
-from tests.helpers import tutorial_database
+from tests.helpers import config_for, tutorial_database
 
 #: The schema revision this code migrates to: what a new backup records.
 HEAD = head_revision()
@@ -284,6 +287,43 @@ def test_a_damaged_postgresql_dump_leaves_the_live_database_as_it_was(
             assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
     finally:
         engine.dispose()
+
+
+def test_a_postgresql_restore_that_fails_puts_the_previous_database_back(
+    pg_cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dump that reads whole but fails while it is restored (made to fail here: pg_restore's
+    first restore exits 1): the copy kept aside a moment before is put back, so the database
+    holds what it held, and the error says so."""
+    url = new_database(pg_cluster, "flaskr_put_back")
+    env = app_env(tmp_path / "live", FLASKR_DATABASE_URL=url)
+    init_db(env)
+    flask(env, "seed", "--force", "--posts", "20")
+    dump = json.loads(flask(env, "backup", str(tmp_path / "b"), "--json").stdout)["path"]
+    flask(env, "seed", "--force", "--posts", "5")  # the live database moves on
+    app = create_app(config_for(tmp_path, DATABASE_URL=url, BACKUP_FOLDER=str(tmp_path / "aside")))
+    real_run_pg = backup.run_pg
+    restores: list[list[str]] = []
+
+    def failing_first_restore(args: list[str], env: dict[str, str], what: str) -> str:
+        if "--single-transaction" in args:
+            restores.append(args)
+            if len(restores) == 1:
+                raise click.ClickException("pg_restore failed: made to fail by the test")
+        return real_run_pg(args, env, what)
+
+    monkeypatch.setattr(backup, "run_pg", failing_first_restore)
+    with app.app_context():
+        before = db.session.execute(text("SELECT count(*), max(id) FROM post")).one()
+        db.session.remove()
+        result = app.test_cli_runner().invoke(args=["restore", "--force", dump])
+        assert result.exit_code == 1, result.output
+        assert "The previous database was put back from" in result.output, result.output
+        assert "nothing changed" in result.output
+        assert len(restores) == 2 and restores[1][-1].endswith("-pre-restore.pgdump")
+        assert db.session.execute(text("SELECT count(*), max(id) FROM post")).one() == before
+        db.session.remove()
+        db.engine.dispose()
 
 
 def shell_block(path: Path) -> str:
