@@ -369,6 +369,17 @@ def restore_sqlite(
     try:
         revision, _posts, _users = sqlite_facts(unpacked)
         check_revision(revision)
+        # Still to be written: the live database kept aside (a copy, then its gzip) and the
+        # backup copied in (through the write-ahead log: its size again).
+        size = unpacked.stat().st_size
+        needed = size + 2 * (live.stat().st_size if live.exists() else 0) + RESTORE_RESERVE
+        free = shutil.disk_usage(live.parent).free
+        if free < needed:
+            raise click.ClickException(
+                f"Restoring {path} needs about {needed // MB} MB free in {live.parent} (a copy of "
+                f"the live database kept aside, and the backup copied in); {free // MB} MB are. "
+                "Nothing was changed."
+            )
         keep_aside()
         db.engine.dispose()
         src = sqlite3.connect(unpacked)
@@ -376,6 +387,11 @@ def restore_sqlite(
         try:
             dst.execute("PRAGMA busy_timeout=15000")
             src.backup(dst)
+        except sqlite3.Error as e:
+            raise click.ClickException(
+                f"Copying {path} in failed ({e}): the live database is as it was (the copy is one "
+                "transaction)."
+            ) from e
         finally:
             dst.close()
             src.close()

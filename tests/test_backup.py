@@ -324,10 +324,15 @@ def zeros_backup(target: Path, header: bytes, megabytes: int) -> Path:
 
 
 def restore_leaves_everything_as_it_was(app: Flask, *args: str) -> str:
+    return restore_leaves_everything_as_it_was_but(app, 1, *args)
+
+
+def restore_leaves_everything_as_it_was_but(app: Flask, posts: int, *args: str) -> str:
+    """Run a restore that must fail; the live database still has ``posts``, no partial file."""
     before = sorted(p.name for p in Path(app.instance_path).iterdir())
     result = app.test_cli_runner().invoke(args=["restore", *args])
     assert result.exit_code == 1, result.output
-    assert post_count(app) == 1
+    assert post_count(app) == posts
     assert sorted(p.name for p in Path(app.instance_path).iterdir()) == before  # no partial
     return result.output
 
@@ -355,3 +360,27 @@ def test_a_compressed_backup_unpacks_only_as_far_as_allowed(
     monkeypatch.setattr(backup.shutil, "disk_usage", lambda _folder: Usage)
     output = restore_leaves_everything_as_it_was(app, str(bomb))
     assert "unpacks to more than the free space in" in output and "(4 MB," in output
+
+
+def test_a_restore_the_disk_cannot_hold_is_refused_before_anything_changes(
+    app: Flask, tmp_path: Path, monkeypatch
+) -> None:
+    """Unpacking fits, but keeping the live database aside and copying the backup in would
+    not: refused with the figures, the live database and the backup folder untouched."""
+    path = run_backup(app)["path"]
+    add_post(app, "after the backup")
+    kept = sorted(p.name for p in Path(path).parent.iterdir())
+    real = backup.shutil.disk_usage
+    calls = []
+
+    def nearly_full(folder):
+        calls.append(folder)
+        usage = real(folder)
+        if len(calls) == 1:  # while unpacking: room enough
+            return usage
+        return usage._replace(free=backup.RESTORE_RESERVE + 1024)
+
+    monkeypatch.setattr(backup.shutil, "disk_usage", nearly_full)
+    output = restore_leaves_everything_as_it_was_but(app, 2, path)
+    assert "MB free in" in output and "Nothing was changed." in output
+    assert sorted(p.name for p in Path(path).parent.iterdir()) == kept  # nothing kept aside
