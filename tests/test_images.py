@@ -191,3 +191,22 @@ def test_a_header_dear_to_read_costs_the_worker_nothing(client, auth, crafted) -
     else:
         assert response.status_code == 400
         assert b"takes too much work to decode" in response.data
+
+
+def test_a_replaced_image_is_never_answered_with_304_for_the_old_one(client, auth) -> None:
+    """SQLite reuses the id of the newest row once it is deleted: the replaced image got the
+    old one's id, so an ETag made of ids told every cache its old copy was still right."""
+    auth.login()
+    upload(client, image_bytes("PNG", (10, 10)))
+    first = client.get("/2/image")
+    client.post(
+        "/2/update",
+        data={
+            "title": "img",
+            "body": "",
+            "image": (io.BytesIO(image_bytes("PNG", (20, 20))), "b.png"),
+        },
+    )
+    again = client.get("/2/image", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 200
+    assert again.data != first.data
