@@ -194,7 +194,7 @@ def serving_reason(app: Flask) -> str | None:
     """Why the database looks in use by a running app, or None when it does not."""
     path = serving_lock_path(app)
     if path is not None:
-        if not path.exists():
+        if not os.path.lexists(path):  # a link planted there is refused when opened
             return None
         with open_lock_file(path) as handle:
             try:

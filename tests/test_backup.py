@@ -312,6 +312,10 @@ def test_the_serving_lock_never_follows_a_link(app: Flask, tmp_path: Path, caplo
     assert "flaskr_serving_lock" not in app.extensions
     assert "is a symbolic link" in caplog.text
     assert not target.exists()
+    # The workers then serve without the lock: a restore must not take that for "not serving".
+    restore = app.test_cli_runner().invoke(args=["restore", run_backup(app)["path"]])
+    assert restore.exit_code == 1 and "is a symbolic link" in restore.output, restore.output
+    assert not target.exists()
 
 
 def zeros_backup(target: Path, header: bytes, megabytes: int) -> Path:
