@@ -70,11 +70,23 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: libpq's bounds on a PostgreSQL connection (init_app); FLASKR_SQLALCHEMY_ENGINE_OPTIONS'
+#: "connect_args" overrides them.
+PG_CONNECT_ARGS = {"connect_timeout": 5, "tcp_user_timeout": 5000}
+
+
 def init_app(app: Flask) -> None:
     """Bind the SQLAlchemy extension, and Flask-Migrate where commands run, to the app."""
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # SQLite needs no pool pings; each worker keeps its own file handle.
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"].pop("pool_pre_ping", None)
+        options.pop("pool_pre_ping", None)
+    elif app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        # A database gone away must not hold a worker: libpq gives up connecting after 5 s,
+        # and gives up a connection whose packets go unacknowledged for 5 s (a stopped
+        # container's end can vanish without closing it; the pool's ping then waited for
+        # TCP's own timeout, and a page while PostgreSQL was down took over 15 s).
+        options["connect_args"] = {**PG_CONNECT_ARGS, **options.get("connect_args", {})}
     db.init_app(app)
     with app.app_context():
         _ENGINES.update(db.engines.values())

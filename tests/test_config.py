@@ -122,7 +122,23 @@ def test_engine_options_add_to_the_defaults(monkeypatch) -> None:
     monkeypatch.setenv("FLASKR_DATABASE_URL", "postgresql://u@h/db")
     monkeypatch.setenv("FLASKR_SQLALCHEMY_ENGINE_OPTIONS", '{"pool_size": 5, "pool_recycle": 60}')
     options = create_app().config["SQLALCHEMY_ENGINE_OPTIONS"]
-    assert options == {"pool_pre_ping": True, "pool_size": 5, "pool_recycle": 60}
+    assert options == {
+        "pool_pre_ping": True,
+        "pool_size": 5,
+        "pool_recycle": 60,
+        # A database gone away holds no worker for long: bounded connects and unanswered sends.
+        "connect_args": {"connect_timeout": 5, "tcp_user_timeout": 5000},
+    }
+
+
+def test_the_connection_bounds_can_be_changed(monkeypatch) -> None:
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "x-9f86d081884c7d65a2f0e3b1c4d7e6f8")
+    monkeypatch.setenv("FLASKR_DATABASE_URL", "postgresql://u@h/db")
+    monkeypatch.setenv(
+        "FLASKR_SQLALCHEMY_ENGINE_OPTIONS", '{"connect_args": {"connect_timeout": 20}}'
+    )
+    options = create_app().config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["connect_args"] == {"connect_timeout": 20, "tcp_user_timeout": 5000}
 
 
 def test_engine_options_must_be_an_object(monkeypatch) -> None:
