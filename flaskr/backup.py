@@ -178,12 +178,11 @@ def hold_serving_lock(app: Flask) -> None:
     path = serving_lock_path(app)
     if path is None:
         return
+    # Kept open for the worker's life. Serving matters more than the guard: if the lock
+    # cannot be had (a link planted there among others), say so and go on.
     try:
-        handle = open_lock_file(path)  # kept open for the worker's life
-    except (
-        OSError,
-        click.ClickException,
-    ) as e:  # serving matters more than the guard: say so and go on
+        handle = open_lock_file(path)
+    except (OSError, click.ClickException) as e:
         app.logger.warning("no serving lock at %s (%s): restore cannot see this worker", path, e)
         return
     fcntl.flock(handle, fcntl.LOCK_SH)
