@@ -44,6 +44,8 @@ def main() -> None:
                     f"LOGIN_FAILURES_{k}": 10**6
                     for k in ("PER_ACCOUNT_ADDRESS", "PER_ADDRESS", "PER_USER", "GLOBAL")
                 },
+                "REGISTRATIONS_PER_ADDRESS": 10**6,
+                "REGISTRATIONS_GLOBAL": 10**6,
             }
         )
         with app.app_context():

@@ -138,6 +138,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         db.init_db_command,  # init-db: create or upgrade the schema
         cli.create_user_command,  # create-user
         cli.make_admin_command,  # make-admin
+        cli.clear_login_failures_command,  # clear-login-failures: let an owner in at once
         cli.seed_command,  # seed: demo posts
         backup.backup_command,  # backup
         backup.restore_command,  # restore

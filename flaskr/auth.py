@@ -15,6 +15,7 @@ from flask import (
     Blueprint,
     flash,
     g,
+    make_response,
     redirect,
     render_template,
     request,
@@ -30,6 +31,7 @@ from werkzeug.wrappers import Response
 
 from flaskr import throttle
 from flaskr.db import db
+from flaskr.errors import wants_json
 from flaskr.forms import LoginForm, PasswordChangeForm, RegisterForm
 from flaskr.models import User
 from flaskr.reads import first_row
@@ -159,16 +161,34 @@ def form_page(template: str, form: FlaskForm) -> tuple[str, int]:
     return render_template(template, form=form), status
 
 
+def too_many(what: str, wait: int) -> TooManyRequests:
+    """A 429 saying when to try again, in its words and in Retry-After."""
+    return TooManyRequests(
+        f"Too many {what}. Try again in {wait // 60} min {wait % 60} s.", retry_after=wait
+    )
+
+
 def begin_attempt(username: str) -> throttle.Attempt:
     """Count a password check for ``username``; a 429 when a throttle limit refuses it."""
     attempt = throttle.begin(username)
     if attempt.wait is not None:
-        wait = attempt.wait
-        raise TooManyRequests(
-            f"Too many failed logins. Try again in {wait // 60} min {wait % 60} s.",
-            retry_after=wait,
-        )
+        raise too_many("failed logins", attempt.wait)
     return attempt
+
+
+def refused_registration(form: FlaskForm, wait: int) -> Response:
+    """The 429 of a throttled registration: the form again, as it was filled, with the refusal.
+
+    The person can send it again once the wait is over. A JSON client gets the app's JSON
+    error, with the same message and Retry-After.
+    """
+    refusal = too_many("registrations from this address or on this site", wait)
+    if wants_json():
+        raise refusal
+    flash(refusal.description or "", "error")
+    response = make_response(render_template("auth/register.html", form=form), refusal.code)
+    response.headers["Retry-After"] = str(wait)
+    return response
 
 
 @bp.route("/register", methods=("GET", "POST"))
@@ -177,11 +197,14 @@ def register() -> tuple[str, int] | Response:
 
     Both get the same answer in about the same time (the hash is made either way): the page
     does not tell who has an account. Logging in tells the person who registered, and logins
-    are throttled.
+    are throttled. So are registrations, per address and for the whole site (429).
     """
     form = RegisterForm()
     if not form.validate_on_submit():
         return form_page("auth/register.html", form)
+    wait = throttle.begin_registration()  # before the hash: see its docstring for what counts
+    if wait is not None:
+        return refused_registration(form, wait)
     username = form.username.data
     db.session.add(User(username=username, password=generate_password_hash(form.password.data)))
     try:

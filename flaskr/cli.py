@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
 from werkzeug.security import generate_password_hash
 
+from flaskr import throttle
 from flaskr.auth import find_user
 from flaskr.db import db, require_schema
 from flaskr.forms import PASSWORD_MAX, PASSWORD_MIN, USERNAME_MAX, USERNAME_PATTERN
@@ -125,3 +126,16 @@ def make_admin_command(user: User, revoke: bool) -> None:
     user.is_admin = not revoke
     db.session.commit()
     click.echo(f"{user.username} is {'no longer ' if revoke else ''}an admin.")
+
+
+@click.command("clear-login-failures")
+@with_appcontext
+@click.argument("username")
+def clear_login_failures_command(username: str) -> None:
+    """Forget the failed logins counted against an account, so its owner can log in at once.
+
+    From any browser, a new one too, while strangers' guesses hold the account's limit.
+    """
+    user = named_user(username)
+    cleared = throttle.clear_failures(user.username)
+    click.echo(f"Forgot {cleared} failed logins counted against {user.username}.")

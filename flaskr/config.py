@@ -67,6 +67,11 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         LOGIN_FAILURES_PER_ADDRESS=20,
         LOGIN_FAILURES_PER_USER=20,
         LOGIN_FAILURES_GLOBAL=1000,
+        # Registration throttling (throttle.py): accounts made within the window from one
+        # address, and on the whole site.
+        REGISTRATION_WINDOW_SECONDS=3600,
+        REGISTRATIONS_PER_ADDRESS=20,
+        REGISTRATIONS_GLOBAL=100,
         LOG_FORMAT="json",
         LOG_LEVEL="INFO",
         # Prometheus metrics at /metrics: off by default, then only for these addresses.
@@ -137,6 +142,9 @@ WHOLE_NUMBERS = {
     "LOGIN_FAILURES_PER_ADDRESS": 1,
     "LOGIN_FAILURES_PER_USER": 1,
     "LOGIN_FAILURES_GLOBAL": 1,
+    "REGISTRATION_WINDOW_SECONDS": 1,
+    "REGISTRATIONS_PER_ADDRESS": 1,
+    "REGISTRATIONS_GLOBAL": 1,
 }
 #: Settings that hold one of a few words.
 CHOICES = {"LOG_FORMAT": ("json", "text")}

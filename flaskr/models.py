@@ -56,7 +56,6 @@ class Post(db.Model):
     created: Mapped[datetime] = mapped_column(server_default=func.current_timestamp(), index=True)
     title: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
-
     author: Mapped[User] = relationship(lazy="joined", innerjoin=True)
     tags: Mapped[list[Tag]] = relationship(
         secondary=post_tag, order_by="Tag.name", lazy="selectin", back_populates="posts"
@@ -137,6 +136,19 @@ class LoginFailure(db.Model):
     created: Mapped[datetime] = mapped_column(index=True)
     #: The trusted device (a browser that logged in to this account before), or None.
     device: Mapped[str | None] = mapped_column(String(32), index=True)
+
+
+class RegistrationAttempt(db.Model):
+    """A registration, counted per address and for the whole site to throttle sign-ups.
+
+    See throttle.py; rows older than its window are deleted.
+    """
+
+    __tablename__ = "registration_attempt"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    remote_addr: Mapped[str] = mapped_column(String(64), index=True)
+    created: Mapped[datetime] = mapped_column(index=True)
 
 
 class ContentVersion(db.Model):

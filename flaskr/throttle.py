@@ -1,4 +1,4 @@
-"""Login throttling kept in the database, shared by every worker and instance.
+"""Login and registration throttling kept in the database, shared by every worker and instance.
 
 It holds across every gunicorn worker and every instance sharing the database, and survives
 restarts.
@@ -15,6 +15,9 @@ device cookies, django-axes' username-and-address lockout):
 An attempt is written (and committed) before the password is checked, and the limits are
 checked counting it: concurrent guesses see each other, so no more than the limit pass.
 A refused attempt is deleted again, so hammering a limit does not prolong it.
+
+Registrations are counted the same way, per address and for the whole site
+(``begin_registration``), so one address cannot make accounts without limit.
 """
 
 from __future__ import annotations
@@ -26,12 +29,12 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, delete, func, select, true
 from sqlalchemy.sql.elements import ColumnElement
 from werkzeug.wrappers import Response
 
 from flaskr.db import db
-from flaskr.models import LoginFailure
+from flaskr.models import LoginFailure, RegistrationAttempt
 
 DEVICE_COOKIE = "flaskr_device"
 DEVICE_DAYS = 365
@@ -84,7 +87,55 @@ class Attempt:
     wait: int | None = None
 
 
-def _limits(account: str, address: str, device: str | None) -> list[tuple[ColumnElement, int]]:
+#: Which rows count against a limit, and how many may be counted within the window.
+Limits = list[tuple[ColumnElement[bool], int]]
+
+
+def _address() -> str:
+    return (request.remote_addr or "")[:64]
+
+
+def _account(username: str) -> str:
+    """The name failures are counted under: lower case, as logins find accounts."""
+    return username.lower()[:64]
+
+
+def _count(
+    row: LoginFailure | RegistrationAttempt, limits: Limits, seconds: int
+) -> tuple[int, int | None]:
+    """Write ``row`` (committed, rows older than the window deleted first) and count it.
+
+    Return its id, and the seconds to wait when, counting it, one of ``limits`` is passed
+    within the last ``seconds``: the row is then taken back. Else the wait is None.
+    """
+    model = type(row)
+    window = timedelta(seconds=seconds)
+    now = row.created
+    db.session.execute(delete(model).where(model.created < now - window))
+    db.session.add(row)
+    db.session.commit()
+    row_id = row.id
+    columns = []
+    for where, _ in limits:
+        columns += [func.count().filter(where), func.min(model.created).filter(where)]
+    counts = db.session.execute(select(*columns).where(model.created > now - window)).one()
+    waits = [
+        math.ceil((counts[2 * i + 1] + window - now).total_seconds())
+        for i, (_, limit) in enumerate(limits)
+        if counts[2 * i] > limit
+    ]
+    if not waits:
+        return row_id, None
+    _take_back(model, row_id)
+    return row_id, max(1, *waits)
+
+
+def _take_back(model: type[LoginFailure | RegistrationAttempt], row_id: int) -> None:
+    db.session.execute(delete(model).where(model.id == row_id))
+    db.session.commit()
+
+
+def _limits(account: str, address: str, device: str | None) -> Limits:
     """Which rows count against which limit, for this attempt."""
     config = current_app.config
     if device is not None:
@@ -105,36 +156,18 @@ def begin(username: str) -> Attempt:
 
     Refuse it (``wait`` seconds) when this attempt would pass one of its limits.
     """
-    account = username.lower()[:64]
-    address = (request.remote_addr or "")[:64]
+    account = _account(username)
+    address = _address()
     device = trusted_device(account)
-    window = timedelta(seconds=current_app.config["LOGIN_WINDOW_SECONDS"])
-    now = _now()
-    db.session.execute(delete(LoginFailure).where(LoginFailure.created < now - window))
-    row = LoginFailure(username=account, remote_addr=address, device=device, created=now)
-    db.session.add(row)
-    db.session.commit()
-    attempt = Attempt(row.id, account, device)
+    row = LoginFailure(username=account, remote_addr=address, device=device, created=_now())
     limits = _limits(account, address, device)
-    columns = []
-    for where, _ in limits:
-        columns += [func.count().filter(where), func.min(LoginFailure.created).filter(where)]
-    counts = db.session.execute(select(*columns).where(LoginFailure.created > now - window)).one()
-    waits = [
-        math.ceil((counts[2 * i + 1] + window - now).total_seconds())
-        for i, (_, limit) in enumerate(limits)
-        if counts[2 * i] > limit
-    ]
-    if waits:
-        attempt.wait = max(1, *waits)
-        forget(attempt)
-    return attempt
+    row_id, wait = _count(row, limits, current_app.config["LOGIN_WINDOW_SECONDS"])
+    return Attempt(row_id, account, device, wait)
 
 
 def forget(attempt: Attempt) -> None:
-    """Take back an attempt that was refused or that turned out not to be a guess."""
-    db.session.execute(delete(LoginFailure).where(LoginFailure.id == attempt.id))
-    db.session.commit()
+    """Take back an attempt that turned out not to be a guess."""
+    _take_back(LoginFailure, attempt.id)
 
 
 def succeeded(attempt: Attempt) -> None:
@@ -147,7 +180,7 @@ def succeeded(attempt: Attempt) -> None:
         if attempt.device is not None
         else and_(
             LoginFailure.device.is_(None),
-            LoginFailure.remote_addr == (request.remote_addr or "")[:64],
+            LoginFailure.remote_addr == _address(),
         )
     )
     db.session.execute(
@@ -156,3 +189,39 @@ def succeeded(attempt: Attempt) -> None:
             | (and_(LoginFailure.username == attempt.account, same_place))
         )
     )
+
+
+def clear_failures(username: str) -> int:
+    """Forget every failed login counted against ``username``; return how many.
+
+    An admin's way to let an account's owner in from a new browser at once, while strangers'
+    guesses hold its limit (``flask clear-login-failures``).
+    """
+    result = db.session.execute(
+        delete(LoginFailure).where(LoginFailure.username == _account(username))
+    )
+    db.session.commit()
+    return result.rowcount
+
+
+def begin_registration() -> int | None:
+    """Count a registration from this address before its work is done; return a wait if refused.
+
+    The work is a password hash and a row: counted first and committed, concurrent
+    registrations see each other, so no more than the limits pass. Refused (the seconds to
+    wait returned), the attempt is taken back, so hammering does not prolong the wait.
+
+    Called once the form is valid, so these count: accounts made, and names already taken
+    (answered exactly like free ones, so they must cost the same, or the limit would tell
+    which names exist). A form refused for its fields (an empty or short password, a name
+    with a space) does not: nothing was hashed or made, the page answers in a few
+    milliseconds, and a person's typos should not spend their address's allowance.
+    """
+    config = current_app.config
+    address = _address()
+    limits: Limits = [
+        (RegistrationAttempt.remote_addr == address, config["REGISTRATIONS_PER_ADDRESS"]),
+        (true(), config["REGISTRATIONS_GLOBAL"]),
+    ]
+    row = RegistrationAttempt(remote_addr=address, created=_now())
+    return _count(row, limits, config["REGISTRATION_WINDOW_SECONDS"])[1]

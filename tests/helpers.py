@@ -8,10 +8,12 @@ from __future__ import annotations
 import io
 import sqlite3
 import struct
+import threading
 import zlib
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -126,6 +128,27 @@ def form_token(client: FlaskClient, path: str) -> str:
     token = csrf_token(client.get(path).text)
     assert token, f"no CSRF token on {path}"
     return token
+
+
+T = TypeVar("T")
+
+
+def at_once(count: int, send: Callable[[int], T]) -> list[T]:
+    """``send(0)`` ... ``send(count - 1)``, each on a thread of its own, released together
+    (requests racing each other); what they returned, in the order they finished."""
+    barrier = threading.Barrier(count)
+    results: list[T] = []
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results.append(send(i))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
 
 
 class AuthActions:

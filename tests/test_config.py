@@ -179,6 +179,7 @@ LIST = 'a JSON list of strings, for example ["a", "b"]'
         ("FLASKR_PAGE_CACHE_BYTES", "-1", "a whole number of at least 0, not -1"),
         ("FLASKR_PROXY_FIX", "1.5", "a whole number of at least 0, not 1.5"),
         ("FLASKR_LOGIN_FAILURES_GLOBAL", '"1000"', "a whole number of at least 1, not '1000'"),
+        ("FLASKR_REGISTRATIONS_PER_ADDRESS", "0", "a whole number of at least 1, not 0"),
         ("FLASKR_PERMANENT_SESSION_LIFETIME", "1w", "a number of seconds, not '1w'"),
         ("FLASKR_METRICS", "False", "true or false, not 'False'"),
         ("FLASKR_LOG_FORMAT", "jsn", "json or text, not 'jsn'"),

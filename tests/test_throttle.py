@@ -1,4 +1,3 @@
-import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -6,9 +5,9 @@ from sqlalchemy import func, select
 
 from flaskr import create_app
 from flaskr.db import db
-from flaskr.models import LoginFailure
+from flaskr.models import LoginFailure, RegistrationAttempt, User
 from flaskr.throttle import DEVICE_COOKIE, _now
-from tests.helpers import config_for, make_app
+from tests.helpers import at_once, config_for, make_app
 
 
 def fail(client, username: str = "test", addr: str = "10.0.0.1"):
@@ -27,9 +26,31 @@ def login(client, addr: str = "10.0.0.1"):
     )
 
 
-def failures(app) -> int:
+def failures(app, model=LoginFailure) -> int:
     with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(LoginFailure))
+        return db.session.scalar(select(func.count()).select_from(model))
+
+
+def register(client, username: str, addr: str = "10.0.0.1", **kw):
+    return client.post(
+        "/auth/register",
+        data={"username": username, "password": "a long password"},
+        environ_base={"REMOTE_ADDR": addr},
+        **kw,
+    )
+
+
+def users(app) -> set[str]:
+    with app.app_context():
+        return set(db.session.scalars(select(User.username)))
+
+
+def age(app, model, minutes: int) -> None:
+    """Make every row counted in ``model`` ``minutes`` old."""
+    with app.app_context():
+        for row in db.session.scalars(select(model)):
+            row.created = _now() - timedelta(minutes=minutes)
+        db.session.commit()
 
 
 def test_one_account_from_one_address_five_tries_with_retry_after(client) -> None:
@@ -121,19 +142,7 @@ def test_global_ceiling(tmp_path: Path) -> None:
 def test_concurrent_guesses_cannot_pass_the_limit(app) -> None:
     """Each attempt is written before its password is checked: 12 guesses at once, with
     a limit of 5, get at most 5 answers about the password."""
-    barrier = threading.Barrier(12)
-    statuses: list[int] = []
-
-    def guess() -> None:
-        client = app.test_client()
-        barrier.wait()
-        statuses.append(fail(client).status_code)
-
-    threads = [threading.Thread(target=guess) for _ in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    statuses = at_once(12, lambda _: fail(app.test_client()).status_code)
     assert sorted(set(statuses)) == [400, 429]
     assert statuses.count(400) <= 5
 
@@ -141,10 +150,7 @@ def test_concurrent_guesses_cannot_pass_the_limit(app) -> None:
 def test_failures_expire_after_the_window(client, app) -> None:
     for _ in range(5):
         fail(client)
-    with app.app_context():
-        for row in db.session.scalars(select(LoginFailure)):
-            row.created = _now() - timedelta(minutes=16)
-        db.session.commit()
+    age(app, LoginFailure, minutes=16)
     assert fail(client).status_code == 400
     assert failures(app) == 1  # old rows are pruned when a new attempt is recorded
 
@@ -160,7 +166,7 @@ def test_throttle_holds_across_instances(tmp_path: Path) -> None:
 
 def test_default_limits(app) -> None:
     """The figures docs/security.md gives."""
-    limits = {k: v for k, v in app.config.items() if k.startswith("LOGIN_")}
+    limits = {k: v for k, v in app.config.items() if k.startswith(("LOGIN_", "REGISTRATION"))}
     assert limits == {
         "LOGIN_WINDOW_SECONDS": 900,
         "LOGIN_FAILURES_PER_DEVICE": 5,
@@ -168,6 +174,9 @@ def test_default_limits(app) -> None:
         "LOGIN_FAILURES_PER_ADDRESS": 20,
         "LOGIN_FAILURES_PER_USER": 20,
         "LOGIN_FAILURES_GLOBAL": 1000,
+        "REGISTRATION_WINDOW_SECONDS": 3600,
+        "REGISTRATIONS_PER_ADDRESS": 20,
+        "REGISTRATIONS_GLOBAL": 100,
     }
 
 
@@ -194,3 +203,125 @@ def test_password_change_is_throttled_too(client) -> None:
         assert response.status_code == 400
     response = client.post("/auth/password", data={"current": "test", "password": "a long pw"})
     assert response.status_code == 429
+
+
+# --- registrations ------------------------------------------------------------------------
+
+
+def test_one_address_registers_a_few_accounts_then_waits(tmp_path: Path) -> None:
+    app = make_app(tmp_path, REGISTRATIONS_PER_ADDRESS=3)  # 20 by default
+    client = app.test_client()
+    for i in range(3):
+        assert register(client, f"new{i}").headers["Location"] == "/auth/login"
+    response = register(client, "new3")
+    assert response.status_code == 429
+    assert 3590 <= int(response.headers["Retry-After"]) <= 3600
+    assert (
+        b"Too many registrations from this address or on this site. Try again in" in response.data
+    )
+    # The form again, filled as it was sent, ready to be sent later.
+    assert b'<form method="post"' in response.data and b'value="new3"' in response.data
+    assert "new3" not in users(app)
+    # Another address is not held back by it.
+    assert register(client, "elsewhere", addr="10.0.0.2").status_code == 302
+    assert {"new0", "new1", "new2", "elsewhere"} <= users(app)
+
+
+def test_registration_refusal_as_json(tmp_path: Path) -> None:
+    client = make_app(tmp_path, REGISTRATIONS_PER_ADDRESS=1).test_client()
+    register(client, "first")
+    response = register(client, "second", headers={"Accept": "application/json"})
+    assert response.status_code == 429
+    assert response.get_json()["error"] == "Too Many Requests"
+    assert "Too many registrations" in response.get_json()["message"]
+    assert int(response.headers["Retry-After"]) > 3500
+
+
+def test_a_taken_name_counts_a_form_error_does_not(tmp_path: Path) -> None:
+    """A taken name is answered like a free one, so it costs the same; a form refused for its
+    fields made nothing and counts nothing."""
+    app = make_app(tmp_path, REGISTRATIONS_PER_ADDRESS=2)
+    client = app.test_client()
+    for _ in range(5):
+        bad = client.post(
+            "/auth/register",
+            data={"username": "x", "password": "short"},
+            environ_base={"REMOTE_ADDR": "10.0.0.1"},
+        )
+        assert bad.status_code == 400
+    assert failures(app, RegistrationAttempt) == 0
+    assert register(client, "test").status_code == 302  # taken: answered as free
+    assert register(client, "newcomer").status_code == 302
+    assert register(client, "another").status_code == 429
+
+
+def test_the_whole_site_has_a_ceiling(tmp_path: Path) -> None:
+    app = make_app(tmp_path, REGISTRATIONS_GLOBAL=3)  # 100 by default
+    client = app.test_client()
+    for i in range(3):
+        assert register(client, f"far{i}", addr=f"10.3.0.{i}").status_code == 302
+    assert register(client, "far9", addr="10.3.0.9").status_code == 429
+
+
+def test_hammering_the_registration_limit_does_not_prolong_it(tmp_path: Path) -> None:
+    app = make_app(tmp_path, REGISTRATIONS_PER_ADDRESS=2)
+    client = app.test_client()
+    for i in range(12):
+        register(client, f"hammer{i}")
+    assert failures(app, RegistrationAttempt) == 2  # refused attempts are taken back
+
+
+def test_registrations_are_counted_across_instances(tmp_path: Path) -> None:
+    """Two app instances on one database share the count, as gunicorn's workers do."""
+    first = make_app(tmp_path, REGISTRATIONS_PER_ADDRESS=2)
+    second = create_app(
+        config_for(tmp_path, DATABASE_URL=first.config["DATABASE_URL"], REGISTRATIONS_PER_ADDRESS=2)
+    )
+    assert register(first.test_client(), "one").status_code == 302
+    assert register(second.test_client(), "two").status_code == 302
+    assert register(first.test_client(), "three").status_code == 429
+    assert register(second.test_client(), "four").status_code == 429
+
+
+def test_concurrent_registrations_cannot_pass_the_limit(tmp_path: Path) -> None:
+    """Each registration is counted before its password is hashed: 12 at once from one
+    address, with a limit of 5, make at most 5 accounts."""
+    app = make_app(tmp_path, REGISTRATIONS_PER_ADDRESS=5)
+    statuses = at_once(12, lambda i: register(app.test_client(), f"racer{i}").status_code)
+    assert sorted(set(statuses)) == [302, 429]
+    assert statuses.count(302) <= 5
+    assert len({name for name in users(app) if name.startswith("racer")}) <= 5
+
+
+def test_registrations_expire_after_the_window(tmp_path: Path) -> None:
+    app = make_app(tmp_path, REGISTRATIONS_PER_ADDRESS=2)
+    client = app.test_client()
+    register(client, "early0")
+    register(client, "early1")
+    assert register(client, "early2").status_code == 429
+    age(app, RegistrationAttempt, minutes=61)
+    assert register(client, "later").status_code == 302
+    assert failures(app, RegistrationAttempt) == 1  # old rows are pruned: the table stays small
+
+
+# --- the owner's way in: an admin forgets the failures --------------------------------------
+
+
+def test_an_admin_lets_the_owner_in_from_a_new_browser(tmp_path: Path) -> None:
+    """Strangers exhausted the account's limit; the owner has no known browser. After `flask
+    clear-login-failures NAME`, a new browser logs in at once."""
+    app = make_app(tmp_path, LOGIN_FAILURES_PER_USER=3)
+    for i in range(3):
+        fail(app.test_client(), addr=f"10.4.0.{i}")
+    fail(app.test_client(), "other", addr="10.4.1.1")
+    assert login(app.test_client(), addr="192.0.2.8").status_code == 429
+    result = app.test_cli_runner().invoke(args=["clear-login-failures", "TEST"])
+    assert result.exit_code == 0, result.output
+    assert "Forgot 3 failed logins counted against test." in result.output
+    assert login(app.test_client(), addr="192.0.2.8").headers["Location"] == "/"
+    assert failures(app) == 1  # other accounts' failures stay
+
+
+def test_clear_login_failures_names_an_account(app) -> None:
+    result = app.test_cli_runner().invoke(args=["clear-login-failures", "nobody"])
+    assert result.exit_code == 1 and "No user named nobody." in result.output
