@@ -5,12 +5,27 @@ Typically from its SQLite file to PostgreSQL when it outgrows one machine (docs/
 
 from __future__ import annotations
 
+import os
+import stat
+import sys
 import time
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import Connection, Integer, Table, create_engine, func, inspect, select, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import (
+    URL,
+    Connection,
+    Engine,
+    Integer,
+    Table,
+    create_engine,
+    func,
+    inspect,
+    make_url,
+    select,
+    text,
+)
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from flaskr.config import with_driver
 from flaskr.db import db, require_schema, schema_revision
@@ -20,6 +35,88 @@ DERIVED = {"content_version"}
 #: Rows per INSERT: images are up to 5 MB each, so they go a few at a time.
 BATCH = {"image": 20}
 DEFAULT_BATCH = 2000
+#: The systemd credential the host's `sudo flaskr copy-db --password-file FILE` hands over
+#: (deploy/systemd/flaskr-command): read when no --password-file is given.
+CREDENTIAL = "copy_db_password"
+#: Where to give the target's password instead of in the URL, which is on the command line.
+HOW = (
+    "give the URL without it (postgresql://USER@HOST/NAME) and the password in "
+    "--password-file FILE (mode 0600: chmod 600 FILE), in libpq's PGPASSWORD, PGPASSFILE or "
+    "~/.pgpass, or type it when copy-db asks (in a terminal)"
+)
+
+
+def checked_url(given: str) -> URL:
+    """The --to URL, refused when it holds a password.
+
+    Every local user can read a command line (/proc/PID/cmdline): the password would be
+    theirs while the copy runs.
+    """
+    try:
+        url = make_url(with_driver(given))
+    except (ArgumentError, ValueError):  # a message may repeat the string, password and all
+        raise click.ClickException(
+            "--to is not a database URL (postgresql://USER@HOST/NAME)."
+        ) from None
+    if url.password is not None:
+        raise click.ClickException(
+            f"--to {url.render_as_string(hide_password=True)} holds a password, which every "
+            f"local user can read on this command's line while it runs: {HOW}."
+        )
+    return url
+
+
+def read_password_file(path: str) -> str:
+    """The password in ``path`` (its first line), refused unless only its owner may read it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        raise click.ClickException(
+            f"cannot read the password file {path} ({e.strerror}) as uid {os.getuid()}."
+        ) from None
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise click.ClickException(f"the password file {path} is not a regular file.")
+        if mode & 0o077:
+            raise click.ClickException(
+                f"the password file {path} is mode {stat.S_IMODE(mode):04o}: others than its "
+                f"owner may read it. Make it private first: chmod 600 {path}"
+            )
+        lines = f.read(4096).decode().splitlines()
+    if not lines or not lines[0]:
+        raise click.ClickException(f"the password file {path} is empty: one line, the password.")
+    return lines[0]
+
+
+def credential_file() -> str | None:
+    """The password systemd handed over with LoadCredential=copy_db_password, if it did."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if directory and os.path.exists(os.path.join(directory, CREDENTIAL)):
+        return os.path.join(directory, CREDENTIAL)
+    return None
+
+
+def connect_target(url: URL) -> Engine:
+    """An engine on the target, with a password typed at a terminal if it takes one.
+
+    Without a password in the URL, libpq finds one itself (PGPASSWORD, PGPASSFILE,
+    ~/.pgpass); when the server still asks for one and a person is at a terminal, copy-db
+    asks too, without echoing it.
+    """
+    target = create_engine(url)
+    if url.password is not None or not sys.stdin.isatty():
+        return target
+    try:
+        target.connect().close()
+    except SQLAlchemyError as e:
+        if not isinstance(e, OperationalError) or "no password supplied" not in str(e):
+            return target  # the copy reports it, as any other failure
+        target.dispose()
+        shown = url.render_as_string(hide_password=True)
+        password = click.prompt(f"Password for {shown}", hide_input=True)
+        target = create_engine(url.set(password=password))
+    return target
 
 
 def copied_tables() -> list[Table]:
@@ -58,14 +155,28 @@ def reset_sequence(connection: Connection, table: Table) -> None:
     "--to",
     "target_url",
     required=True,
-    help="The target database, empty and migrated: postgresql://USER:PASSWORD@HOST/NAME.",
+    help="The target database, empty and migrated: postgresql://USER@HOST/NAME, without its "
+    "password (refused: every local user can read a command line).",
 )
-def copy_db_command(target_url: str) -> None:
+@click.option(
+    "--password-file",
+    metavar="FILE",
+    help="A file (mode 0600) whose first line is the target's password. Else libpq's "
+    "PGPASSWORD, PGPASSFILE or ~/.pgpass, else it is asked for in a terminal.",
+)
+def copy_db_command(target_url: str, password_file: str | None) -> None:
     """Copy every row of this site's database into an empty, migrated one, then verify."""
+    url = checked_url(target_url)
+    password_file = password_file or credential_file()
+    if password_file is not None:
+        url = url.set(password=read_password_file(password_file))
     require_schema()
     revision = schema_revision()
-    target = create_engine(with_driver(target_url))
-    shown = target.url.render_as_string(hide_password=True)
+    shown = url.render_as_string(hide_password=True)
+    try:
+        target = connect_target(url)
+    except ArgumentError as e:  # SQLite's driver takes no password, for one
+        raise click.ClickException(f"{shown}: {e}") from None
     started = time.monotonic()
     try:
         with db.engine.connect() as source, target.begin() as out:
@@ -73,8 +184,9 @@ def copy_db_command(target_url: str) -> None:
             if there != revision:
                 raise click.ClickException(
                     f"{shown} is at schema revision {there}, this database at {revision}. "
-                    f"Migrate the target first: FLASKR_DATABASE_URL='{shown}' flask --app flaskr "
-                    "init-db (with its password), then copy again."
+                    "Migrate the target first: flask --app flaskr init-db with "
+                    "FLASKR_DATABASE_URL set to it in the environment, read from a private file "
+                    "(never on a command line: docs/operating.md), then copy again."
                 )
             tables = copied_tables()
             busy = [t.name for t in tables if count(out, t)]

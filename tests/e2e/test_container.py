@@ -34,6 +34,7 @@ from tests.e2e.container_engines import (
     terminal_session,
 )
 from tests.e2e.harness import ROOT
+from tests.e2e.harness.cmdlines import watching_command_lines
 from tests.e2e.harness.drills import AFTER, BEFORE, PASSWORD, acknowledged_before, writers
 from tests.e2e.harness.http import Visitor
 from tests.e2e.harness.images import png
@@ -558,40 +559,41 @@ def test_admin_command_upgrade_and_rollback_on_the_same_volume(
     engine.remove_container(site.name)
 
 
-def secrets_in_command_lines(secret: bytes) -> list[bytes]:
-    """The command line of every process that holds ``secret`` (any local user reads them)."""
-    found = []
-    for path in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            line = path.read_bytes()
-        except OSError:  # it ended meanwhile
-            continue
-        if secret in line:
-            found.append(line.replace(b"\0", b" "))
-    return found
-
-
 def test_a_command_on_a_stopped_container_puts_no_secret_on_a_command_line(
-    engine: Engine, image: str
+    engine: Engine, image: str, tmp_path: Path
 ) -> None:
     """`scripts/container flask` on a stopped container runs a one-off container with the
     stopped one's environment, secret key included: it goes in a private file, never on the
-    engine's command line (it did, as `--env FLASKR_SECRET_KEY=...`)."""
+    engine's command line (it did, as `--env FLASKR_SECRET_KEY=...`). So does the password of
+    `copy-db --password-file FILE`, a host file (as PGPASSWORD); FILE must be private."""
     key = uuid.uuid4().hex + uuid.uuid4().hex
+    password = uuid.uuid4().hex
+    secret = tmp_path / "target-password"
+    secret.write_text(password + "\n")
+    secret.chmod(0o644)
+    # Nothing listens on port 9: the copy gets as far as connecting, with the password.
+    copy_db = ["flask", "copy-db", "--to", "postgresql://flaskr@127.0.0.1:9/flaskr"]
     name = f"{engine.prefix}-argv"
     settings = engine.container_settings(name, f"{name}-data", free_port())
     engine.script("run", FLASKR_SECRET_KEY=key, **settings)
     try:
         engine.script("stop", **settings)
-        command = engine.popen("flask", "routes", **settings)
-        seen: list[bytes] = []
-        while command.poll() is None:
-            seen += secrets_in_command_lines(key.encode())
-            time.sleep(0.02)
-        out, err = command.communicate()
+        with watching_command_lines(key.encode()) as watch:
+            command = engine.popen("flask", "routes", **settings)
+            out, err = command.communicate(timeout=300)
         assert command.returncode == 0, err
         assert "/auth/login" in out, out
-        assert seen == []
+        assert watch.rounds > 1 and watch.found == []
+
+        refused = engine.script(*copy_db, "--password-file", str(secret), check=False, **settings)
+        assert refused.returncode == 1 and f"chmod 600 {secret}" in refused.stderr, refused
+        secret.chmod(0o600)
+        with watching_command_lines(password.encode()) as watch:
+            command = engine.popen(*copy_db, "--password-file", str(secret), **settings)
+            out, err = command.communicate(timeout=300)
+        assert command.returncode == 1 and "failed, nothing was kept" in err, err
+        assert password not in out + err
+        assert watch.rounds > 1 and watch.found == []
     finally:
         engine.remove_container(name)
 

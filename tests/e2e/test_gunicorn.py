@@ -142,10 +142,11 @@ def cmdline(pid: int) -> bytes:
         return b""
 
 
-def test_serve_keeps_its_files_private_and_warns_beyond_loopback(tmp_path: Path) -> None:
+def test_serve_keeps_its_files_private_and_refuses_beyond_loopback(tmp_path: Path) -> None:
     """scripts/serve: instance/ 0700, the database and key 0600, even in a folder made
     world-readable before; a bind beyond loopback (192.0.2.1, a documentation address no
-    machine has, so nothing listens) gets a warning that gunicorn belongs behind nginx."""
+    machine has, so nothing listens) is refused, saying gunicorn belongs behind nginx, unless
+    the operator says it is (--behind-proxy)."""
     instance = tmp_path / "instance"
     instance.mkdir(mode=0o755)
     env = app_env(instance)
@@ -154,7 +155,7 @@ def test_serve_keeps_its_files_private_and_warns_beyond_loopback(tmp_path: Path)
     serve = [str(ROOT / "scripts" / "serve")]
     with running(serve, tmp_path / "out", env={**env, "FLASKR_BIND": f"127.0.0.1:{port}"}):
         wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=120)
-    assert "WARNING" not in (tmp_path / "out").read_text()
+    assert "refusing" not in (tmp_path / "out").read_text()
     assert stat.S_IMODE(instance.stat().st_mode) == 0o700
     for name in ("flaskr.sqlite", "secret_key"):
         assert stat.S_IMODE((instance / name).stat().st_mode) == 0o600, name
@@ -163,9 +164,16 @@ def test_serve_keeps_its_files_private_and_warns_beyond_loopback(tmp_path: Path)
         serve, env={**env, "FLASKR_BIND": f"192.0.2.1:{port}"}, capture_output=True, text=True,
         timeout=120, check=False,
     )  # fmt: skip
-    assert beyond.returncode != 0  # gunicorn cannot bind an address this machine lacks
-    assert "WARNING: gunicorn listens on 192.0.2.1" in beyond.stderr
-    assert "put nginx in front" in beyond.stderr
+    assert beyond.returncode == 2, beyond
+    assert f"refusing to listen on 192.0.2.1:{port}, beyond this machine" in beyond.stderr
+    assert "put nginx in front" in beyond.stderr and "--behind-proxy" in beyond.stderr
+    told = subprocess.run(
+        [*serve, "--behind-proxy"], env={**env, "FLASKR_BIND": f"192.0.2.1:{port}"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert told.returncode != 0  # gunicorn cannot bind an address this machine lacks
+    assert "refusing" not in told.stderr
+    assert f"serve: flaskr on http://192.0.2.1:{port}/" in told.stdout, told
 
 
 def new_master(old: int) -> int | None:

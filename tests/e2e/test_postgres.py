@@ -5,29 +5,37 @@ from __future__ import annotations
 
 import io
 import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select, text
+from sqlalchemy import func, make_url, select, text
 
 from flaskr import create_app
 from flaskr.db import MIGRATIONS, db, drop_all, schema_revision, upgrade_schema
 from flaskr.health import head_revision
 from flaskr.models import Comment, Image, Like, Post, Tag
 from tests.e2e.harness import ROOT
+from tests.e2e.harness.cmdlines import watching_command_lines
 from tests.e2e.harness.http import Visitor
 from tests.e2e.harness.images import png
-from tests.e2e.harness.postgres import postgres
+from tests.e2e.harness.postgres import Postgres, postgres
 from tests.e2e.harness.servers import VENV_BIN, app_env, serve
 from tests.helpers import TUTORIAL_USERS, config_for, insert_post, make_app
 
 
 @pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with postgres() as pg:
-        yield pg.url
+def pg() -> Iterator[Postgres]:
+    with postgres() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def pg_url(pg: Postgres) -> str:
+    return pg.url
 
 
 @pytest.fixture
@@ -186,9 +194,28 @@ def test_names_differing_in_case_upgrade_and_accounts_work(empty_after: str, tmp
         db.engine.dispose()
 
 
-def test_copy_db_moves_a_sqlite_site_to_postgresql(empty_after: str, tmp_path: Path) -> None:
+def password_role(pg: Postgres, password: str) -> str:
+    """A superuser that must give ``password`` (scram-sha-256) over TCP, where the cluster
+    trusts everyone else: its name."""
+    import psycopg
+
+    name = f"mover_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg.dsn, autocommit=True) as connection:
+        connection.execute(f"CREATE ROLE {name} LOGIN SUPERUSER PASSWORD '{password}'")
+        hba = pg.data / "pg_hba.conf"
+        hba.write_text(f"host all {name} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        connection.execute("SELECT pg_reload_conf()")
+    return name
+
+
+def test_copy_db_moves_a_sqlite_site_to_postgresql(
+    pg: Postgres, empty_after: str, tmp_path: Path
+) -> None:
     """docs/scale-out.md's move: a site of 10,000 posts, images, comments and likes, copied
-    from its SQLite file into an empty migrated PostgreSQL; the copy serves it all."""
+    from its SQLite file into an empty migrated PostgreSQL; the copy serves it all. copy-db
+    runs as an operator runs it, a process of its own, as a role that must give a password:
+    it reads it from a file of mode 0600, and no process's command line holds it meanwhile
+    (every one read every 20 ms); libpq's PGPASSWORD and PGPASSFILE give it too."""
     (tmp_path / "sqlite").mkdir()
     site = make_app(tmp_path / "sqlite")
     runner = site.test_cli_runner()
@@ -203,10 +230,54 @@ def test_copy_db_moves_a_sqlite_site_to_postgresql(empty_after: str, tmp_path: P
     target = create_app(config_for(tmp_path, DATABASE_URL=empty_after))
     with target.app_context():
         upgrade_schema()  # as `FLASKR_DATABASE_URL=... flask --app flaskr init-db` does
-    result = runner.invoke(args=["copy-db", "--to", empty_after])
-    print(result.output)
-    assert result.exit_code == 0, result.output
-    assert "post: 10001 rows" in result.output and "counts verified" in result.output
+    password = uuid.uuid4().hex
+    role = password_role(pg, password)
+    to = make_url(empty_after).set(drivername="postgresql", username=role)
+    to = to.render_as_string(hide_password=False)  # it has none
+    secret = tmp_path / "target-password"
+    secret.write_text(password + "\n")
+    secret.chmod(0o600)
+    home = tmp_path / "home"  # no ~/.pgpass of the machine's
+    home.mkdir()
+    env = app_env(
+        tmp_path / "instance",
+        FLASKR_DATABASE_URL=site.config["DATABASE_URL"],
+        HOME=str(home),
+    )
+    for name in ("PGPASSWORD", "PGPASSFILE", "PGSERVICEFILE"):
+        env.pop(name, None)
+    flask_copy_db = [str(VENV_BIN / "flask"), "--app", "flaskr", "copy-db", "--to", to]
+
+    def copy_db(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 - the suite's own venv
+            [*flask_copy_db, *args], cwd=ROOT, env={**env, **extra}, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+
+    with watching_command_lines(password.encode()) as control:
+        # The sampler sees a password on a command line, for the briefest process.
+        subprocess.run([sys.executable, "-c", "import time; time.sleep(0.2)", password], check=True)
+    assert control.found, "the sampler missed a command line holding the password"
+
+    with watching_command_lines(password.encode()) as watch:
+        asked = copy_db()  # no password anywhere: the server refuses the role
+        result = copy_db("--password-file", str(secret))
+        pgpass = tmp_path / "pgpass"
+        pgpass.write_text(f"127.0.0.1:{pg.port}:flaskr:{role}:{password}\n")
+        pgpass.chmod(0o600)
+        from_pgpass = copy_db(PGPASSFILE=str(pgpass))
+        from_env = copy_db(PGPASSWORD=password)
+    print(result.stdout, result.stderr)
+    print(f"every command line read {watch.rounds} times, 20 ms apart, during the copies")
+    assert asked.returncode == 1 and "no password supplied" in asked.stderr, asked.stderr
+    assert result.returncode == 0, result.stderr
+    assert "post: 10001 rows" in result.stdout and "counts verified" in result.stdout
+    # Once copied, a second copy is refused, after logging in: libpq found the password.
+    for again in (from_pgpass, from_env):
+        assert again.returncode == 1 and "already holds rows" in again.stderr, again.stderr
+    assert watch.rounds > 10 and watch.found == []
+    for done in (asked, result, from_pgpass, from_env):
+        assert password not in done.stdout + done.stderr
     copy = target.test_client()
     page = copy.get(f"/{moved}").text
     assert "still here" in page and "1 like<" in page and f'src="/{moved}/image"' in page

@@ -12,6 +12,8 @@
 - ``load``: request loops on threads, bounded in time and count, that count what failed;
 - ``images``: small real PNGs to upload;
 - ``drills``: a backup drill's writers, shared by the backup and container suites.
+- ``cmdlines``: every process's command line sampled while a secret must stay off them
+  (the PostgreSQL and container suites).
 
 The suites and bench/ import from here; conftest.py files only hold fixtures and hooks.
 
