@@ -7,6 +7,12 @@
     .venv/bin/python -m bench.in_process --profile --sort tottime /  # ... by their own time
     .venv/bin/python -m bench.in_process --imports                  # RSS each import adds
     .venv/bin/python -m bench.in_process --posts 100000 --search-index
+    .venv/bin/python -m bench.in_process --prose 4 --no-cache '/?page={n}' '/{n}'  # n cycles
+
+``--prose KB`` gives every post a different body of that many kilobytes of Markdown prose,
+and a path holding ``{n}`` is asked for with n = 1, 2, ... 200 in turn: together they show
+what pages cost when the bodies they show are many and large (every body rendered when
+written and stored, or rendered by each page: docs/performance.md compares the two).
 
 Seeds a scratch database with `flask seed`, builds the app as production does (a real secret
 key, no debug, no testing), calls it as a WSGI server would, and prints the median over
@@ -57,6 +63,42 @@ def caller(app: Any, path: str, cookie: str = "") -> Callable[[], None]:
             raise SystemExit(f"{path}: {status[0]}")
 
     return call
+
+
+def cycling(app: Any, path: str, cookie: str = "", count: int = 200) -> Callable[[], None]:
+    """GETs of ``path`` with ``{n}`` replaced by 1, 2, ... ``count``, then 1 again."""
+    calls = [caller(app, path.format(n=n), cookie) for n in range(1, count + 1)]
+    turn = iter(range(2**62))
+
+    def call() -> None:
+        calls[next(turn) % count]()
+
+    return call
+
+
+def write_prose(database: Path, kb: int) -> bool:
+    """Give every post its own ``kb`` KB of Markdown prose; say whether HTML is stored too.
+
+    The bodies' HTML, where the schema stores it (migration 0010), is cleared for `flask
+    init-db` to render, as it does after an upgrade."""
+    paragraph = "Post {id}, paragraph {p}: some *prose* with a [link](https://example.com/{id})"
+    paragraph += " and `code`, written the way people write, at some length." * 2
+    connection = sqlite3.connect(database)
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(post)")}
+    stored = "body_html" in columns
+    ids = [row[0] for row in connection.execute("SELECT id FROM post")]
+    rows = []
+    for id in ids:
+        body, p = "", 0
+        while len(body) < kb * 1024:
+            body += paragraph.format(id=id, p=p) + "\n\n"
+            p += 1
+        rows.append((body, id))
+    reset = ", body_html = NULL, rendered_with = NULL" if stored else ""
+    connection.executemany(f"UPDATE post SET body = ?{reset} WHERE id = ?", rows)  # noqa: S608
+    connection.commit()
+    connection.close()
+    return stored
 
 
 def login_cookie(app: Any) -> str:
@@ -123,6 +165,7 @@ def main() -> None:
     )
     p.add_argument("paths", nargs="*", default=["/", "/?q=post", "/tag/flask", "/1", "/hello"])
     p.add_argument("--posts", type=int, default=1_000)
+    p.add_argument("--prose", type=int, metavar="KB", help="every post a different body of KB")
     p.add_argument("--requests", type=int, default=2_000, help="per round")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--no-cache", action="store_true", help="FLASKR_PAGE_CACHE_SIZE=0")
@@ -158,6 +201,8 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
     if args.search_index:
         search_index(scratch / "flaskr.sqlite", args.requests)
         return
+    if args.prose and write_prose(scratch / "flaskr.sqlite", args.prose):
+        flask_cmd(env, "init-db")  # renders the new bodies, as after an upgrade
     os.environ.clear()
     os.environ.update(env)  # create_app reads its settings from the environment
 
@@ -168,13 +213,15 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
     cookie = login_cookie(app) if args.logged_in else ""
     cache = "off" if args.no_cache else "on"
     who = ", logged in as demo" if cookie else ""
+    bodies = f" of {args.prose} KB of prose each" if args.prose else ""
     print(
-        f"{args.posts:,} posts, page cache {cache}{who}, {args.rounds} rounds of {args.requests:,}"
+        f"{args.posts:,} posts{bodies}, page cache {cache}{who}, "
+        f"{args.rounds} rounds of {args.requests:,}"
     )
     bare = per_request_us(caller(hello, "/"), args.requests, args.rounds)
     print(f"{'bare Flask hello':24} {bare:7.0f} µs/request")
     for path in args.paths:
-        call = caller(app, path, cookie)
+        call = cycling(app, path, cookie) if "{n}" in path else caller(app, path, cookie)
         us = per_request_us(call, args.requests, args.rounds)
         print(f"{path:24} {us:7.0f} µs/request  ({us / bare:.1f} × bare Flask)")
         if args.profile:

@@ -64,6 +64,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         auth,
         backup,
         blog,
+        bodies,
         cli,
         copy_db,
         db,
@@ -77,7 +78,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         metrics,
         moderation,
         page_cache,
-        rendering,
         security,
         urls,
     )
@@ -90,7 +90,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logs.init_app(app)  # JSON lines on stdout, each with the request's id
     page_cache.init_app(app)  # whole pages for visitors without a session, bounded in bytes
     urls.init_app(app)  # templates' url_for, each link built once and kept, bounded in bytes
-    app.add_template_filter(rendering.markdown, "markdown")  # posts' Markdown as safe HTML
+    app.add_template_filter(bodies.shown_body)  # a comment's stored HTML (never rendered here)
     app.add_template_global(fragments.listed_post)  # a listed post's HTML, rendered once, kept
 
     # Before each request, in this order (the first to raise answers):

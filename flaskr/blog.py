@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from werkzeug.wrappers import Response
 
 from flaskr.auth import login_required
+from flaskr.bodies import stored
 from flaskr.db import db
 from flaskr.forms import CONTROL, CommentForm, PostForm, split_tags
 from flaskr.guards import MAX_PAGE
@@ -165,7 +166,7 @@ def save_post(form: PostForm, post: Post) -> str | None:
             form.image.errors = [str(e)]
             return str(e)
     post.title = form.title.data
-    post.body = form.body.data or ""
+    stored(post, form.body)
     post.tags = tags_named(split_tags(form.tags.data))
     if image is not None:
         if post.id is not None:
@@ -191,9 +192,8 @@ def preview(form: PostForm, template: str, **context: Any) -> Any:
     """
     if not form.validate():
         # A body refused (too long, or too costly to render) is not rendered here either.
-        shown = None if form.body.errors else form.body.data or ""
-        return form_failed(form, template, preview=shown, **context)
-    return render_template(template, form=form, preview=form.body.data or "", **context)
+        return form_failed(form, template, preview=form.body.html, **context)
+    return render_template(template, form=form, preview=form.body.html, **context)
 
 
 def wants_preview() -> bool:
@@ -265,6 +265,8 @@ def comment(id: int) -> Any:
         for errors in form.errors.values():
             flash(errors[0], "error")
         return render_post(post.id, form, status=400)
-    db.session.add(Comment(post_id=post.id, author_id=g.user.id, body=form.body.data))
+    comment = Comment(post_id=post.id, author_id=g.user.id)
+    stored(comment, form.body)
+    db.session.add(comment)
     db.session.commit()
     return redirect(url_for("blog.detail", id=post.id) + "#comments")

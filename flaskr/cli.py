@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from functools import cache
 
 import click
 from flask import current_app
@@ -16,6 +17,7 @@ from flaskr.auth import find_user
 from flaskr.db import db, require_schema
 from flaskr.forms import PASSWORD_MAX, PASSWORD_MIN, USERNAME_MAX, USERNAME_PATTERN
 from flaskr.models import Post, Tag, User, post_tag
+from flaskr.rendering import RENDERER, render
 
 DEMO_TAGS = ["flask", "python", "gunicorn", "containers", "systemd"]
 
@@ -102,14 +104,7 @@ def seed_command(posts: int, author: str, password: str | None, force: bool) -> 
             numbers = range(first, min(first + batch, start + posts + 1))
             ids = db.session.scalars(
                 insert(Post).returning(Post.id, sort_by_parameter_order=True),
-                [
-                    {
-                        "author_id": user.id,
-                        "title": f"Post {n}",
-                        "body": f"Demo post number **{n}**.\n\nWritten by `flask seed`.",
-                    }
-                    for n in numbers
-                ],
+                [{"author_id": user.id, "title": f"Post {n}", **demo_body(n)} for n in numbers],
             ).all()
             db.session.execute(
                 insert(post_tag),
@@ -118,6 +113,24 @@ def seed_command(posts: int, author: str, password: str | None, force: bool) -> 
             db.session.commit()
             bar.update(len(ids))
     click.echo(f"Added {posts} posts by {author}.")
+
+
+#: Every demo post's body, its number put in for N: rendered once, not once per post.
+DEMO_BODY = "Demo post number **N**.\n\nWritten by `flask seed`."
+
+
+@cache
+def demo_html() -> str:
+    return str(render(DEMO_BODY))
+
+
+def demo_body(n: int) -> dict[str, str]:
+    """The body of demo post ``n`` and its HTML, as a form would have stored them."""
+    return {
+        "body": DEMO_BODY.replace("**N**", f"**{n}**"),
+        "body_html": demo_html().replace("<strong>N</strong>", f"<strong>{n}</strong>"),
+        "rendered_with": RENDERER,
+    }
 
 
 @account_command("make-admin", "--revoke", "Take the admin right away instead.")

@@ -214,7 +214,12 @@ def drop_all() -> None:
 )
 @click.option("--yes", is_flag=True, help="Do not ask before --drop.")
 def init_db_command(drop: bool, yes: bool) -> None:
-    """Create the tables, or upgrade them; existing data is kept unless --drop is given."""
+    """Create the tables, or upgrade them; existing data is kept unless --drop is given.
+
+    Then render the posts and comments whose stored HTML another renderer made (or none).
+    """
+    from flaskr.bodies import render_all_stale
+
     if drop:
         if not yes:
             click.confirm("Delete every user, post and image?", abort=True)
@@ -222,3 +227,4 @@ def init_db_command(drop: bool, yes: bool) -> None:
         echo("Dropped all tables.")
     echo(upgrade_schema())
     current_app.logger.debug("schema at %s", schema_revision())
+    echo(render_all_stale())

@@ -8,11 +8,12 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
+from markupsafe import Markup
 from wtforms import PasswordField, StringField, TextAreaField
 from wtforms.fields import Field
 from wtforms.validators import DataRequired, Length, Regexp, ValidationError
 
-from flaskr.rendering import RenderTooCostly, check_cost
+from flaskr.rendering import RenderTooCostly, render
 
 TITLE_MAX = 200
 BODY_MAX = 20_000
@@ -65,18 +66,25 @@ def no_control_characters(
     return check
 
 
-def cheap_to_render(_form: FlaskForm, field: Field) -> None:
-    """Markdown whose HTML or rendering time is out of proportion is refused when written.
+class MarkdownField(TextAreaField):
+    """A Markdown body, rendered once when it validates: ``html`` holds the result to store.
 
-    A body refused already (too long, control characters) is never rendered: WTForms runs
-    every validator, and rendering half a megabyte only to refuse it cost seconds of CPU.
+    Rendering is what the body may cost (flaskr/rendering.py): a body whose HTML or rendering
+    time is out of proportion is refused with the reason. A body refused already (too long,
+    control characters) is never rendered: rendering half a megabyte only to refuse it cost
+    seconds of CPU.
     """
-    if field.errors:
-        return
-    try:
-        check_cost(field.data or "")
-    except RenderTooCostly as e:
-        raise ValidationError(str(e)) from None
+
+    html: Markup | None = None
+
+    def post_validate(self, form: FlaskForm, validation_stopped: bool) -> None:
+        self.html = None
+        if validation_stopped or self.errors:
+            return
+        try:
+            self.html = render(self.data or "")
+        except RenderTooCostly as e:
+            self.errors.append(str(e))
 
 
 def username_field(*rules: Any) -> StringField:
@@ -127,13 +135,9 @@ class PostForm(FlaskForm):
     title = StringField(
         "Title", validators=required("Title", TITLE_MAX, no_control_characters("Title"))
     )
-    body = TextAreaField(
+    body = MarkdownField(
         "Body",
-        validators=[
-            at_most("Body", BODY_MAX),
-            no_control_characters("Body", BODY_CONTROL),
-            cheap_to_render,
-        ],
+        validators=[at_most("Body", BODY_MAX), no_control_characters("Body", BODY_CONTROL)],
     )
     tags = StringField("Tags", validators=[no_control_characters("Tags")])
     image = FileField("Image")
@@ -150,9 +154,7 @@ class PostForm(FlaskForm):
 
 
 class CommentForm(FlaskForm):
-    body = TextAreaField(
+    body = MarkdownField(
         "Comment",
-        validators=required(
-            "Comment", COMMENT_MAX, no_control_characters("Comment", BODY_CONTROL), cheap_to_render
-        ),
+        validators=required("Comment", COMMENT_MAX, no_control_characters("Comment", BODY_CONTROL)),
     )

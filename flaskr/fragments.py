@@ -28,7 +28,7 @@ def listed_post(post: ListedPost) -> Markup:
         editable,
         post.id,
         post.title,
-        post.body,
+        post.body_html,
         post.created,
         post.author.username,
         post.likes,

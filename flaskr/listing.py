@@ -16,10 +16,12 @@ from functools import cache
 from typing import Any, NamedTuple
 
 from flask import current_app
+from markupsafe import Markup
 from sqlalchemy import (
     Integer,
     Select,
     bindparam,
+    case,
     column,
     exists,
     func,
@@ -29,6 +31,7 @@ from sqlalchemy import (
     table,
 )
 
+from flaskr.bodies import shown
 from flaskr.db import db
 from flaskr.models import Comment, Image, Like, Post, Tag, User, post_tag
 
@@ -66,7 +69,7 @@ class ListedPost:
 
     id: int
     title: str
-    body: str
+    body_html: Markup
     created: datetime
     author_id: int
     author: Author | PostAuthor
@@ -154,7 +157,9 @@ def _shown(user: Any) -> tuple[Any, ...]:
     return (
         POST.c.id,
         POST.c.title,
-        POST.c.body,
+        POST.c.body_html,
+        # The text only when it has no HTML stored (shown as plain text): it is not shown else.
+        case((POST.c.body_html.is_(None), POST.c.body)).label("body"),
         POST.c.created,
         POST.c.author_id,
         user.c.username,
@@ -192,7 +197,7 @@ def page_of(listing: Listing, page: int, per_page: int) -> tuple[list[ListedPost
         ListedPost(
             id,
             title,
-            body,
+            shown(html, body),
             created,
             author_id,
             Author(username),
@@ -201,9 +206,19 @@ def page_of(listing: Listing, page: int, per_page: int) -> tuple[list[ListedPost
             has_image,
             tag_names(tags),
         )  # fmt: skip
-        for id, title, body, created, author_id, username, likes, comments, tags, has_image in (
-            rows[:per_page]
-        )
+        for (
+            id,
+            title,
+            html,
+            body,
+            created,
+            author_id,
+            username,
+            likes,
+            comments,
+            tags,
+            has_image,
+        ) in rows[:per_page]  # fmt: skip
     ]
     return posts, len(rows) > per_page
 
@@ -248,10 +263,11 @@ def shown_post(id: int, user_id: int | None) -> tuple[ListedPost, bool, ImageSiz
         row = connection.execute(post_statement(), {"id": id, "user": user_id}).first()
     if row is None:
         return None
-    (id, title, body, created, author_id, username, likes, comments, tags, disabled, liked,
+    (id, title, html, body, created, author_id, username, likes, comments, tags, disabled, liked,
      width, height) = row  # fmt: skip
     post = ListedPost(
-        id, title, body, created, author_id, PostAuthor(username, author_id, disabled), likes,
-        comments, width is not None, tag_names(tags),
+        id, title, shown(html, body), created, author_id,
+        PostAuthor(username, author_id, disabled), likes, comments, width is not None,
+        tag_names(tags),
     )  # fmt: skip
     return post, bool(liked), ImageSize(width, height) if width is not None else None

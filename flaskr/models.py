@@ -56,6 +56,12 @@ class Post(db.Model):
     created: Mapped[datetime] = mapped_column(server_default=func.current_timestamp(), index=True)
     title: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
+    #: The body rendered when it was written (flaskr/rendering.py); up to 128 KB, so loaded
+    #: only where it is shown. None: shown as plain text until ``flask init-db`` renders it.
+    body_html: Mapped[str | None] = mapped_column(Text, deferred=True)
+    #: rendering.RENDERER when body_html was made: another renderer's HTML is made again.
+    rendered_with: Mapped[str | None] = mapped_column(String(64))
+
     author: Mapped[User] = relationship(lazy="joined", innerjoin=True)
     tags: Mapped[list[Tag]] = relationship(
         secondary=post_tag, order_by="Tag.name", lazy="selectin", back_populates="posts"
@@ -91,6 +97,8 @@ class Comment(db.Model):
     author_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
     created: Mapped[datetime] = mapped_column(server_default=func.current_timestamp())
     body: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)  # as Post's (at most 20 KB here)
+    rendered_with: Mapped[str | None] = mapped_column(String(64))
 
     post: Mapped[Post] = relationship(back_populates="comments")
     author: Mapped[User] = relationship(lazy="joined", innerjoin=True)

@@ -1,24 +1,27 @@
 """Markdown to safe HTML: markdown-it renders, nh3 (ammonia) removes anything that could run.
 
-What a body may cost is checked when it is written (``check_cost``, from the forms): its HTML
-is bounded in bytes, absolutely and relative to what was written, and so is the CPU time its
-rendering takes. Twenty kilobytes of ``[a]`` pointing at one long reference would otherwise
-render to 16 MB, and a table whose rows are left empty to 65,536 cells."""
+A body is rendered once, when it is written (``render``, from the forms), and its HTML is
+stored beside it (``body_html``, migration 0010): pages show the stored HTML and never render.
+That render is bounded: its HTML in bytes, absolutely and relative to what was written, a
+table in cells, and its CPU time. Twenty kilobytes of ``[a]`` pointing at one long reference
+would otherwise render to 16 MB, and a table whose rows are left empty to 65,536 cells.
+``RENDERER`` names what made a stored HTML: ``flask init-db`` renders again the bodies a
+different renderer made (flaskr/bodies.py)."""
 
 from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextvars import ContextVar
-from functools import wraps
+from importlib.metadata import version
 from typing import Any
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.rules_block import StateBlock
+from markdown_it.rules_block.table import table as _table
 from markupsafe import Markup
-
-from flaskr.bounded_cache import BoundedCache
 
 _markdown = MarkdownIt("commonmark", {"linkify": False}).enable(["table", "strikethrough"])
 
@@ -36,29 +39,11 @@ ALLOWED_ATTRIBUTES = {
 #: No javascript:, data: or vbscript: URLs: a link or image can only go somewhere real.
 ALLOWED_SCHEMES = {"http", "https", "mailto"}
 
-#: Rendered bodies each process keeps (texts and their HTML, 4 MB whatever users post): the
-#: same bodies are shown again and again.
-RENDERED = BoundedCache(4 * 1024 * 1024)
-
-
-def remembered(render: Callable[[str], Markup]) -> Callable[[str], Markup]:
-    """``render``, answering from RENDERED the texts it has rendered before."""
-
-    @wraps(render)
-    def cached_render(text: str) -> Markup:
-        html = RENDERED.get(text)
-        if html is None:
-            html = render(text)
-            RENDERED.put(text, html)
-        return html
-
-    return cached_render
-
-
-@remembered
-def markdown(text: str) -> Markup:
-    """Render a post or comment. Cached: the same bodies are shown again and again."""
-    return clean(_markdown.render(text or ""))
+#: Raise when the rules above or markdown-it's options change what a body renders to.
+RULES = 1
+#: What made a stored HTML: these rules and the two libraries' versions. A body stored with
+#: another is rendered again by ``flask init-db`` (flaskr/bodies.py).
+RENDERER = f"{RULES}/markdown-it-py {version('markdown-it-py')}/nh3 {version('nh3')}"
 
 
 def clean(html: str) -> Markup:
@@ -120,9 +105,8 @@ _budget: ContextVar[_Budget | None] = ContextVar("markdown_budget", default=None
 def _past_deadline(*_state: Any) -> bool:
     """Stop a render that ran out of time: a markdown-it rule tried before all others.
 
-    It is tried at every block and inline position and matches nothing, but stops a render
-    that has used up its CPU time (only ``check_cost`` gives a render a budget; pages render
-    as before).
+    It is tried at every block and inline position, and at every line of a paragraph, and
+    matches nothing, but stops a render that has used up its CPU time.
     """
     budget = _budget.get()
     if budget is not None:
@@ -130,7 +114,42 @@ def _past_deadline(*_state: Any) -> bool:
     return False
 
 
-_markdown.block.ruler.before("table", "deadline", _past_deadline)
+#: Cells a table may have: more could never fit in MAX_HTML_BYTES (each is at least
+#: ``<td></td>``). markdown-it builds a whole table in one block step, so this is checked
+#: before the table is built: the deadline above cannot interrupt it.
+MAX_TABLE_CELLS = MAX_HTML_BYTES // len("<td></td>")
+
+
+def _bounded_table(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    """markdown-it's table rule, refusing a table of more than MAX_TABLE_CELLS first.
+
+    The cells are counted from the delimiter row's columns and the lines up to the next blank
+    one: never fewer than markdown-it makes, since it fills short rows in.
+    """
+    if silent or not _table(state, start, end, True):
+        return _table(state, start, end, silent)
+    delimiter = state.src[state.bMarks[start + 1] : state.eMarks[start + 1]]
+    columns = sum(1 for cell in delimiter.split("|") if cell.strip())
+    rows = 0
+    while start + rows < end and not state.isEmpty(start + rows):
+        rows += 1
+    if columns * rows > MAX_TABLE_CELLS:
+        raise RenderTooCostly(
+            f"A table may have at most {MAX_TABLE_CELLS:,} cells: "
+            "split it into smaller ones or leave fewer rows empty."
+        )
+    return _table(state, start, end, silent)
+
+
+_markdown.block.ruler.at("table", _bounded_table)
+# Also among the rules that may end a paragraph, a list, a quote or a reference, which try
+# them at every line: a paragraph of many lines is one block step too.
+_markdown.block.ruler.before(
+    "table",
+    "deadline",
+    _past_deadline,
+    {"alt": ["paragraph", "reference", "blockquote", "list"]},
+)
 _markdown.inline.ruler.before("text", "deadline", _past_deadline)
 
 
@@ -151,8 +170,8 @@ def _estimated_size(tokens: Iterable[Any]) -> int:
     return size
 
 
-def check_cost(text: str) -> int:
-    """Render ``text`` as a page would and return the HTML's size, or raise RenderTooCostly.
+def render(text: str) -> Markup:
+    """Render a post or comment as pages show it, or raise RenderTooCostly saying why.
 
     A body whose HTML would be too large is refused from its parsed tokens, before any of
     that HTML is made."""
@@ -179,7 +198,15 @@ def check_cost(text: str) -> int:
         _budget.reset(reset)
         if collecting:
             gc.enable()
-    size = len(html.encode())
-    if size > limit:
+    if len(html.encode()) > limit:
         raise too_large
-    return size
+    return html
+
+
+def plain(text: str) -> Markup:
+    """``text`` shown as it was written, without Markdown: its paragraphs, escaped.
+
+    For a body stored without its HTML (written by other means, or a render that a newer
+    renderer refuses): showing it costs nothing and runs nothing."""
+    paragraphs = (p.strip() for p in text.replace("\r\n", "\n").split("\n\n"))
+    return Markup("\n").join(Markup("<p>%s</p>") % p for p in paragraphs if p)

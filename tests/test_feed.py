@@ -42,3 +42,30 @@ def test_control_characters_already_stored_do_not_break_the_feed(client, app) ->
         db.session.commit()
     entry = ET.fromstring(client.get("/feed.atom").data).find(f"{ATOM}entry")
     assert entry.find(f"{ATOM}title").text == "bell"
+
+
+def test_the_feed_is_bounded_and_kept_whatever_the_posts(client, auth, app, statements) -> None:
+    """Twenty posts of 19 KB rendering to about 128 KB each made a 2.7 MB feed, never cached."""
+    from flaskr.feed import ENTRY_CONTENT_BYTES, FEED_SIZE, SUMMARY_CHARACTERS
+
+    auth.login()
+    body = "[a link](https://example.com/a/long/address/to/somewhere) " * 320  # 19 KB
+    for i in range(FEED_SIZE):
+        response = client.post("/create", data={"title": f"long {i}", "body": body})
+        assert response.status_code == 302
+    client.post("/create", data={"title": "short", "body": "**short**"})
+    auth.logout()
+    response = client.get("/feed.atom")
+    size = len(response.data)
+    assert size <= FEED_SIZE * (ENTRY_CONTENT_BYTES + 1024), size
+    entries = ET.fromstring(response.data).findall(f"{ATOM}entry")
+    assert len(entries) == FEED_SIZE
+    assert entries[0].find(f"{ATOM}content").text.strip() == "<p><strong>short</strong></p>"
+    summary = entries[1].find(f"{ATOM}summary").text
+    assert summary.startswith("[a link](https://example.com/a/long/address/to/somewhere) [a link]")
+    assert len(summary) <= SUMMARY_CHARACTERS + 2 and summary.endswith(" …")
+    assert entries[1].find(f"{ATOM}content") is None
+    assert entries[1].find(f"{ATOM}link").get("href") == "http://localhost/21"
+    statements.clear()
+    assert client.get("/feed.atom").data == response.data  # kept by the page cache
+    assert len(statements) == 1 and "content_version" in statements[0]

@@ -3,18 +3,25 @@
 from html.parser import HTMLParser
 
 import pytest
+from markdown_it.parser_inline import ParserInline
 
 from flaskr import rendering
 from flaskr.rendering import (
     MAX_HTML_BYTES,
+    MAX_TABLE_CELLS,
     MIN_HTML_BYTES,
-    RENDERED,
     RenderTooCostly,
-    check_cost,
     html_limit,
-    markdown,
+    plain,
+    render,
 )
 from tests.helpers import reference_links
+
+
+def check_cost(text: str) -> int:
+    """The size of the HTML ``text`` renders to, as the forms' render bounds it."""
+    return len(render(text).encode())
+
 
 XSS = [
     "<script>alert(1)</script>",
@@ -76,14 +83,14 @@ class TagAudit(HTMLParser):
 
 @pytest.mark.parametrize("payload", XSS)
 def test_xss_payloads_come_out_inert(payload: str) -> None:
-    html = str(markdown(payload))
+    html = str(render(payload))
     audit = TagAudit()
     audit.feed(html)
     assert audit.problems == [], html
 
 
 def test_safe_markdown_survives() -> None:
-    html = str(markdown("**b** _i_ [l](https://example.com) ![p](https://example.com/p.png)"))
+    html = str(render("**b** _i_ [l](https://example.com) ![p](https://example.com/p.png)"))
     assert "<strong>b</strong>" in html
     assert "<em>i</em>" in html
     assert 'href="https://example.com"' in html
@@ -92,11 +99,11 @@ def test_safe_markdown_survives() -> None:
 
 
 def test_code_is_escaped_not_run() -> None:
-    assert "&lt;script&gt;" in str(markdown("`<script>` in code is fine"))
+    assert "&lt;script&gt;" in str(render("`<script>` in code is fine"))
 
 
 def test_tables_and_strikethrough() -> None:
-    html = str(markdown("| a | b |\n|---|---|\n| 1 | 2 |\n\n~~gone~~"))
+    html = str(render("| a | b |\n|---|---|\n| 1 | 2 |\n\n~~gone~~"))
     assert "<table>" in html and "<td>1</td>" in html
     assert "<s>gone</s>" in html
 
@@ -118,9 +125,8 @@ def test_html_is_bounded_relative_to_what_was_written() -> None:
 
 def test_a_table_of_empty_cells_is_refused() -> None:
     # 100 header columns, then 9,000 one-cell rows: markdown-it fills in 65,536 empty cells.
-    # Refused by whichever bound it meets first, depending on the machine's speed.
     head = "|" + "a|" * 100 + "\n|" + "-|" * 100 + "\n"
-    with pytest.raises(RenderTooCostly, match="takes too long to render|more than 128 KB"):
+    with pytest.raises(RenderTooCostly, match="at most 14,563 cells"):
         check_cost(head + "a\n" * ((20_000 - len(head)) // 2))
 
 
@@ -137,7 +143,7 @@ def test_ordinary_long_texts_pass_and_render_as_pages_do() -> None:
     prose = "Some *prose* with a [link](https://example.com) and `code`.\n\n" * 300
     table = "|a|b|\n|-|-|\n" + "|1|2|\n" * 1_000
     for text in (prose, table):
-        assert check_cost(text) == len(markdown(text).encode())
+        assert check_cost(text) == len(rendering.clean(rendering._markdown.render(text)).encode())
     assert check_cost("") == 0
 
 
@@ -147,8 +153,37 @@ def test_html_lengthened_by_sanitising_counts_too() -> None:
         check_cost("[](b)" * 1_000)
 
 
-def test_rendered_bodies_kept_are_bounded_in_bytes() -> None:
-    for i in range(200):
-        markdown(f"{i} " + "[a] " * 2_000 + "\n\n[a]: https://example.com/" + "x" * 500)
-    assert 0 < RENDERED.bytes <= RENDERED.max_bytes
-    assert markdown("*kept*") is markdown("*kept*")
+def test_a_table_of_too_many_cells_is_refused_before_it_is_built(monkeypatch) -> None:
+    """markdown-it builds a table in one block step, which the deadline cannot interrupt."""
+    built: list[int] = []
+    table_rule = rendering._table
+
+    def spy(state, start, end, silent):  # the original rule, noting each real build
+        if not silent:
+            built.append(start)
+        return table_rule(state, start, end, silent)
+
+    monkeypatch.setattr(rendering, "_table", spy)
+    head = "|" + "a|" * 100 + "\n|" + "-|" * 100 + "\n"  # 100 columns, then 200 rows
+    with pytest.raises(RenderTooCostly, match=f"at most {MAX_TABLE_CELLS:,} cells"):
+        render(head + "a\n" * 200)
+    assert built == []
+    assert "<td>" in str(render("|a|b|\n|-|-|\n" + "|1|2|\n" * 3_000))  # 6,002 cells
+    assert built
+
+
+def test_a_long_paragraph_is_stopped_inside_its_block(monkeypatch) -> None:
+    """One paragraph of 249,000 lines is one block step: its lines are checked too."""
+    monkeypatch.setattr(rendering, "MAX_RENDER_SECONDS", 0.0)
+
+    def inline_reached(*_args):
+        raise AssertionError("the paragraph's block step ran to its end")
+
+    monkeypatch.setattr(ParserInline, "parse", inline_reached)
+    with pytest.raises(RenderTooCostly, match="takes too long to render"):
+        render("a\n" * 249_000)
+
+
+def test_plain_text_is_escaped_and_keeps_its_paragraphs() -> None:
+    html = str(plain("**not bold** <script>x</script>\r\n\r\nsecond & last\n\n\n"))
+    assert html == ("<p>**not bold** &lt;script&gt;x&lt;/script&gt;</p>\n<p>second &amp; last</p>")
