@@ -61,7 +61,7 @@ def page_url(page: int, query: str) -> str:
 
 
 @bp.route("/")
-@cached
+@cached("q", "page")
 def index() -> str:
     """All posts, or those whose title holds ``q``, five a page."""
     query = CONTROL.sub("", request.args.get("q", "")).strip()[:SEARCH_MAX]
@@ -69,7 +69,7 @@ def index() -> str:
 
 
 @bp.route("/tag/<string:name>")
-@cached
+@cached("page")
 def tag(name: str) -> str:
     """The posts carrying one tag."""
     name = name.lower()
@@ -90,7 +90,7 @@ def get_post(id: int, check_author: bool = True) -> Post:
 
 
 @bp.route("/<int:id>")
-@cached
+@cached("comments")
 def detail(id: int) -> Any:
     # Visitors get no form: building one makes a CSRF token, and so a session, for nothing.
     return render_post(id, CommentForm() if g.user else None)

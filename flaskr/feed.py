@@ -53,7 +53,7 @@ def entry(post: Post) -> Entry:
 
 
 @bp.get("/feed.atom")
-@cached
+@cached()
 def atom() -> tuple[str, int, dict[str, str]]:
     posts = db.session.scalars(
         select(Post)

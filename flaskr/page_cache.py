@@ -1,6 +1,7 @@
 """Whole pages for visitors who are not logged in, kept by each worker until they change.
 
-A page is stored under its full URL and the database's content version (migration 0006),
+A page is stored under its address, the values of the query parameters its view reads, and
+the database's content version (migration 0006),
 which triggers raise on every write to what pages show, whoever writes. Serving a stored
 page costs one single-row read instead of the page's queries and its rendering (the figures
 are in docs/performance.md). No page is ever stale: the version is read before the page, so
@@ -31,14 +32,14 @@ VERSION = select(ContentVersion.version).where(ContentVersion.id == 1)
 
 
 def page_address(environ: dict[str, Any]) -> str:
-    """Give what a page depends on besides the data.
+    """Give where a page is, besides its query: what it depends on along with the data.
 
-    That is the scheme and host (the feed's absolute links), the mount point, the path and
-    the query, read raw (``request.url`` decodes and re-quotes them on every request).
+    That is the scheme and host (the feed's absolute links), the mount point and the path,
+    read raw (``request.url`` decodes and re-quotes them on every request).
     """
     return " ".join(
         environ.get(name, "")
-        for name in ("wsgi.url_scheme", "HTTP_HOST", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING")
+        for name in ("wsgi.url_scheme", "HTTP_HOST", "SCRIPT_NAME", "PATH_INFO")
     )
 
 
@@ -54,23 +55,32 @@ def content_version() -> int:
     return int(row[0])
 
 
-def cached(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Serve ``view``'s page from the cache when the visitor has no session."""
+def cached(*reads: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Serve the view's page from the cache when the visitor has no session.
 
-    @wraps(view)
-    def serve(**kwargs: Any) -> Any:
-        pages: BoundedCache | None = current_app.extensions.get("flaskr.pages")
-        if pages is None or session or request.method != "GET":
-            return view(**kwargs)
-        key = (page_address(request.environ), content_version())
-        page = pages.get(key)
-        if page is None:
-            page = view(**kwargs)
-            if isinstance(page, str | tuple) and not session.modified:
-                pages.put(key, page)  # text, not a Response: after_request hooks change those
-        return page
+    ``reads`` names the query parameters the view reads (with ``request.args.get``: the first
+    value of each): only those are part of the key. Any other parameter changes nothing on
+    the page, so ``/?page=2&x=1``, ``/?page=2&x=2``... are one entry, not one each.
+    """
 
-    return serve
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def serve(**kwargs: Any) -> Any:
+            pages: BoundedCache | None = current_app.extensions.get("flaskr.pages")
+            if pages is None or session or request.method != "GET":
+                return view(**kwargs)
+            query = tuple(request.args.get(name) for name in reads)
+            key = (page_address(request.environ), query, content_version())
+            page = pages.get(key)
+            if page is None:
+                page = view(**kwargs)
+                if isinstance(page, str | tuple) and not session.modified:
+                    pages.put(key, page)  # text, not a Response: after_request hooks change those
+            return page
+
+        return serve
+
+    return decorate
 
 
 def init_app(app: Flask) -> None:

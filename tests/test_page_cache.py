@@ -133,3 +133,38 @@ def test_a_missing_version_is_never_taken_for_an_unchanged_one(app: Flask) -> No
         db.session.commit()
         with pytest.raises(LookupError, match="init-db"):
             content_version()
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        ("/?x=1", "/?x=2"),
+        ("/?page=1&x=1", "/?page=1&x=2"),
+        ("/?q=test&utm_source=a", "/?utm_source=b&q=test"),
+        ("/1?x=1", "/1?x=2&page=9"),
+        ("/feed.atom?x=1", "/feed.atom?x=2"),
+    ],
+)
+def test_parameters_a_page_does_not_read_are_not_part_of_its_key(
+    client: FlaskClient, statements: list[str], first: str, then: str
+) -> None:
+    """A counter in a made-up parameter cannot make every request a new, rendered page."""
+    stored = client.get(first)
+    statements.clear()
+    again = client.get(then)
+    assert (again.status_code, again.data) == (stored.status_code, stored.data)
+    assert len(statements) == 1 and "content_version" in statements[0]
+
+
+def test_parameters_a_page_reads_are_part_of_its_key(client: FlaskClient, auth) -> None:
+    auth.login()
+    for i in range(6):
+        client.post("/create", data={"title": f"post {i}", "tags": "t"})
+    auth.logout()
+    for path in ("/", "/tag/t"):
+        first, second = client.get(f"{path}?page=1"), client.get(f"{path}?page=2&x=1")
+        assert first.status_code == second.status_code == 200
+        assert first.data != second.data
+        assert client.get(f"{path}?page=2&x=2").data == second.data
+    assert b"post 5" in client.get("/?q=post+5").data
+    assert b"post 5" not in client.get("/?q=post+0").data

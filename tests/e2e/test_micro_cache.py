@@ -129,3 +129,21 @@ def test_health_checks_and_metrics_always_ask_the_app(site: SiteNginx, path: str
     for _ in range(2):
         r = visitor_get(site, path)
         assert r.status_code == 200 and status(r) == "BYPASS"
+
+
+def test_only_parameters_a_page_reads_make_a_micro_cache_entry(
+    site: SiteNginx, writer: Visitor
+) -> None:
+    """A counter in a made-up parameter is neither stored nor served from the store (the app
+    answers it from its own page cache); the parameters pages read are cached as before."""
+    writer.create_post("Parameters")
+    post = f"/{writer.post_id('Parameters')}"
+    until(lambda: status(visitor_get(site, "/?page=1")) == "HIT", 10, "/?page=1 from the cache")
+    for path in ("/?page=1&x=1", "/?x=2", f"{post}?utm_source=a", "/?PAGE=1", "/feed.atom?x=1"):
+        for _ in range(2):
+            r = visitor_get(site, path)
+            assert r.status_code == 200 and status(r) == "BYPASS", path
+    until(lambda: status(visitor_get(site, "/?q=a&page=1")) == "HIT", 10, "a search")
+    until(lambda: status(visitor_get(site, f"{post}?comments=1")) == "HIT", 10, "comments")
+    assert status(visitor_get(site, "/?q=a&page=1&q=b")) == "BYPASS"
+
