@@ -7,6 +7,7 @@ get the app's own answer."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import time
 import uuid
 from collections.abc import Iterator
@@ -147,3 +148,19 @@ def test_only_parameters_a_page_reads_make_a_micro_cache_entry(
     until(lambda: status(visitor_get(site, f"{post}?comments=1")) == "HIT", 10, "comments")
     assert status(visitor_get(site, "/?q=a&page=1&q=b")) == "BYPASS"
 
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [("/feed.atom", "application/atom+xml"), ("/static/style.css", "text/css"), ("/", "text/html")],
+)
+def test_the_feed_and_styles_are_compressed(site: SiteNginx, path: str, kind: str) -> None:
+    plain = requests.get(site.base + path, headers={"Accept-Encoding": "identity"}, timeout=30)
+    packed = requests.get(
+        site.base + path, headers={"Accept-Encoding": "gzip"}, timeout=30, stream=True
+    )
+    sent = packed.raw.read(decode_content=False)
+    assert packed.headers["Content-Type"].startswith(kind)
+    assert packed.headers.get("Content-Encoding") == "gzip", packed.headers
+    assert "Content-Encoding" not in plain.headers
+    assert gzip.decompress(sent) == plain.content
+    print(f"{path}: {len(plain.content)} B, {len(sent)} B compressed")
