@@ -113,3 +113,20 @@ def test_container_run_publishes_beyond_loopback_when_told_a_proxy_is_in_front(c
         assert "--behind-proxy" not in engine
     done, engine = container("run", FLASKR_PUBLISH="127.0.0.1:8000")
     assert "refusing" not in done.stderr and "--publish 127.0.0.1:8000:8000" in engine
+
+
+def test_container_restore_passes_the_unpacked_cap_on_as_a_number_only(container, tmp_path):
+    """The cap reaches `flask restore` in the one-off container as an argument; anything but a
+    number is refused before the engine is asked anything."""
+    backup = tmp_path / "flaskr-x.sqlite.gz"
+    backup.write_bytes(b"")
+    # The engine's last call is the one-off container, its sh -c script over several lines.
+    done, engine = container("restore", str(backup), "--max-unpacked-mb", "20480")
+    assert 'restore "$f" ${2:+--max-unpacked-mb "$2"}' in engine
+    assert engine.rstrip().endswith(" sh sqlite.gz 20480"), engine
+    done, engine = container("restore", str(backup))
+    assert engine.rstrip().endswith(" sh sqlite.gz"), engine
+    for bad in (["--max-unpacked-mb", "1;id"], ["--max-unpacked-mb"], ["--force"], ["-1"]):
+        done, engine = container("restore", str(backup), *bad)
+        assert done.returncode == 1 and "usage: scripts/container restore FILE" in done.stderr
+        assert engine == ""
