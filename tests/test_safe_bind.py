@@ -15,6 +15,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BEYOND = ["0.0.0.0:8000", "192.0.2.1:8000", "[::]:8000", "blog.example.org:80", "0.0.0.0"]
+# Names that begin like a loopback address: gunicorn would look them up in the DNS.
+LOOKALIKES = ["127.0.0.1.evil.invalid:8799", "127.0.0.1.nip.io:8799", "127.0.0.1.:8000",
+              "127.0.0.256:8000", "127.1:8000"]  # fmt: skip
 
 
 def run(argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:
@@ -34,7 +37,7 @@ def serve(tmp_path: Path) -> Path:
     return tmp_path / "scripts" / "serve"
 
 
-@pytest.mark.parametrize("bind", BEYOND)
+@pytest.mark.parametrize("bind", BEYOND + LOOKALIKES)
 def test_serve_refuses_an_address_beyond_loopback(serve: Path, bind: str) -> None:
     instance = serve.parent.parent / "instance"
     for setting in ({}, {"FLASKR_BEHIND_PROXY": "0"}):
@@ -46,7 +49,10 @@ def test_serve_refuses_an_address_beyond_loopback(serve: Path, bind: str) -> Non
         assert done.stdout == "" and not instance.exists()  # nothing set up, nothing started
 
 
-@pytest.mark.parametrize("bind", ["127.0.0.1:8000", "localhost:8000", "[::1]:8000", "unix:x.sock"])
+@pytest.mark.parametrize(
+    "bind", ["127.0.0.1:8000", "127.10.20.30:8000", "127.0.0.1", "localhost:8000", "[::1]:8000",
+             "unix:x.sock"],
+)  # fmt: skip
 def test_serve_goes_on_for_loopback_or_behind_a_proxy(serve: Path, bind: str) -> None:
     said = [([], {}), (["--behind-proxy"], {}), ([], {"FLASKR_BEHIND_PROXY": "1"})]
     for args, setting in said:
@@ -92,6 +98,27 @@ def container(tmp_path: Path):
         (("--publish=0.0.0.0:80:8000",), "127.0.0.1:8000", "0.0.0.0:80:8000"),
         (("-P",), "127.0.0.1:8000", "every address (-P)"),
         (("--network", "host"), "127.0.0.1:8000", "the host's network"),
+        # Short options in a cluster, as Docker's tutorials write them (docker run -dp ...).
+        (("-dp", "8000:8000"), "127.0.0.1:8000", "8000:8000"),
+        (("-tp", "0.0.0.0:8000:8000"), "127.0.0.1:8000", "0.0.0.0:8000:8000"),
+        (("-itp", "8080:8000"), "127.0.0.1:8000", "8080:8000"),
+        (("-dp8000:8000",), "127.0.0.1:8000", "8000:8000"),
+        (("-dp=0.0.0.0:80:8000",), "127.0.0.1:8000", "0.0.0.0:80:8000"),
+        (("-dP",), "127.0.0.1:8000", "every address (-dP)"),
+        (("-Pit",), "127.0.0.1:8000", "every address (-Pit)"),
+        (("--publish-all=1",), "127.0.0.1:8000", "every address (--publish-all=1)"),
+        # Another container's network, whose published ports are this one's too; a pod's.
+        (("--network", "container:db"), "127.0.0.1:8000", "the network of another container"),
+        (("--net=container:db",), "127.0.0.1:8000", "the network of another container"),
+        (("--network", "name=host,alias=web"), "127.0.0.1:8000", "the host's network"),
+        (("--network=ns:/proc/1/ns/net",), "127.0.0.1:8000", "the network namespace"),
+        (("--network", "pasta:-t,8000"), "127.0.0.1:8000", "the ports pasta's own options"),
+        (("--pod", "web"), "127.0.0.1:8000", "the network of a pod (--pod web)"),
+        (("--pod=web",), "127.0.0.1:8000", "the network of a pod (--pod=web)"),
+        (("--pod-id-file", "/run/web.pod-id"), "127.0.0.1:8000", "the network of a pod"),
+        # Names that begin like a loopback address.
+        ((), "127.0.0.1.evil.invalid:8000", "127.0.0.1.evil.invalid:8000"),
+        (("-p", "127.0.0.1.nip.io:80:8000"), "127.0.0.1:8000", "127.0.0.1.nip.io:80:8000"),
     ],
 )
 def test_container_run_refuses_to_publish_beyond_loopback(container, args, publish, where):
@@ -99,7 +126,8 @@ def test_container_run_refuses_to_publish_beyond_loopback(container, args, publi
         done, engine = container(command, *args, FLASKR_PUBLISH=publish)
         assert done.returncode == 1, done
         assert engine == ""  # the engine was never asked anything: nothing built or replaced
-        assert f"refusing to publish port 8000 on {where}, beyond this machine" in done.stderr
+        assert f"refusing to publish port 8000 on {where}" in done.stderr
+        assert ", beyond this machine, with nobody in front" in done.stderr
         assert "Put nginx in front" in done.stderr and "--behind-proxy" in done.stderr
 
 
@@ -113,6 +141,55 @@ def test_container_run_publishes_beyond_loopback_when_told_a_proxy_is_in_front(c
         assert "--behind-proxy" not in engine
     done, engine = container("run", FLASKR_PUBLISH="127.0.0.1:8000")
     assert "refusing" not in done.stderr and "--publish 127.0.0.1:8000:8000" in engine
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--net", "host"),
+        ("--net=host",),
+        ("--network=host",),
+        ("--network", "host"),
+    ],
+)
+def test_container_run_refuses_the_host_network_in_every_spelling(container, args):
+    done, engine = container("run", *args)
+    assert done.returncode == 1 and engine == "", done
+    assert "refusing to publish port 8000 on the host's network, beyond" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        # Letters before p that take no value; p's value on loopback.
+        ("-dp", "127.0.0.1:8000:8000"),
+        ("-itp127.0.0.1:8080:8000",),
+        ("-p=127.0.0.1::8000/tcp",),
+        ("-p", "[::1]:8080:8000"),
+        # A letter that takes a value takes the rest of the cluster: -e PORT=8000, -v P:/p.
+        ("-ePORT=8000",),
+        ("-vP:/p",),
+        ("--network", "flaskr-net"),
+        ("--network=pasta",),
+        ("--publish-all=false",),
+    ],
+)
+def test_container_run_reads_clusters_and_networks_as_the_engine_does(container, args):
+    done, engine = container("run", *args)
+    assert "refusing" not in done.stderr, done.stderr
+    (run_line,) = [line for line in engine.splitlines() if line.startswith("run ")]
+    assert run_line.endswith(" ".join(args) + " flaskr:latest"), run_line
+
+
+@pytest.mark.parametrize(
+    "args", [("-dp", "8000:8000"), ("-dP",), ("--network", "host"), ("--pod", "web")]
+)
+def test_container_run_goes_on_behind_a_proxy(container, args):
+    for said, setting in ((["--behind-proxy"], {}), ([], {"FLASKR_BEHIND_PROXY": "1"})):
+        done, engine = container("run", *said, *args, **setting)
+        assert "refusing" not in done.stderr, done.stderr
+        (run_line,) = [line for line in engine.splitlines() if line.startswith("run ")]
+        assert run_line.endswith(" ".join(args) + " flaskr:latest"), run_line
 
 
 def test_container_restore_passes_the_unpacked_cap_on_as_a_number_only(container, tmp_path):
