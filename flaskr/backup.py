@@ -31,7 +31,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 
-from flaskr.db import MIGRATIONS, db, schema_revision, upgrade_schema
+from flaskr.db import MIGRATIONS, create_private_file, db, schema_revision, upgrade_schema
 from flaskr.models import Post, User
 
 #: ``flaskr-<UTC time>-<schema revision>[-<label>].<format>``: sorting by name sorts by time.
@@ -147,7 +147,10 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _new_private_file(path: Path) -> int:
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """Create ``path`` for writing, readable by its owner only (0600, whatever the umask)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
 
 
 def publish(partial: Path, final: Path) -> None:
@@ -381,6 +384,7 @@ def restore_sqlite(
             )
         keep_aside()
         db.engine.dispose()
+        create_private_file(live)  # a new database is 0600, an existing one keeps its mode
         src = sqlite3.connect(unpacked)
         dst = sqlite3.connect(live)
         try:

@@ -16,6 +16,17 @@ INSECURE_KEYS = {"", "dev", "secret", "changeme", "change-me"}
 
 KEY_LENGTH = 32
 KEY_VARIETY = 8
+#: Words of placeholders and made-up keys (CHANGE_ME_TO_A_RANDOM_SECRET_KEY,
+#: my-super-secret-key-for-flaskr-2026): a key holding one, in any case, is refused.
+#: See check_secret_key for what that costs random keys.
+PLACEHOLDER_WORDS = (
+    "change", "secret", "passwd", "sample", "random", "flaskr",
+    "example", "replace", "default",
+    "generate", "password", "insecure",
+    "placeholder",
+)  # fmt: skip
+#: What separates the words or letters of a made-up key (" a b c d", "my-key-for-this").
+SEPARATORS = frozenset(" \t\n-_.,:;/|")
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
@@ -214,9 +225,10 @@ def _load_secret_key(app: Flask) -> None:
         except OSError as e:
             raise ConfigError(
                 f"flaskr: cannot read the secret key file {path} ({e.strerror}) as uid "
-                f"{os.getuid()}, the user this app runs as. Fix: make it readable by that user, "
-                f"for example `chmod 0444 {path}` with its folder private to you, or "
-                f"`chown {os.getuid()} {path}`; or name another file in FLASKR_SECRET_KEY_FILE."
+                f"{os.getuid()}, the user this app runs as. Fix: make it that user's and "
+                f"readable by it alone, `chown {os.getuid()} {path} && chmod 0400 {path}` "
+                "(0600 to let it rewrite the file), in a folder it may enter; or name another "
+                "file in FLASKR_SECRET_KEY_FILE."
             ) from e
 
 
@@ -232,27 +244,51 @@ def check_secret_key(key: Any) -> None:
     """Refuse to serve with a missing, well-known or guessable key: sessions could be forged.
 
     A real key has at least KEY_LENGTH characters, KEY_VARIETY of them different, and is not
-    a run or a sequence (``aaaa...``, ``0123456789abcdef...``, ``abcdefghij123456...``): no
-    more than half of its neighbouring characters are equal or one apart.
-    ``secrets.token_hex(32)`` is a key.
+    a run or a sequence (``aaaa...``, ``0123456789abcdef...``, ``abcdefghij123456...``, also
+    once its separators are left out: `` a b c d ...``): no more than half of its
+    neighbouring characters are equal or one apart. Nor is it mostly one character (half of
+    it or more) or separators (a third or more), nor does it hold a placeholder's word
+    (PLACEHOLDER_WORDS: ``CHANGE_ME...``, ``...secret-key...``). ``secrets.token_hex(32)`` is
+    a key.
+
+    What the words cost random keys: none can occur in a token_hex key (each has a letter
+    after f). In a token_urlsafe(32) key, 43 characters of 64 (1.3 of them ``-`` or ``_``,
+    left out before the words are looked for), a letter matches a word's one in either case
+    with 2/62 = 1/31: a 6-letter word lies at one of about 37 places with 37 / 31**6 = 4.1e-8,
+    a 7-letter one with 1.3e-9. These 6 of 6 letters, 3 of 7 and 4 longer ones refuse at
+    most 2.5e-7 of such keys, 1 in 4 million; a single 5-letter word would cost 1.3e-6.
+    None of 2,000,000 token_urlsafe(32) and 1,000,000 token_hex(32) keys was refused. The
+    other rules cost less: half of a token_hex(16) key one character, 2e-10; a third of a
+    token_urlsafe(32) key separators, 2e-12.
     """
     if isinstance(key, bytes):
         key = key.decode("latin-1")
-    if (
-        not isinstance(key, str)
-        or key.strip().lower() in INSECURE_KEYS
-        or len(key.strip()) < KEY_LENGTH
-        or len(set(key)) < KEY_VARIETY
-        or _mostly_a_sequence(key)
-    ):
+    if not isinstance(key, str) or key.strip().lower() in INSECURE_KEYS or _guessable(key):
         raise ConfigError(
             "flaskr: refusing to start without a real secret key (at least "
             f"{KEY_LENGTH} characters, {KEY_VARIETY} of them different, not a run or a sequence "
-            "such as 0123... or abcd...). Set FLASKR_SECRET_KEY to a long random string, or "
-            "FLASKR_SECRET_KEY_FILE to a file holding one, for example:\n"
+            "such as 0123... or abcd..., not mostly one character or separators, and no "
+            "placeholder's word such as change, secret or example). Set FLASKR_SECRET_KEY to "
+            "a long random string, or FLASKR_SECRET_KEY_FILE to a file holding one, for "
+            "example:\n"
             "  python3 -c 'import secrets; print(secrets.token_hex(32))' > secret_key\n"
             "  export FLASKR_SECRET_KEY_FILE=$PWD/secret_key"
         )
+
+
+def _guessable(key: str) -> bool:
+    """The key breaks one of check_secret_key's rules."""
+    if len(key.strip()) < KEY_LENGTH or len(set(key)) < KEY_VARIETY:
+        return True
+    bare = "".join(c for c in key if c not in SEPARATORS)
+    most = max(key.count(c) for c in set(key))
+    return (
+        _mostly_a_sequence(key)
+        or _mostly_a_sequence(bare)
+        or 2 * most >= len(key)
+        or 3 * (len(key) - len(bare)) >= len(key)
+        or any(word in bare.lower() for word in PLACEHOLDER_WORDS)
+    )
 
 
 def _mostly_a_sequence(key: str) -> bool:

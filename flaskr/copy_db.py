@@ -6,9 +6,11 @@ Typically from its SQLite file to PostgreSQL when it outgrows one machine (docs/
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 import time
+from urllib.parse import quote, quote_plus
 
 import click
 from flask.cli import with_appcontext
@@ -28,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from flaskr.config import with_driver
-from flaskr.db import db, require_schema, schema_revision
+from flaskr.db import db, require_schema, schema_revision, shown_url
 
 #: Kept by the target's own triggers (and its migration's first row), not copied.
 DERIVED = {"content_version"}
@@ -44,10 +46,13 @@ HOW = (
     "--password-file FILE (mode 0600: chmod 600 FILE), in libpq's PGPASSWORD, PGPASSFILE or "
     "~/.pgpass, or type it when copy-db asks (in a terminal)"
 )
+#: What names a password in a URL's query (?password=, ?PASSWORD=, ?sslpassword=, ...): libpq
+#: takes its connection options there too. ?passfile= names a file, not a secret: allowed.
+SECRET_QUERY = re.compile(r"passw(or)?d|secret|^pwd$", re.IGNORECASE)
 
 
 def checked_url(given: str) -> URL:
-    """The --to URL, refused when it holds a password.
+    """The --to URL, refused when it holds a password, before its user or in its query.
 
     Every local user can read a command line (/proc/PID/cmdline): the password would be
     theirs while the copy runs.
@@ -58,12 +63,30 @@ def checked_url(given: str) -> URL:
         raise click.ClickException(
             "--to is not a database URL (postgresql://USER@HOST/NAME)."
         ) from None
-    if url.password is not None:
+    in_query = [key for key in url.query if SECRET_QUERY.search(key)]
+    if url.password is not None or in_query:
+        what = "a password" if url.password is not None else f"a password in ?{in_query[0]}="
         raise click.ClickException(
-            f"--to {url.render_as_string(hide_password=True)} holds a password, which every "
-            f"local user can read on this command's line while it runs: {HOW}."
+            f"--to {shown_url(url)} holds {what}, which every local user can read on this "
+            f"command's line while it runs: {HOW}."
         )
     return url
+
+
+def scrubbed(message: str, url: URL) -> str:
+    """An error's text without the URL's password or any value of its query, as ***.
+
+    Drivers quote them (libpq: 'invalid sslmode value: "..."'), and SQLAlchemy prints a URL's
+    query as it is. Query values are masked where they stand as a whole word.
+    """
+    if url.password:
+        for form in {url.password, quote(url.password, safe=""), quote_plus(url.password)}:
+            message = message.replace(form, "***")
+    values = {v for vs in url.query.values() for v in ([vs] if isinstance(vs, str) else vs)}
+    for value in sorted(filter(None, values), key=len, reverse=True):
+        for form in {value, quote(value, safe=""), quote_plus(value)}:
+            message = re.sub(rf"(?<!\w){re.escape(form)}(?!\w)", "***", message)
+    return message
 
 
 def read_password_file(path: str) -> str:
@@ -113,8 +136,7 @@ def connect_target(url: URL) -> Engine:
         if not isinstance(e, OperationalError) or "no password supplied" not in str(e):
             return target  # the copy reports it, as any other failure
         target.dispose()
-        shown = url.render_as_string(hide_password=True)
-        password = click.prompt(f"Password for {shown}", hide_input=True)
+        password = click.prompt(f"Password for {shown_url(url)}", hide_input=True)
         target = create_engine(url.set(password=password))
     return target
 
@@ -172,18 +194,18 @@ def copy_db_command(target_url: str, password_file: str | None) -> None:
         url = url.set(password=read_password_file(password_file))
     require_schema()
     revision = schema_revision()
-    shown = url.render_as_string(hide_password=True)
+    where = shown_url(url)
     try:
         target = connect_target(url)
     except ArgumentError as e:  # SQLite's driver takes no password, for one
-        raise click.ClickException(f"{shown}: {e}") from None
+        raise click.ClickException(f"{where}: {scrubbed(str(e), url)}") from None
     started = time.monotonic()
     try:
         with db.engine.connect() as source, target.begin() as out:
             there = target_revision(out)
             if there != revision:
                 raise click.ClickException(
-                    f"{shown} is at schema revision {there}, this database at {revision}. "
+                    f"{where} is at schema revision {there}, this database at {revision}. "
                     "Migrate the target first: flask --app flaskr init-db with "
                     "FLASKR_DATABASE_URL set to it in the environment, read from a private file "
                     "(never on a command line: docs/operating.md), then copy again."
@@ -192,7 +214,7 @@ def copy_db_command(target_url: str, password_file: str | None) -> None:
             busy = [t.name for t in tables if count(out, t)]
             if busy:
                 raise click.ClickException(
-                    f"{shown} already holds rows (tables {', '.join(busy)}): copy-db only fills "
+                    f"{where} already holds rows (tables {', '.join(busy)}): copy-db only fills "
                     "an empty database, so nothing is overwritten or mixed."
                 )
             total = 0
@@ -214,7 +236,9 @@ def copy_db_command(target_url: str, password_file: str | None) -> None:
                 click.echo(f"{table.name}: {rows} rows")
                 total += rows
     except SQLAlchemyError as e:
-        raise click.ClickException(f"copying into {shown} failed, nothing was kept: {e}") from e
+        raise click.ClickException(
+            f"copying into {where} failed, nothing was kept: {scrubbed(str(e), url)}"
+        ) from e
     finally:
         target.dispose()
     elapsed = time.monotonic() - started

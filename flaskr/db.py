@@ -8,13 +8,14 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote_plus
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event, inspect
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from flaskr.logs import echo
@@ -68,6 +69,37 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=15000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def create_private_file(path: str | os.PathLike[str]) -> bool:
+    """Create ``path`` empty and readable by its owner only (0600, whatever the umask).
+
+    False when it exists already (its mode is the operator's, left as it is) or cannot be
+    made here (SQLite, opening it next, says why).
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return False
+    try:
+        os.fchmod(fd, 0o600)  # a umask may have taken the owner's bits too
+    finally:
+        os.close(fd)
+    return True
+
+
+@event.listens_for(Engine, "do_connect")
+def _create_sqlite_privately(dialect: Any, _record: Any, cargs: list[Any], cparams: Any) -> None:
+    """Make a new SQLite database file 0600 before SQLite creates it with the umask's mode.
+
+    Under the usual umask 022 that was 0644: every local user could read the password hashes.
+    SQLite gives the -wal and -shm files the database's own mode. A database named by a URI
+    (``?uri=true``) is left to SQLite.
+    """
+    if dialect.name != "sqlite" or cparams.get("uri") or not cargs:
+        return
+    if isinstance(cargs[0], str) and cargs[0] not in ("", ":memory:"):
+        create_private_file(cargs[0])
 
 
 #: libpq's bounds on a PostgreSQL connection (init_app); FLASKR_SQLALCHEMY_ENGINE_OPTIONS'
@@ -128,6 +160,18 @@ def schema_revision() -> str | None:
         return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
+def shown_url(url: URL) -> str:
+    """A database URL for a message: its password as ***, and every value of its query too.
+
+    render_as_string(hide_password=True) hides only the password before the host, and libpq
+    takes options, a password among them, in the query as well.
+    """
+    text = url.difference_update_query(list(url.query)).render_as_string(hide_password=True)
+    if url.query:
+        text += "?" + "&".join(f"{quote_plus(key)}=***" for key in url.query)
+    return text
+
+
 def require_schema() -> None:
     """Stop a command that needs the tables when the database has none, saying how to fix it.
 
@@ -135,7 +179,7 @@ def require_schema() -> None:
     created by looking: a command run from the wrong folder leaves no stray empty database.
     """
     url = db.engine.url
-    where = url.render_as_string(hide_password=True)
+    where = shown_url(url)
     fix = (
         "Commands must run with the site's settings: on a host set up by install-host, "
         "`sudo flaskr COMMAND`; in the container, `scripts/container flask COMMAND`. "
@@ -165,6 +209,7 @@ def migration_lock() -> Iterator[None]:
         if database
         else os.path.join(current_app.instance_path, ".migrate-lock")
     )
+    create_private_file(path)  # empty, but beside the database: private as it is
     with open(path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -203,7 +248,7 @@ def drop_all() -> None:
     with db.engine.begin() as connection:
         connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
         connection.exec_driver_sql("DROP TABLE IF EXISTS post_search")
-        if connection.dialect.name == "postgresql":  # the triggers' function (migration 0006)
+        if connection.dialect.name == "postgresql":  # the triggers' functions (0006, 0010)
             connection.exec_driver_sql("DROP FUNCTION IF EXISTS content_changed()")
 
 

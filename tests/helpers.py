@@ -6,11 +6,13 @@ advises, from a module of their own."""
 from __future__ import annotations
 
 import io
+import os
 import sqlite3
 import struct
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -88,7 +90,7 @@ def tutorial_database(path: Path) -> None:
 def config_for(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     config = {
         "TESTING": True,
-        "SECRET_KEY": "test-secret-key-not-for-production",
+        "SECRET_KEY": "t-9f86d081884c7d65a2f0e3b1c4d7e6f8",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'test.sqlite'}",
         "WTF_CSRF_ENABLED": False,
     }
@@ -214,3 +216,13 @@ def reference_links(size: int, url_length: int) -> str:
     """``[a]`` repeated, all pointing at one long reference: each copy repeats the URL."""
     url = "https://example.com/" + "a" * url_length
     return "[a]" * ((size - url_length - 40) // 3) + "\n\n[a]: " + url
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    """Run the block with the process's umask set to ``mask`` (a careless operator's shell)."""
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)

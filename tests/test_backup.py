@@ -13,7 +13,7 @@ from flaskr import backup, create_app
 from flaskr.db import db, schema_revision
 from flaskr.health import head_revision
 from flaskr.models import Post
-from tests.helpers import config_for, tutorial_database
+from tests.helpers import config_for, tutorial_database, umask
 
 #: The schema revision this code migrates to: what a new backup records.
 HEAD = head_revision()
@@ -388,3 +388,38 @@ def test_a_restore_the_disk_cannot_hold_is_refused_before_anything_changes(
     output = restore_leaves_everything_as_it_was_but(app, 2, path)
     assert "MB free in" in output and "Nothing was changed." in output
     assert sorted(p.name for p in Path(path).parent.iterdir()) == kept  # nothing kept aside
+
+
+def file_modes(folder: Path) -> dict[str, int]:
+    return {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_restore_onto_a_fresh_instance_writes_files_only_their_owner_may_read(
+    app: Flask, tmp_path: Path
+) -> None:
+    """`flask restore` on an empty instance folder under umask 022 made flaskr.sqlite 0644:
+    the restored password hashes were every local user's to read."""
+    path = run_backup(app)["path"]
+    instance = tmp_path / "fresh-instance"
+    instance.mkdir()
+    with umask(0o022):
+        fresh = create_app(config_for(instance))
+        result = fresh.test_cli_runner().invoke(args=["restore", path])
+        assert result.exit_code == 0, result.output
+        assert post_count(fresh) == 1  # the -wal and -shm too
+        found = file_modes(instance)
+        # Restored again: the database now there is kept aside first, its copy private too.
+        again = fresh.test_cli_runner().invoke(args=["restore", path])
+        assert again.exit_code == 0 and "Kept the previous database" in again.output
+        # A database an operator made group-readable on purpose keeps its mode.
+        (instance / "test.sqlite").chmod(0o640)
+        kept = fresh.test_cli_runner().invoke(args=["restore", path])
+        assert kept.exit_code == 0, kept.output
+        with fresh.app_context():
+            db.engine.dispose()
+    assert {"test.sqlite", "test.sqlite-wal", "test.sqlite-shm"} <= set(found), found
+    assert set(found.values()) == {0o600}, found
+    backups = Path(fresh.instance_path) / "backups"
+    assert len(list(backups.glob("*-pre-restore.sqlite.gz"))) == 2
+    assert set(file_modes(backups).values()) == {0o600}, file_modes(backups)
+    assert file_modes(instance) == {"test.sqlite": 0o640, "test.sqlite.migrate-lock": 0o600}

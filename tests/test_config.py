@@ -34,10 +34,51 @@ def test_refuses_to_start_without_a_real_secret_key(key) -> None:
     assert "secrets.token_hex(32)" in str(refused.value)  # how to make a good one
 
 
-@pytest.mark.parametrize("make", [lambda: secrets.token_hex(16), lambda: secrets.token_urlsafe(32)])
-def test_random_keys_pass_the_check_every_time(make) -> None:
-    for _ in range(200):
+@pytest.mark.parametrize(
+    "key",
+    [
+        "CHANGE_ME_TO_A_RANDOM_SECRET_KEY", "changeme-changeme-changeme-changeme",
+        "my-super-secret-key-for-flaskr-2026", " a b c d e f g h i j k l m n o p q",
+        "Replace This With Your Own Key 1987", "xK9#pLaCeHoLdEr!mQ7vZ2wR4tY8uJ3nB",
+        "k-q-z-b-m-w-c-r-j-x-f-d-h-p-y-g-t",  # a third or more separators
+        "a0a1a2a3a4a5a6a7a8a9aAaBaCaDaEaFaG",  # half of it one character
+    ],
+)  # fmt: skip
+def test_refuses_placeholders_and_keys_mostly_one_character_or_separators(key) -> None:
+    """Each passed: long enough, varied enough, no run or sequence next to next."""
+    with pytest.raises(ConfigError, match="placeholder's word such as change") as refused:
+        check_secret_key(key)
+    assert "not mostly one character or separators" in str(refused.value)
+    assert "secrets.token_hex(32)" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("make", "keys"),
+    [
+        # The sequence rule refuses about 1 token_hex(16) key in 65,000 (32 characters, 31
+        # neighbouring pairs, each equal or one apart with 0.17): 200 of them, as before.
+        (lambda: secrets.token_hex(16), 200),
+        (lambda: secrets.token_hex(32), 3000),
+        (lambda: secrets.token_urlsafe(32), 3000),
+    ],
+)
+def test_random_keys_pass_the_check_every_time(make, keys) -> None:
+    """The placeholder words refuse about 1 token_urlsafe(32) key in 4 million and no
+    token_hex key (the figures: check_secret_key); 2,000,000 and 1,000,000 ran once."""
+    for _ in range(keys):
         check_secret_key(make())
+
+
+def test_a_few_separators_or_any_bytes_pass_but_mostly_separators_do_not() -> None:
+    for key in (
+        "k-9f86d081884c7d65a2f0e3b1c4d7e6f8",
+        "550e8400-e29b-41d4-a716-446655440000",  # a UUID: 4 separators in 36
+        b'_5#y2L"F4Q8z\n\xec]/' * 3,  # the Flask tutorial's bytes, read as Latin-1
+        "correct horse battery staple tower lamp",  # a passphrase of common words
+    ):
+        check_secret_key(key)
+    with pytest.raises(ConfigError):
+        check_secret_key("k-q-z-b-m-w-c-r-j-x-f-d-h-p-y-g-t")
 
 
 @pytest.mark.parametrize("setting", ["FLASKR_DEBUG", "FLASKR_TESTING"])
@@ -70,7 +111,11 @@ def test_unreadable_secret_key_file_says_which(tmp_path: Path, monkeypatch) -> N
     with pytest.raises(ConfigError, match="missing") as raised:
         create_app()
     message = str(raised.value)
-    assert f"as uid {os.getuid()}" in message and f"chmod 0444 {tmp_path / 'missing'}" in message
+    assert f"as uid {os.getuid()}" in message
+    # Readable by the app's user alone: never a world-readable key (0444).
+    path = tmp_path / "missing"
+    assert f"`chown {os.getuid()} {path} && chmod 0400 {path}`" in message
+    assert "0444" not in message
 
 
 def test_secret_key_from_systemd_credential(tmp_path: Path, monkeypatch) -> None:

@@ -224,3 +224,73 @@ def test_sudo_flaskr_copy_db_hands_a_root_only_password_file_to_systemd(tmp_path
     with pytest.raises(SystemExit) as refused:
         command.hand_over_password_file(["copy-db", "--password-file", str(tmp_path)])
     assert "not a regular file" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://flaskr@127.0.0.1:1/flaskr?password={SECRET}",
+        f"postgresql://flaskr@127.0.0.1:1/flaskr?PASSWORD={SECRET}",
+        f"postgresql:///flaskr?host=127.0.0.1&port=1&user=flaskr&password={SECRET}",
+        f"postgresql://flaskr@127.0.0.1:1/flaskr?sslmode=require&sslpassword={SECRET}",
+        f"postgresql://flaskr@127.0.0.1:1/flaskr?pass%77ord={SECRET}",  # decoded: password
+        f"postgresql://flaskr@127.0.0.1:1/flaskr?passwd={SECRET}&password={SECRET}",
+    ],
+)
+def test_a_password_in_the_target_urls_query_is_refused_and_never_echoed(app, url) -> None:
+    """libpq takes a password in the query too (psycopg hands it on): it was used, and the
+    error printed the URL with it, render_as_string(hide_password=True) hiding only the one
+    before the host."""
+    result = app.test_cli_runner().invoke(args=["copy-db", "--to", url])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert SECRET not in result.output, result.output
+    assert "holds a password in ?" in result.output and "which every local user" in result.output
+    assert "--password-file FILE" in result.output
+
+
+def test_a_passfile_is_no_password(app) -> None:
+    """libpq's passfile names a file (~/.pgpass's format): allowed, as PGPASSFILE is."""
+    from flaskr.copy_db import checked_url, shown_url
+
+    url = checked_url("postgresql://flaskr@db/flaskr?passfile=/etc/flaskr/pgpass&sslmode=require")
+    assert url.query["passfile"] == "/etc/flaskr/pgpass"
+    assert shown_url(url) == "postgresql+psycopg://flaskr@db/flaskr?passfile=***&sslmode=***"
+
+
+@pytest.mark.parametrize(
+    ("query", "why"),
+    [
+        (f"sslmode={SECRET}", "invalid sslmode value"),  # libpq quotes the value
+        (f"connect_timeout={SECRET}", "connect_timeout"),
+        (f"application_name={SECRET}", "failed, nothing was kept"),
+    ],
+)
+def test_no_message_prints_a_value_of_the_target_urls_query(app, query, why) -> None:
+    """Whatever a query holds stays out of every message: the URL shows its values as ***,
+    and an error quoting one (libpq's, SQLAlchemy's) has it masked."""
+    result = app.test_cli_runner().invoke(
+        args=["copy-db", "--to", f"postgresql://flaskr@127.0.0.1:1/flaskr?{query}"]
+    )
+    assert result.exit_code == 1 and why in result.output, result.output
+    assert SECRET not in result.output and "Traceback" not in result.output, result.output
+    name = query.split("=")[0]
+    assert f"copying into postgresql+psycopg://flaskr@127.0.0.1:1/flaskr?{name}=***" in (
+        result.output
+    )
+
+
+def test_the_migrate_first_hint_prints_no_query_value(app, tmp_path) -> None:
+    target = f"sqlite:///{tmp_path / 'bare.sqlite'}?cache={SECRET}&uri=true"
+    result = app.test_cli_runner().invoke(args=["copy-db", "--to", target])
+    assert result.exit_code == 1 and "Migrate the target first" in result.output, result.output
+    assert SECRET not in result.output and "?cache=***&uri=***" in result.output
+
+
+def test_an_error_never_repeats_the_password_or_a_query_value() -> None:
+    from sqlalchemy import make_url
+
+    from flaskr.copy_db import scrubbed
+
+    url = make_url("postgresql+psycopg://u@h/d?sslmode=a%20b&port=5").set(password="p w/1")
+    said = 'pw p w/1 p%20w%2F1 p+w%2F1: "a b" a+b a%20b; port 5432 5 s'
+    assert scrubbed(said, url) == 'pw *** *** ***: "***" *** ***; port 5432 *** s'

@@ -1,5 +1,6 @@
 import os
 import sqlite3
+import stat
 from pathlib import Path
 
 from sqlalchemy import inspect, select, text
@@ -7,7 +8,7 @@ from sqlalchemy import inspect, select, text
 from flaskr import create_app
 from flaskr.db import MIGRATIONS, db, schema_revision, upgrade_schema
 from flaskr.models import Post, User
-from tests.helpers import config_for, tutorial_database
+from tests.helpers import config_for, tutorial_database, umask
 
 #: A production app (not TESTING) whose command output is plain text, as at a terminal.
 TEXT_LOGS = {"SECRET_KEY": "s-9f86d081884c7d65a2f0e3b1c4d7e6f8", "LOG_FORMAT": "text"}
@@ -180,3 +181,40 @@ def test_a_forked_worker_never_uses_the_parents_connections(app) -> None:
         os.waitpid(pid, 0)
         assert in_child == "0"
         assert db.engine.pool.checkedin() == 1  # the parent's own is untouched
+
+
+def modes(folder: Path, pattern: str = "flaskr.sqlite*") -> dict[str, int]:
+    return {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.glob(pattern)}
+
+
+def test_a_new_database_is_readable_by_its_owner_only_whatever_the_umask(tmp_path) -> None:
+    """Under the usual umask 022 SQLite made flaskr.sqlite 0644: every local user could read
+    the password hashes. The app makes it 0600 (SQLite gives -wal and -shm its mode)."""
+    with umask(0o022):
+        app = create_app(TEXT_LOGS)
+        result = app.test_cli_runner().invoke(args=["init-db"])
+        assert result.exit_code == 0, result.output
+        with app.app_context(), db.engine.connect() as connection:
+            connection.execute(text("SELECT count(*) FROM post"))  # the -wal and -shm are there
+            instance = tmp_path / "instance"
+            found = modes(instance)
+    assert {"flaskr.sqlite", "flaskr.sqlite-wal", "flaskr.sqlite-shm"} <= set(found), found
+    assert set(found.values()) == {0o600}, found  # the migration's lock file with them
+    # An operator may have made it group-readable on purpose: an existing file keeps its mode.
+    (instance / "flaskr.sqlite").chmod(0o640)
+    with umask(0o022):
+        assert app.test_cli_runner().invoke(args=["init-db"]).exit_code == 0
+        with app.app_context():
+            db.engine.dispose()
+    assert modes(instance, "flaskr.sqlite") == {"flaskr.sqlite": 0o640}
+
+
+def test_a_database_without_tables_is_named_without_its_query_values(tmp_path) -> None:
+    """FLASKR_DATABASE_URL may carry libpq options, a password among them, in its query:
+    a command's message shows the URL with *** for each value."""
+    (tmp_path / "empty.sqlite").touch()
+    url = f"sqlite:///{tmp_path / 'empty.sqlite'}?timeout=31415926"
+    app = create_app({**TEXT_LOGS, "DATABASE_URL": url})
+    result = app.test_cli_runner().invoke(args=["make-admin", "nobody"])
+    assert result.exit_code == 1 and "has no flaskr tables yet" in result.output, result.output
+    assert "31415926" not in result.output and "empty.sqlite?timeout=***" in result.output
