@@ -9,6 +9,7 @@ migrations, so an upgrade of markdown-it-py or nh3 takes effect before the worke
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any
 
@@ -24,13 +25,22 @@ from flaskr.rendering import RENDERER, RenderTooCostly, plain, render
 BATCH = 200
 
 
+def rendered_mark() -> str:
+    """What ``rendered_with`` holds: the renderer, and a mark new at every write.
+
+    A body changed without a new mark (plain SQL, an older release) loses its stale HTML to
+    migration 0010's trigger, so no edit is ever hidden behind the HTML of the old text.
+    """
+    return f"{RENDERER} #{secrets.token_hex(4)}"
+
+
 def stored(row: Post | Comment, field: MarkdownField) -> None:
     """Give ``row`` the body of a validated form's field and the HTML rendered from it."""
     if field.html is None:
         raise ValueError(f"{field.name} was not validated: it has no HTML to store")
     row.body = field.data or ""
     row.body_html = str(field.html)
-    row.rendered_with = RENDERER
+    row.rendered_with = rendered_mark()
 
 
 def shown(html: str | None, body: str) -> Markup:
@@ -48,13 +58,13 @@ def render_stale(model: Any) -> tuple[int, int]:
     because this renderer refuses them (RenderTooCostly). A body edited meanwhile keeps its
     edit: a row is only written if its body is still the one rendered.
     """
-    stale = or_(model.rendered_with.is_(None), model.rendered_with != RENDERER)
+    stale = or_(model.rendered_with.is_(None), ~model.rendered_with.startswith(f"{RENDERER} #"))
     table = model.__table__
     # One statement for the batch, run for each row (executemany).
     write = (
         update(table)
         .where(table.c.id == bindparam("row_id"), table.c.body == bindparam("rendered_body"))
-        .values(body_html=bindparam("html"), rendered_with=RENDERER)
+        .values(body_html=bindparam("html"), rendered_with=bindparam("mark"))
     )
     done = refused = 0
     after = 0
@@ -74,7 +84,9 @@ def render_stale(model: Any) -> tuple[int, int]:
             except RenderTooCostly:
                 html = plain(body or "")
                 refused += 1
-            written.append({"row_id": id, "rendered_body": body, "html": str(html)})
+            written.append(
+                {"row_id": id, "rendered_body": body, "html": str(html), "mark": rendered_mark()}
+            )
         db.session.connection().execute(write, written)
         db.session.commit()
         done += len(rows)

@@ -14,10 +14,11 @@ from werkzeug.security import generate_password_hash
 
 from flaskr import throttle
 from flaskr.auth import find_user
+from flaskr.bodies import rendered_mark
 from flaskr.db import db, require_schema
 from flaskr.forms import PASSWORD_MAX, PASSWORD_MIN, USERNAME_MAX, USERNAME_PATTERN
 from flaskr.models import Post, Tag, User, post_tag
-from flaskr.rendering import RENDERER, render
+from flaskr.rendering import render
 
 DEMO_TAGS = ["flask", "python", "gunicorn", "containers", "systemd"]
 
@@ -129,7 +130,7 @@ def demo_body(n: int) -> dict[str, str]:
     return {
         "body": DEMO_BODY.replace("**N**", f"**{n}**"),
         "body_html": demo_html().replace("<strong>N</strong>", f"<strong>{n}</strong>"),
-        "rendered_with": RENDERER,
+        "rendered_with": rendered_mark(),
     }
 
 

@@ -250,6 +250,7 @@ def drop_all() -> None:
         connection.exec_driver_sql("DROP TABLE IF EXISTS post_search")
         if connection.dialect.name == "postgresql":  # the triggers' functions (0006, 0010)
             connection.exec_driver_sql("DROP FUNCTION IF EXISTS content_changed()")
+            connection.exec_driver_sql("DROP FUNCTION IF EXISTS body_edited()")
 
 
 @click.command("init-db")

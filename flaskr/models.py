@@ -59,7 +59,8 @@ class Post(db.Model):
     #: The body rendered when it was written (flaskr/rendering.py); up to 128 KB, so loaded
     #: only where it is shown. None: shown as plain text until ``flask init-db`` renders it.
     body_html: Mapped[str | None] = mapped_column(Text, deferred=True)
-    #: rendering.RENDERER when body_html was made: another renderer's HTML is made again.
+    #: rendering.RENDERER and a mark new at each write (bodies.rendered_mark): another
+    #: renderer's HTML is made again; a body changed without a new mark loses its HTML.
     rendered_with: Mapped[str | None] = mapped_column(String(64))
 
     author: Mapped[User] = relationship(lazy="joined", innerjoin=True)

@@ -15,10 +15,12 @@ from tests.helpers import reference_links
 
 
 def stored_row(app: Flask, model: type[Post] | type[Comment], id: int) -> tuple[str, str, str]:
+    """The row's body, its HTML, and the renderer that made it (without the write's mark)."""
     with app.app_context():
         row = db.session.get(model, id)
         assert row is not None
-        return row.body, row.body_html, row.rendered_with
+        renderer = row.rendered_with and row.rendered_with.rsplit(" #", 1)[0]
+        return row.body, row.body_html, renderer
 
 
 def no_rendering(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,3 +103,36 @@ def test_a_body_this_renderer_refuses_is_shown_as_plain_text(runner, app, client
     html = stored_row(app, Post, 1)[1]
     assert html.startswith("<p>[a][a][a]") and len(html) < 2 * len(bomb)
     assert len(client.get("/1").data) < 3 * len(bomb)
+
+
+def test_a_body_changed_by_plain_sql_shows_its_new_text_at_once(client, auth, app, runner):
+    """A moderator's redaction in SQL, or an older release's edit: never hidden behind the
+    HTML of the old text. It shows as plain text until `flask init-db` renders it."""
+    auth.login()
+    client.post("/create", data={"title": "md", "body": "Secret **address**"})
+    client.post("/2/comment", data={"body": "*nice*"})
+    auth.logout()
+    assert b"Secret <strong>address</strong>" in client.get("/2").data
+    with app.app_context():
+        db.session.execute(text("UPDATE post SET body = 'REDACTED *by SQL*' WHERE id = 2"))
+        db.session.execute(text("UPDATE comment SET body = 'gone' WHERE id = 1"))
+        db.session.commit()
+    page = client.get("/2").data
+    assert b"Secret" not in page and b"<p>REDACTED *by SQL*</p>" in page
+    assert b"nice" not in page and b"<p>gone</p>" in page
+    assert b"Secret" not in client.get("/feed.atom").data
+    runner.invoke(args=["init-db"])
+    assert b"REDACTED <em>by SQL</em>" in client.get("/2").data
+    assert stored_row(app, Comment, 1)[1:] == ("<p>gone</p>\n", RENDERER)
+
+
+def test_an_edit_whose_html_is_the_same_keeps_its_html(client, auth, app) -> None:
+    """The app marks each write anew: the trigger leaves its own edits alone."""
+    auth.login()
+    client.post("/create", data={"title": "md", "body": "Some **bold**"})
+    client.post("/2/update", data={"title": "md", "body": "Some **bold**\r\n\r\n"})
+    assert stored_row(app, Post, 2) == (
+        "Some **bold**\r\n\r\n",
+        "<p>Some <strong>bold</strong></p>\n",
+        RENDERER,
+    )
