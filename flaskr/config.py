@@ -79,10 +79,10 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         LOGIN_FAILURES_PER_USER=20,
         LOGIN_FAILURES_GLOBAL=1000,
         # Registration throttling (throttle.py): accounts made within the window from one
-        # address, and on the whole site.
+        # address (an IPv6 /64 is one address), and on the whole site.
         REGISTRATION_WINDOW_SECONDS=3600,
         REGISTRATIONS_PER_ADDRESS=20,
-        REGISTRATIONS_GLOBAL=100,
+        REGISTRATIONS_GLOBAL=1000,
         LOG_FORMAT="json",
         LOG_LEVEL="INFO",
         # Prometheus metrics at /metrics: off by default, then only for these addresses.

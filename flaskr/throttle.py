@@ -22,6 +22,7 @@ Registrations are counted the same way, per address and for the whole site
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import secrets
 from dataclasses import dataclass
@@ -92,7 +93,21 @@ Limits = list[tuple[ColumnElement[bool], int]]
 
 
 def _address() -> str:
-    return (request.remote_addr or "")[:64]
+    """The client's address as the limits count it: an IPv6 address by its /64.
+
+    One subscriber is usually given a whole /64 (RFC 6177), so counting each of its 2^64
+    addresses on its own would give one person unlimited guesses and registrations.
+    """
+    raw = request.remote_addr or ""
+    try:
+        ip = ipaddress.ip_address(raw)
+    except ValueError:
+        return raw[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def _account(username: str) -> str:

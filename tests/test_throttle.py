@@ -176,7 +176,7 @@ def test_default_limits(app) -> None:
         "LOGIN_FAILURES_GLOBAL": 1000,
         "REGISTRATION_WINDOW_SECONDS": 3600,
         "REGISTRATIONS_PER_ADDRESS": 20,
-        "REGISTRATIONS_GLOBAL": 100,
+        "REGISTRATIONS_GLOBAL": 1000,
     }
 
 
@@ -325,3 +325,22 @@ def test_an_admin_lets_the_owner_in_from_a_new_browser(tmp_path: Path) -> None:
 def test_clear_login_failures_names_an_account(app) -> None:
     result = app.test_cli_runner().invoke(args=["clear-login-failures", "nobody"])
     assert result.exit_code == 1 and "No user named nobody." in result.output
+
+
+def test_an_ipv6_subscriber_counts_as_one_address(tmp_path: Path) -> None:
+    """One subscriber usually holds a whole /64: its 2^64 addresses share one allowance."""
+    client = make_app(tmp_path, REGISTRATIONS_PER_ADDRESS=2).test_client()
+    assert register(client, "six1", addr="2001:db8:1:2::1").status_code == 302
+    assert register(client, "six2", addr="2001:db8:1:2:ffff::9").status_code == 302
+    assert register(client, "six3", addr="2001:db8:1:2:abcd::3").status_code == 429
+    assert register(client, "six4", addr="2001:db8:1:3::1").status_code == 302  # another /64
+    # An IPv4 client reaching an IPv6 socket (::ffff:a.b.c.d) is its IPv4 address.
+    assert register(client, "four1", addr="::ffff:10.0.0.7").status_code == 302
+    assert register(client, "four2", addr="10.0.0.7").status_code == 302
+    assert register(client, "four3", addr="::ffff:10.0.0.7").status_code == 429
+
+
+def test_guesses_from_one_ipv6_subscriber_share_its_limit(tmp_path: Path) -> None:
+    client = make_app(tmp_path, LOGIN_FAILURES_PER_ADDRESS=2).test_client()
+    codes = [fail(client, f"nobody{i}", addr=f"2001:db8::{i + 1:x}").status_code for i in range(3)]
+    assert codes[2] == 429 and 429 not in codes[:2]
