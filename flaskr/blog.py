@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from werkzeug.wrappers import Response
 
+from flaskr import render_budget
 from flaskr.auth import login_required
 from flaskr.bodies import stored
 from flaskr.db import db
@@ -178,6 +179,19 @@ def save_post(form: PostForm, post: Post) -> str | None:
     return None
 
 
+def validated(form: PostForm | CommentForm) -> bool:
+    """Validate a sent form, which renders its body, and charge the user for the render."""
+    valid = form.validate()
+    render_budget.charge(form.body.cost)
+    return valid
+
+
+def too_busy(wait: int, form: PostForm, template: str, **context: Any) -> Any:
+    """Refuse a write or preview over the user's budget: 429, and the form as it was typed."""
+    flash(render_budget.refusal(wait), "error")
+    return render_template(template, form=form, **context), 429, {"Retry-After": str(wait)}
+
+
 def form_failed(form: PostForm, template: str, **context: Any) -> tuple[str, int]:
     """Show the form again with what was typed, each error flashed, and a 400 status."""
     for errors in form.errors.values():
@@ -190,7 +204,7 @@ def preview(form: PostForm, template: str, **context: Any) -> Any:
 
     Errors show as they would on saving, so a preview also tells what still needs fixing.
     """
-    if not form.validate():
+    if not validated(form):
         # A body refused (too long, or too costly to render) is not rendered here either.
         return form_failed(form, template, preview=form.body.html, **context)
     return render_template(template, form=form, preview=form.body.html, **context)
@@ -205,9 +219,11 @@ def wants_preview() -> bool:
 @login_required
 def create() -> Any:
     form = PostForm()
+    if request.method == "POST" and (wait := render_budget.wait()) is not None:
+        return too_busy(wait, form, "blog/create.html")
     if wants_preview():
         return preview(form, "blog/create.html")
-    if form.validate_on_submit():
+    if request.method == "POST" and validated(form):
         if save_post(form, Post(author_id=g.user.id)) is None:
             return redirect(url_for("blog.index"))
     elif request.method == "GET":
@@ -223,9 +239,11 @@ def update(id: int) -> Any:
     if request.method == "GET":
         form.tags.data = ", ".join(t.name for t in post.tags)
         return render_template("blog/update.html", form=form, post=post)
+    if (wait := render_budget.wait()) is not None:
+        return too_busy(wait, form, "blog/update.html", post=post)
     if wants_preview():
         return preview(form, "blog/update.html", post=post)
-    if form.validate_on_submit() and save_post(form, post) is None:
+    if validated(form) and save_post(form, post) is None:
         return redirect(url_for("blog.index"))
     return form_failed(form, "blog/update.html", post=post)
 
@@ -261,7 +279,11 @@ def like(id: int) -> Response:
 def comment(id: int) -> Any:
     post = get_post(id, check_author=False)
     form = CommentForm()
-    if not form.validate_on_submit():
+    if (wait := render_budget.wait()) is not None:
+        flash(render_budget.refusal(wait), "error")
+        page, _ = render_post(post.id, form)
+        return page, 429, {"Retry-After": str(wait)}
+    if not validated(form):
         for errors in form.errors.values():
             flash(errors[0], "error")
         return render_post(post.id, form, status=400)

@@ -83,6 +83,10 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         REGISTRATION_WINDOW_SECONDS=3600,
         REGISTRATIONS_PER_ADDRESS=20,
         REGISTRATIONS_GLOBAL=1000,
+        # What rendering each account's posts, comments and previews may cost
+        # (render_budget.py): CPU milliseconds within the window.
+        RENDER_WINDOW_SECONDS=60,
+        RENDER_CPU_MS_PER_USER=4000,
         LOG_FORMAT="json",
         LOG_LEVEL="INFO",
         # Prometheus metrics at /metrics: off by default, then only for these addresses.
@@ -156,6 +160,8 @@ WHOLE_NUMBERS = {
     "REGISTRATION_WINDOW_SECONDS": 1,
     "REGISTRATIONS_PER_ADDRESS": 1,
     "REGISTRATIONS_GLOBAL": 1,
+    "RENDER_WINDOW_SECONDS": 1,
+    "RENDER_CPU_MS_PER_USER": 1,
 }
 #: Settings that hold one of a few words.
 CHOICES = {"LOG_FORMAT": ("json", "text")}

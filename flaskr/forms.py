@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -76,15 +77,20 @@ class MarkdownField(TextAreaField):
     """
 
     html: Markup | None = None
+    #: CPU seconds the render took, refused or not (what render_budget charges).
+    cost: float = 0.0
 
     def post_validate(self, form: FlaskForm, validation_stopped: bool) -> None:
-        self.html = None
+        self.html, self.cost = None, 0.0
         if validation_stopped or self.errors:
             return
+        started = time.thread_time()
         try:
             self.html = render(self.data or "")
         except RenderTooCostly as e:
             self.errors.append(str(e))
+        finally:
+            self.cost = time.thread_time() - started
 
 
 def username_field(*rules: Any) -> StringField:

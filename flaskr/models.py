@@ -160,6 +160,20 @@ class RegistrationAttempt(db.Model):
     created: Mapped[datetime] = mapped_column(index=True)
 
 
+class RenderCost(db.Model):
+    """CPU time one render of a user's post, comment or preview took.
+
+    Summed per user to bound what each account may make the workers do (render_budget.py).
+    """
+
+    __tablename__ = "render_cost"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    created: Mapped[datetime] = mapped_column(index=True)
+    cpu_ms: Mapped[int]
+
+
 class ContentVersion(db.Model):
     """One row, whose number database triggers raise whenever something a page shows changes.
 

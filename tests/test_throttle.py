@@ -166,7 +166,8 @@ def test_throttle_holds_across_instances(tmp_path: Path) -> None:
 
 def test_default_limits(app) -> None:
     """The figures docs/security.md gives."""
-    limits = {k: v for k, v in app.config.items() if k.startswith(("LOGIN_", "REGISTRATION"))}
+    names = ("LOGIN_", "REGISTRATION", "RENDER_")
+    limits = {k: v for k, v in app.config.items() if k.startswith(names)}
     assert limits == {
         "LOGIN_WINDOW_SECONDS": 900,
         "LOGIN_FAILURES_PER_DEVICE": 5,
@@ -177,6 +178,8 @@ def test_default_limits(app) -> None:
         "REGISTRATION_WINDOW_SECONDS": 3600,
         "REGISTRATIONS_PER_ADDRESS": 20,
         "REGISTRATIONS_GLOBAL": 1000,
+        "RENDER_WINDOW_SECONDS": 60,
+        "RENDER_CPU_MS_PER_USER": 4000,
     }
 
 

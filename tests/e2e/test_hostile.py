@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from flaskr.feed import ENTRY_CONTENT_BYTES, FEED_SIZE
 from tests.e2e.harness.http import Visitor
 from tests.e2e.harness.servers import app_env, children, init_db, serve
 from tests.helpers import (
@@ -48,6 +49,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Visito
         visitor.register_and_login("mallory", "correct horse battery")
         visitor.create_post("target", "a post to comment on")
         yield server.base, visitor, server.pid
+
+
+def another_account(base: str, name: str) -> Visitor:
+    """A new account of the same user's: each account has its own render budget, and the
+    costly tests below each spend much of one."""
+    visitor = Visitor(base)
+    visitor.register_and_login(name, "correct horse battery")
+    return visitor
 
 
 def server_cpu(master: int, own: bool = False) -> float:
@@ -141,7 +150,8 @@ def test_headers_dear_to_read_cost_the_worker_nothing(site, make) -> None:
 def test_many_comments_cost_one_page_of_them(site) -> None:
     """A post's page renders twenty comments, however many it has: the costliest ones the
     form accepts, forty of them, cost one page's render; the next page is a link away."""
-    base, visitor, master = site
+    base, _, master = site
+    visitor = another_account(base, "mallory-comments")
     visitor.create_post("commented", "comments below")
     post = f"/{visitor.post_id('commented')}"
     costly = "![" * 995
@@ -161,21 +171,46 @@ def test_costly_bodies_cost_visitors_pages_nothing(site) -> None:
     """The audit's attack: bodies that each take a third of the render budget, then visitors
     cycling through the pages with a counter in a made-up parameter, so that no cache could
     hold them. Bodies are rendered once, when written, and the counter is not in any key."""
-    base, visitor, master = site
+    base, _, master = site
+    visitor = another_account(base, "mallory-bodies")
     costly = "![" * 5000
-    for n in range(15):
+    for n in range(10):
         response = post_form(visitor, {"title": f"costly {n}", "body": f"{costly}{n}"})()
         assert response.status_code == 302
     cpu = server_cpu(master)
     gets = 60
     for n in range(gets):
-        page = requests.get(f"{base}/?page={1 + n % 3}&x={n}", timeout=WALL)
+        page = requests.get(f"{base}/?page={1 + n % 2}&x={n}", timeout=WALL)
         assert page.status_code == 200 and page.text.count('class="post"') == 5
     mean = (server_cpu(master) - cpu) / gets
     print(
         f"visitors' pages of costly bodies, a new made-up parameter each: {mean * 1000:.0f} ms CPU each"
     )
     assert mean < QUICK / 10
+    still_serving(base)
+
+
+def test_costly_previews_back_to_back_cost_one_accounts_budget(site) -> None:
+    """The review's attack: one account sending previews of bodies near the render budget
+    back to back (they save nothing). Past its budget (4 s of CPU a minute) it gets 429s,
+    which cost nothing to answer, and the site goes on answering."""
+    base, _, master = site
+    visitor = another_account(base, "mallory-previews")
+    token = visitor.csrf("/create")
+    data = {"title": "t", "body": "![" * 4000, "preview": "1"}
+    statuses = []
+    cpu = server_cpu(master)
+    for _ in range(50):
+        statuses.append(visitor.post("/create", data, token).status_code)
+    used = server_cpu(master) - cpu
+    accepted = statuses.count(200)
+    print(f"50 costly previews by one account: {accepted} answered, "
+          f"{statuses.count(429)} refused (429), {used:.2f} s of CPU in all")  # fmt: skip
+    assert set(statuses) == {200, 429} and statuses.index(429) == accepted
+    assert used < 4.0 + 1.5  # the budget, one render per worker over it, and the 429s
+    refused = visitor.post("/create", data, token)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) <= 60
+    assert "Try again in" in refused.text
     still_serving(base)
 
 
@@ -200,8 +235,11 @@ def test_markdown_that_would_cost_too_much_is_refused(site) -> None:
         assert cpu < BOUNDED, f"{name} cost {cpu:.2f} s of CPU"
         assert took < WALL
         assert len(response.content) < 100_000  # the form, what was typed, the error
-    for page in ("/", "/1", "/feed.atom"):
+    for page in ("/", "/1"):
         assert len(requests.get(base + page, timeout=10).content) < 100_000
+    # The feed carries the costly posts of the tests above whole (each under 16 KB escaped).
+    feed = requests.get(base + "/feed.atom", timeout=10).content
+    assert len(feed) < FEED_SIZE * (ENTRY_CONTENT_BYTES + 2048)
     still_serving(base)
 
 

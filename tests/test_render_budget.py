@@ -1,0 +1,101 @@
+"""Each account's renders (posts, edits, previews, comments) share a CPU budget in the database:
+past it, a 429 that keeps what was typed, for that account only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from flaskr import create_app
+from flaskr.db import db
+from flaskr.models import Comment, Post, RenderCost
+from flaskr.render_budget import _now
+from tests.helpers import AuthActions, config_for
+
+TABLE = "|a|b|\n|-|-|\n" + "|1|2|\n" * 400  # a few milliseconds to render
+
+
+def spent(app: Flask, user_id: int) -> int:
+    with app.app_context():
+        total = db.session.scalar(
+            select(func.sum(RenderCost.cpu_ms)).where(RenderCost.user_id == user_id)
+        )
+        return int(total or 0)
+
+
+def spend(app: Flask, user_id: int, cpu_ms: int, ago: float = 0.0) -> None:
+    """Charge ``user_id`` for renders that took ``cpu_ms``, ``ago`` seconds ago."""
+    with app.app_context():
+        when = _now() - timedelta(seconds=ago)
+        db.session.add(RenderCost(user_id=user_id, created=when, cpu_ms=cpu_ms))
+        db.session.commit()
+
+
+def count(app: Flask, model: type) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_renders_are_charged_to_their_author(client, auth, app) -> None:
+    auth.login()
+    client.post("/create", data={"title": "t", "body": TABLE, "preview": "1"})
+    previewed = spent(app, 1)
+    assert previewed >= 1
+    client.post("/create", data={"title": "t", "body": TABLE})
+    assert spent(app, 1) > previewed
+    before = spent(app, 1)
+    client.post("/create", data={"title": "t", "body": "short"})  # well under a millisecond
+    assert spent(app, 1) == before
+    assert spent(app, 2) == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "data", "template"),
+    [
+        ("/create", {"title": "kept", "body": "typed *text*"}, 'value="kept"'),
+        ("/create", {"title": "kept", "body": "typed *text*", "preview": "1"}, 'value="kept"'),
+        ("/1/update", {"title": "kept", "body": "typed *text*"}, 'value="kept"'),
+        ("/1/comment", {"body": "typed *text*"}, "test title"),
+    ],
+)
+def test_past_the_budget_writes_and_previews_get_429_and_keep_the_text(
+    client, auth, app, path, data, template
+) -> None:
+    auth.login()
+    spend(app, 1, app.config["RENDER_CPU_MS_PER_USER"], ago=10)
+    response = client.post(path, data=data)
+    assert response.status_code == 429
+    wait = int(response.headers["Retry-After"])
+    assert 40 <= wait <= 50  # the window is 60 s; the spending was 10 s ago
+    assert "You have written or previewed a lot lately. Try again in" in response.text
+    assert "typed *text*" in response.text and template in response.text
+    assert "<em>text</em>" not in response.text  # not rendered either
+    assert (count(app, Post), count(app, Comment)) == (1, 0)
+    with app.app_context():
+        assert db.session.get(Post, 1).title == "test title"
+
+
+def test_the_budget_is_each_accounts_own_and_comes_back(client, auth, app) -> None:
+    spend(app, 1, app.config["RENDER_CPU_MS_PER_USER"], ago=59)
+    auth.login("other", "other")
+    assert client.post("/create", data={"title": "other's"}).status_code == 302
+    auth.logout()
+    auth.login()
+    assert client.post("/create", data={"title": "t"}).status_code == 429
+    with app.app_context():  # the window moves on
+        db.session.execute(
+            RenderCost.__table__.update().values(created=_now() - timedelta(seconds=61))
+        )
+        db.session.commit()
+    assert client.post("/create", data={"title": "t"}).status_code == 302
+
+
+def test_instances_on_one_database_share_the_budget(tmp_path, app) -> None:
+    other = create_app(config_for(tmp_path, DATABASE_URL=app.config["DATABASE_URL"]))
+    spend(other, 1, app.config["RENDER_CPU_MS_PER_USER"])
+    client = app.test_client()
+    AuthActions(client).login()
+    assert client.post("/create", data={"title": "t"}).status_code == 429
