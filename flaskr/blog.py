@@ -28,19 +28,30 @@ from flaskr.db import db
 from flaskr.forms import CONTROL, CommentForm, PostForm, split_tags
 from flaskr.guards import MAX_PAGE
 from flaskr.images import ImageError, read_image
-from flaskr.listing import Listing, everything, page_of, shown_post, tagged, titles_containing
+from flaskr.listing import (
+    SHORT_SEARCH_SCOPE,
+    Listing,
+    everything,
+    page_of,
+    shown_post,
+    tagged,
+    titles_containing,
+)
 from flaskr.models import Comment, Image, Like, Post, Tag
 from flaskr.page_cache import cached
 
 bp = Blueprint("blog", __name__)
 
 SEARCH_MAX = 200
+#: Pages of search results: the first thousand matches. Each further page of a search read
+#: more of the index to skip the ones before (tens of milliseconds deep into 100,000).
+SEARCH_MAX_PAGE = 200
 
 
 def render_listing(listing: Listing, query: str = "", tag: str | None = None) -> str:
     """Render the requested page of a listing (index, search or tag)."""
     page = request.args.get("page", 1, type=int)
-    if not 1 <= page <= MAX_PAGE:
+    if not 1 <= page <= (SEARCH_MAX_PAGE if query else MAX_PAGE):
         abort(404)
     posts, more = page_of(listing, page, current_app.config["POSTS_PER_PAGE"])
     if page > 1 and not posts:
@@ -49,9 +60,12 @@ def render_listing(listing: Listing, query: str = "", tag: str | None = None) ->
         "blog/index.html",
         posts=posts,
         prev_url=page_url(page - 1, query) if page > 1 else None,
-        next_url=page_url(page + 1, query) if more else None,
+        next_url=page_url(page + 1, query)
+        if more and not (query and page == SEARCH_MAX_PAGE)
+        else None,
         query=query,
         tag=tag,
+        scope=SHORT_SEARCH_SCOPE if listing.kind == "short" else None,
     )
 
 

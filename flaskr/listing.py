@@ -40,6 +40,8 @@ POST = Post.__table__
 POST_SEARCH = table("post_search", column("rowid", Integer))
 #: Trigrams: a shorter search cannot use the index and scans titles instead.
 INDEXED_SEARCH_MIN = 3
+#: The newest posts whose titles a search shorter than INDEXED_SEARCH_MIN looks through.
+SHORT_SEARCH_SCOPE = 10_000
 
 
 class Author(NamedTuple):
@@ -95,11 +97,17 @@ def tagged(tag_id: int) -> Listing:
 
 
 def titles_containing(text: str) -> Listing:
-    """Posts whose title contains ``text``, any case; ``%`` and ``_`` are plain characters."""
+    """Posts whose title contains ``text``, any case; ``%`` and ``_`` are plain characters.
+
+    A text shorter than a trigram can use no index: it is looked for in the titles of the
+    newest SHORT_SEARCH_SCOPE posts only, so its cost does not grow with the site (60 ms of
+    CPU a page at 100,000 posts, before).
+    """
     if len(text) >= INDEXED_SEARCH_MIN and has_title_index():
         return Listing("match", {"match": '"' + text.replace('"', '""') + '"'})
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return Listing("like", {"pattern": f"%{escaped}%"})
+    kind = "like" if len(text) >= INDEXED_SEARCH_MIN else "short"
+    return Listing(kind, {"pattern": f"%{escaped}%"})
 
 
 def has_title_index() -> bool:
@@ -129,6 +137,14 @@ def _post_ids(kind: str) -> Select[Any]:
     ids = select(POST.c.id).order_by(POST.c.id.desc())
     if kind == "like":
         return ids.where(POST.c.title.ilike(bindparam("pattern"), escape="\\"))
+    if kind == "short":
+        recent = select(POST.c.id, POST.c.title).order_by(POST.c.id.desc())
+        newest = recent.limit(SHORT_SEARCH_SCOPE).subquery()
+        return (
+            select(newest.c.id)
+            .where(newest.c.title.ilike(bindparam("pattern"), escape="\\"))
+            .order_by(newest.c.id.desc())
+        )
     return ids
 
 

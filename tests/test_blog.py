@@ -417,3 +417,39 @@ def test_costly_body_is_not_rendered_as_a_preview_either(client, auth) -> None:
     assert b"more than 128 KB of HTML" in response.data
     assert b"Preview, not saved yet" not in response.data
     assert len(response.data) < 60_000  # the form gives back what was typed, no more
+
+
+def test_a_short_search_looks_through_the_newest_posts_only(client, auth, monkeypatch) -> None:
+    """One or two characters use no index: their cost must not grow with the site."""
+    from flaskr import blog, listing
+
+    monkeypatch.setattr(listing, "SHORT_SEARCH_SCOPE", 2)
+    monkeypatch.setattr(blog, "SHORT_SEARCH_SCOPE", 2)
+    listing.page_statement.cache_clear()  # statements are built once, with the scope in them
+    try:
+        auth.login()
+        for title in ("zqa old", "filler", "zqa new"):
+            client.post("/create", data={"title": title})
+        page = client.get("/?q=zq").text
+        assert "zqa new" in page and "zqa old" not in page
+        assert "A search of one or two characters looks through the newest 2 posts." in page
+        both = client.get("/?q=zqa").text  # three characters: every post, through the index
+        assert "zqa new" in both and "zqa old" in both and "looks through" not in both
+    finally:
+        listing.page_statement.cache_clear()
+
+
+def test_search_results_stop_after_their_last_page(client, auth, app, monkeypatch) -> None:
+    """Deep pages of a search skip more and more of the index: a search has 200 pages."""
+    from flaskr import blog
+
+    app.config["POSTS_PER_PAGE"] = 1
+    auth.login()
+    for i in range(3):
+        client.post("/create", data={"title": f"test {i}"})
+    assert client.get(f"/?q=test&page={blog.SEARCH_MAX_PAGE + 1}").status_code == 404
+    monkeypatch.setattr(blog, "SEARCH_MAX_PAGE", 2)
+    second = client.get("/?q=test&page=2")
+    assert second.status_code == 200 and 'rel="next"' not in second.text
+    assert client.get("/?q=test&page=3").status_code == 404
+    assert client.get("/?page=3").status_code == 200  # the index is not a search
