@@ -28,11 +28,12 @@ from typing import IO
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import URL
 
+from flaskr.bodies import render_all_stale
 from flaskr.db import MIGRATIONS, create_private_file, db, schema_revision, upgrade_schema
-from flaskr.models import Post, User
+from flaskr.models import ContentVersion, Post, User
 
 #: ``flaskr-<UTC time>-<schema revision>[-<label>].<format>``: sorting by name sorts by time.
 NAME = re.compile(
@@ -612,6 +613,7 @@ def restore_command(path: Path, force: bool, as_json: bool, max_unpacked_mb: int
             "stop flaskr, scripts/container stop), or pass --force."
         )
     aside: list[Summary] = []
+    version = content_version_now()
 
     def keep_aside() -> Summary | None:
         if schema_revision() is None and not has_tables():
@@ -626,6 +628,8 @@ def restore_command(path: Path, force: bool, as_json: bool, max_unpacked_mb: int
     if aside and not as_json:
         click.echo(f"Kept the previous database as {aside[-1].path}.")
     message = upgrade_schema()
+    follow_on(version)
+    rendered = render_all_stale()
     posts, users = counts()
     summary = Summary(
         str(path),
@@ -637,7 +641,38 @@ def restore_command(path: Path, force: bool, as_json: bool, max_unpacked_mb: int
     )
     if not as_json:
         click.echo(message)
+        click.echo(rendered)
     emit(summary, as_json, "Restored")
+
+
+def content_version_now() -> int | None:
+    """The database's content version (migration 0006), or None before it has one."""
+    from sqlalchemy import inspect
+
+    # On a connection of its own, given back at once: the file is about to be replaced.
+    with db.engine.connect() as connection:
+        if not inspect(connection).has_table("content_version"):
+            return None
+        return connection.scalar(select(ContentVersion.version).where(ContentVersion.id == 1))
+
+
+def follow_on(before: int | None) -> None:
+    """Number the restored data after everything served before the restore.
+
+    Workers keep pages under the content version they were made at (page_cache.py). A
+    restored database brings its own, older number back; the next writes would then reach
+    numbers the workers hold pages of the replaced data under, and a restore while serving
+    (--force) showed posts the restore had taken away. So the restored data gets a number
+    above any seen before it.
+    """
+    if before is None:
+        return
+    with db.engine.begin() as connection:
+        connection.execute(
+            update(ContentVersion)
+            .where(ContentVersion.id == 1, ContentVersion.version <= before)
+            .values(version=before + 1)
+        )
 
 
 def has_tables() -> bool:

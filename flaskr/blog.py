@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 from typing import Any
 
 from flask import (
@@ -175,11 +176,17 @@ def save_post(form: PostForm, post: Post) -> str | None:
     upload = form.image.data
     image = None
     if upload is not None and upload.filename:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         try:
             image = read_image(upload)
         except ImageError as e:
             form.image.errors = [str(e)]
             return str(e)
+        finally:  # the re-encoder's CPU, refused or not, is the user's too
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            render_budget.charge(
+                after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+            )
     post.title = form.title.data
     stored(post, form.body)
     post.tags = tags_named(split_tags(form.tags.data))

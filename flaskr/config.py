@@ -79,14 +79,17 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         LOGIN_FAILURES_PER_USER=20,
         LOGIN_FAILURES_GLOBAL=1000,
         # Registration throttling (throttle.py): accounts made within the window from one
-        # address (an IPv6 /64 is one address), and on the whole site.
+        # address (an IPv6 /64 is one address), one network (an IPv4 /24, an IPv6 /48), and
+        # on the whole site.
         REGISTRATION_WINDOW_SECONDS=3600,
         REGISTRATIONS_PER_ADDRESS=20,
+        REGISTRATIONS_PER_NETWORK=60,
         REGISTRATIONS_GLOBAL=1000,
-        # What rendering each account's posts, comments and previews may cost
-        # (render_budget.py): CPU milliseconds within the window.
+        # What rendering posts, comments, previews and images may cost (render_budget.py):
+        # CPU milliseconds within the window, for each account and for all of them.
         RENDER_WINDOW_SECONDS=60,
         RENDER_CPU_MS_PER_USER=4000,
+        RENDER_CPU_MS_SITE=30000,
         LOG_FORMAT="json",
         LOG_LEVEL="INFO",
         # Prometheus metrics at /metrics: off by default, then only for these addresses.
@@ -159,9 +162,11 @@ WHOLE_NUMBERS = {
     "LOGIN_FAILURES_GLOBAL": 1,
     "REGISTRATION_WINDOW_SECONDS": 1,
     "REGISTRATIONS_PER_ADDRESS": 1,
+    "REGISTRATIONS_PER_NETWORK": 1,
     "REGISTRATIONS_GLOBAL": 1,
     "RENDER_WINDOW_SECONDS": 1,
     "RENDER_CPU_MS_PER_USER": 1,
+    "RENDER_CPU_MS_SITE": 1,
 }
 #: Settings that hold one of a few words.
 CHOICES = {"LOG_FORMAT": ("json", "text")}

@@ -157,6 +157,8 @@ class RegistrationAttempt(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     remote_addr: Mapped[str] = mapped_column(String(64), index=True)
+    #: The address's network: an IPv4 /24 or an IPv6 /48 (throttle._network).
+    network: Mapped[str] = mapped_column(String(64), index=True)
     created: Mapped[datetime] = mapped_column(index=True)
 
 

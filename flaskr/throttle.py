@@ -92,22 +92,42 @@ class Attempt:
 Limits = list[tuple[ColumnElement[bool], int]]
 
 
+def _ip() -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The client's address, an IPv4 client on an IPv6 socket (``::ffff:a.b.c.d``) as IPv4."""
+    try:
+        ip = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 def _address() -> str:
     """The client's address as the limits count it: an IPv6 address by its /64.
 
     One subscriber is usually given a whole /64 (RFC 6177), so counting each of its 2^64
     addresses on its own would give one person unlimited guesses and registrations.
     """
-    raw = request.remote_addr or ""
-    try:
-        ip = ipaddress.ip_address(raw)
-    except ValueError:
-        return raw[:64]
+    ip = _ip()
+    if ip is None:
+        return (request.remote_addr or "")[:64]
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return str(ip)
+
+
+def _network() -> str:
+    """The network the client's address is in, as the registration limits count it.
+
+    An IPv4 /24 or an IPv6 /48: what one customer of a provider, or one attacker, easily
+    holds more of than an address (a home is often given a /56 of 256 /64s, a tunnel a /48).
+    """
+    ip = _ip()
+    if ip is None:
+        return (request.remote_addr or "")[:64]
+    prefix = 24 if isinstance(ip, ipaddress.IPv4Address) else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
 def _account(username: str) -> str:
@@ -233,10 +253,11 @@ def begin_registration() -> int | None:
     milliseconds, and a person's typos should not spend their address's allowance.
     """
     config = current_app.config
-    address = _address()
+    address, network = _address(), _network()
     limits: Limits = [
         (RegistrationAttempt.remote_addr == address, config["REGISTRATIONS_PER_ADDRESS"]),
+        (RegistrationAttempt.network == network, config["REGISTRATIONS_PER_NETWORK"]),
         (true(), config["REGISTRATIONS_GLOBAL"]),
     ]
-    row = RegistrationAttempt(remote_addr=address, created=_now())
+    row = RegistrationAttempt(remote_addr=address, network=network, created=_now())
     return _count(row, limits, config["REGISTRATION_WINDOW_SECONDS"])[1]

@@ -423,3 +423,21 @@ def test_a_restore_onto_a_fresh_instance_writes_files_only_their_owner_may_read(
     assert len(list(backups.glob("*-pre-restore.sqlite.gz"))) == 2
     assert set(file_modes(backups).values()) == {0o600}, file_modes(backups)
     assert file_modes(instance) == {"test.sqlite": 0o640, "test.sqlite.migrate-lock": 0o600}
+
+
+def test_a_restore_while_serving_shows_no_page_of_the_replaced_data(app: Flask) -> None:
+    """The review: after `restore --force` the next write brought the content version back to
+    a number the workers held pages of the replaced data under: a removed post came back."""
+    client = app.test_client()
+    path = run_backup(app)["path"]
+    add_post(app, "Taken away by the restore")
+    assert b"Taken away by the restore" in client.get("/").data  # kept by the page cache
+    backup.hold_serving_lock(app)
+    try:
+        forced = app.test_cli_runner().invoke(args=["restore", "--force", path])
+        assert forced.exit_code == 0, forced.output
+    finally:
+        app.extensions.pop("flaskr_serving_lock").close()
+    add_post(app, "Written after the restore")
+    page = client.get("/").data
+    assert b"Taken away by the restore" not in page and b"Written after the restore" in page

@@ -3,6 +3,7 @@ past it, a 429 that keeps what was typed, for that account only."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -13,7 +14,7 @@ from flaskr import create_app
 from flaskr.db import db
 from flaskr.models import Comment, Post, RenderCost
 from flaskr.render_budget import _now
-from tests.helpers import AuthActions, config_for
+from tests.helpers import AuthActions, config_for, image_bytes, jpeg_after_fill_bytes
 
 TABLE = "|a|b|\n|-|-|\n" + "|1|2|\n" * 400  # a few milliseconds to render
 
@@ -99,3 +100,28 @@ def test_instances_on_one_database_share_the_budget(tmp_path, app) -> None:
     client = app.test_client()
     AuthActions(client).login()
     assert client.post("/create", data={"title": "t"}).status_code == 429
+
+
+def test_all_accounts_together_have_a_ceiling(client, auth, app) -> None:
+    """Registering is free: many accounts, each within its own budget, must not add up."""
+    per_user = app.config["RENDER_CPU_MS_PER_USER"]
+    spend(app, 2, app.config["RENDER_CPU_MS_SITE"] - per_user + 1, ago=30)
+    auth.login()
+    assert client.post("/create", data={"title": "t"}).status_code == 302
+    spend(app, 1, per_user - 1)  # within its own budget, but the site's is spent
+    response = client.post("/create", data={"title": "t"})
+    assert response.status_code == 429 and 25 <= int(response.headers["Retry-After"]) <= 31
+
+
+def test_an_image_is_charged_with_its_re_encoding(client, auth, app) -> None:
+    """An image dear to decode costs the re-encoder's CPU (up to 1 s): charged, kept or not."""
+    auth.login()
+    image = (io.BytesIO(image_bytes("PNG", (400, 300))), "a.png")
+    response = client.post("/create", data={"title": "pic", "image": image})
+    assert response.status_code == 302
+    charged = spent(app, 1)
+    assert charged >= 10  # the child's start alone takes tens of milliseconds
+    bad = (io.BytesIO(jpeg_after_fill_bytes()), "x.jpg")
+    refused = client.post("/create", data={"title": "dear", "image": bad})
+    refused.request.environ["wsgi.input"].close()  # the test client leaves its file open
+    assert refused.status_code == 400 and spent(app, 1) > charged

@@ -1,6 +1,7 @@
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from flaskr import create_app
@@ -177,9 +178,11 @@ def test_default_limits(app) -> None:
         "LOGIN_FAILURES_GLOBAL": 1000,
         "REGISTRATION_WINDOW_SECONDS": 3600,
         "REGISTRATIONS_PER_ADDRESS": 20,
+        "REGISTRATIONS_PER_NETWORK": 60,
         "REGISTRATIONS_GLOBAL": 1000,
         "RENDER_WINDOW_SECONDS": 60,
         "RENDER_CPU_MS_PER_USER": 4000,
+        "RENDER_CPU_MS_SITE": 30000,
     }
 
 
@@ -347,3 +350,20 @@ def test_guesses_from_one_ipv6_subscriber_share_its_limit(tmp_path: Path) -> Non
     client = make_app(tmp_path, LOGIN_FAILURES_PER_ADDRESS=2).test_client()
     codes = [fail(client, f"nobody{i}", addr=f"2001:db8::{i + 1:x}").status_code for i in range(3)]
     assert codes[2] == 429 and 429 not in codes[:2]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "third", "elsewhere"),
+    [
+        # A home's /56 holds 256 /64s, a tunnel's /48 65,536: one network's allowance.
+        ("2001:db8:aa00:1::1", "2001:db8:aa00:2::1", "2001:db8:aa00:ff03::1", "2001:db8:ab00::1"),
+        ("198.51.100.1", "198.51.100.2", "198.51.100.250", "198.51.101.1"),
+    ],
+)
+def test_one_network_cannot_fill_the_sites_ceiling(tmp_path: Path, first, second, third, elsewhere):
+    """The outside review closed registration for everyone from one IPv6 /56."""
+    client = make_app(tmp_path, REGISTRATIONS_PER_NETWORK=2).test_client()
+    assert register(client, "net1", addr=first).status_code == 302
+    assert register(client, "net2", addr=second).status_code == 302
+    assert register(client, "net3", addr=third).status_code == 429
+    assert register(client, "net4", addr=elsewhere).status_code == 302

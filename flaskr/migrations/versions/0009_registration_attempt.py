@@ -22,9 +22,11 @@ def upgrade():
         "registration_attempt",
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("remote_addr", sa.String(64), nullable=False),
+        sa.Column("network", sa.String(64), nullable=False),
         sa.Column("created", sa.DateTime(), nullable=False),
     )
     op.create_index("ix_registration_attempt_remote_addr", "registration_attempt", ["remote_addr"])
+    op.create_index("ix_registration_attempt_network", "registration_attempt", ["network"])
     op.create_index("ix_registration_attempt_created", "registration_attempt", ["created"])
 
 
