@@ -28,7 +28,7 @@ from flaskr.bodies import stored
 from flaskr.db import db
 from flaskr.forms import CONTROL, CommentForm, PostForm, split_tags
 from flaskr.guards import MAX_PAGE
-from flaskr.images import ImageError, read_image
+from flaskr.images import ImageError, check_quota, read_image
 from flaskr.listing import (
     SHORT_SEARCH_SCOPE,
     Listing,
@@ -178,6 +178,7 @@ def save_post(form: PostForm, post: Post) -> str | None:
     if upload is not None and upload.filename:
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         try:
+            check_quota(g.user.id, post.id)
             image = read_image(upload)
         except ImageError as e:
             form.image.errors = [str(e)]

@@ -45,6 +45,8 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         # Forms may carry a 5 MB image plus the text fields around it.
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES + 256 * 1024,
         MAX_IMAGE_BYTES=MAX_UPLOAD_BYTES,
+        # What the images of one account's posts may hold in all (images.check_quota).
+        IMAGE_BYTES_PER_USER=50 * 1024 * 1024,
         # What one upload may cost (flaskr/images.py; docs/security.md has the measured costs):
         # the pixels are bounded so that a re-encode fits the CPU budget in every format;
         # progressive JPEGs go over every pixel once per scan; the decoding child stops at
@@ -167,6 +169,7 @@ WHOLE_NUMBERS = {
     "RENDER_WINDOW_SECONDS": 1,
     "RENDER_CPU_MS_PER_USER": 1,
     "RENDER_CPU_MS_SITE": 1,
+    "IMAGE_BYTES_PER_USER": 1,
 }
 #: Settings that hold one of a few words.
 CHOICES = {"LOG_FORMAT": ("json", "text")}

@@ -7,8 +7,9 @@ images that are dear to decode) back to back on 15 connections made every page w
 the container's health check fail. Now that CPU time is summed in the database per account
 (every worker and instance shares it): past RENDER_CPU_MS_PER_USER within
 RENDER_WINDOW_SECONDS, the account's writes and previews get 429 with Retry-After and the
-form as it was typed; past RENDER_CPU_MS_SITE for all accounts together, everyone's do, so
-that many accounts cannot add up to more. A person's posts render in a few milliseconds.
+form as it was typed; past RENDER_CPU_MS_SITE for all accounts together, so do those of every
+account that spent a quarter of its own, so that many accounts cannot add up to more while
+ordinary writers go on. A person's posts render in a few milliseconds.
 
 A render is charged once it is done, with what it took: requests already running when the
 budget runs out finish, so an account overshoots it by at most one render per worker.
@@ -35,18 +36,25 @@ def _window() -> timedelta:
     return timedelta(seconds=current_app.config["RENDER_WINDOW_SECONDS"])
 
 
+#: When all accounts together have spent RENDER_CPU_MS_SITE, an account that has spent this
+#: share of its own budget waits too; one that spent less (every ordinary writer, whose
+#: renders take under a millisecond and are not even written down) goes on.
+HEAVY_SHARE = 4
+
+
 def wait() -> int | None:
     """Seconds the logged-in user must wait before rendering again, or None.
 
-    Each account has RENDER_CPU_MS_PER_USER; all of them together RENDER_CPU_MS_SITE, so that
-    many accounts cannot add up to more (registering is free: 20 accounts an hour from one
-    address).
+    Each account has RENDER_CPU_MS_PER_USER. All of them together have RENDER_CPU_MS_SITE,
+    so that many accounts cannot add up to more (registering is free); past it, the accounts
+    that spent a quarter of their own budget wait, and nobody else: a third outside review
+    blocked everyone's writing with eight accounts when the site's budget held everyone back.
     """
     config = current_app.config
     now = _now()
     since = RenderCost.created > now - _window()
     own = RenderCost.user_id == g.user.id
-    row = db.session.execute(
+    mine, my_oldest, site, site_oldest = db.session.execute(
         select(
             func.sum(RenderCost.cpu_ms).filter(own),
             func.min(RenderCost.created).filter(own),
@@ -54,14 +62,17 @@ def wait() -> int | None:
             func.min(RenderCost.created),
         ).where(since)
     ).one()
-    limits = ((row[0], row[1], config["RENDER_CPU_MS_PER_USER"]),
-              (row[2], row[3], config["RENDER_CPU_MS_SITE"]))  # fmt: skip
-    waits = [
-        math.ceil((oldest + _window() - now).total_seconds())
-        for spent, oldest, limit in limits
-        if spent is not None and spent >= limit
-    ]
-    return max(1, *waits) if waits else None
+    per_user = config["RENDER_CPU_MS_PER_USER"]
+    if mine is None:
+        return None
+    oldest = None
+    if mine >= per_user:
+        oldest = my_oldest
+    elif site >= config["RENDER_CPU_MS_SITE"] and HEAVY_SHARE * mine >= per_user:
+        oldest = site_oldest
+    if oldest is None:
+        return None
+    return max(1, math.ceil((oldest + _window() - now).total_seconds()))
 
 
 def charge(seconds: float) -> None:

@@ -5,9 +5,11 @@ import pytest
 from PIL import Image as PILImage
 
 from tests.helpers import (
+    AuthActions,
     gif_with_a_long_comment,
     image_bytes,
     jpeg_after_fill_bytes,
+    make_app,
     png_after_empty_chunks,
     repeated_scans_jpeg,
 )
@@ -210,3 +212,22 @@ def test_a_replaced_image_is_never_answered_with_304_for_the_old_one(client, aut
     again = client.get("/2/image", headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 200
     assert again.data != first.data
+
+
+def test_an_account_stores_images_up_to_its_quota(tmp_path) -> None:
+    """One account filled 49 MB of disk a minute within its CPU budget: its images are bounded
+    in all. A post's own image may be replaced; other accounts are not touched."""
+    app = make_app(tmp_path, IMAGE_BYTES_PER_USER=1)  # the first image fills it
+    client = app.test_client()
+    AuthActions(client).login()
+    assert upload(client, image_bytes()).status_code == 302
+    refused = upload(client, image_bytes())
+    assert refused.status_code == 400
+    assert "the most an account may store" in refused.text
+    replaced = client.post(
+        "/2/update", data={"title": "again", "image": (io.BytesIO(image_bytes("GIF")), "a.gif")}
+    )
+    assert replaced.status_code == 302 and client.get("/2/image").mimetype == "image/gif"
+    AuthActions(client).logout()
+    AuthActions(client).login("other", "other")
+    assert upload(client, image_bytes()).status_code == 302
