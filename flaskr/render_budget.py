@@ -7,7 +7,9 @@ images that are dear to decode) back to back on 15 connections made every page w
 the container's health check fail. Now that CPU time is summed in the database per account
 (every worker and instance shares it): past RENDER_CPU_MS_PER_USER within
 RENDER_WINDOW_SECONDS, the account's writes and previews get 429 with Retry-After and the
-form as it was typed; past RENDER_CPU_MS_SITE for all accounts together, so do those of every
+form as it was typed (its logins with the right password, and password changes, whose hashes
+cost about 0.2 s each, count and wait too); past RENDER_CPU_MS_SITE for all accounts
+together, so do those of every
 account that spent a quarter of its own, so that many accounts cannot add up to more while
 ordinary writers go on. A person's posts render in a few milliseconds.
 
@@ -42,8 +44,8 @@ def _window() -> timedelta:
 HEAVY_SHARE = 4
 
 
-def wait() -> int | None:
-    """Seconds the logged-in user must wait before rendering again, or None.
+def wait(user_id: int | None = None) -> int | None:
+    """Seconds the user (the logged-in one by default) must wait before rendering again.
 
     Each account has RENDER_CPU_MS_PER_USER. All of them together have RENDER_CPU_MS_SITE,
     so that many accounts cannot add up to more (registering is free); past it, the accounts
@@ -53,7 +55,7 @@ def wait() -> int | None:
     config = current_app.config
     now = _now()
     since = RenderCost.created > now - _window()
-    own = RenderCost.user_id == g.user.id
+    own = RenderCost.user_id == (g.user.id if user_id is None else user_id)
     mine, my_oldest, site, site_oldest = db.session.execute(
         select(
             func.sum(RenderCost.cpu_ms).filter(own),
@@ -75,8 +77,8 @@ def wait() -> int | None:
     return max(1, math.ceil((oldest + _window() - now).total_seconds()))
 
 
-def charge(seconds: float) -> None:
-    """Count a render of the logged-in user's that took ``seconds`` of CPU.
+def charge(seconds: float, user_id: int | None = None) -> None:
+    """Count a render of the user's (the logged-in one by default) that took ``seconds``.
 
     Renders under a millisecond are not written down: they cost less than the request.
     """
@@ -85,7 +87,8 @@ def charge(seconds: float) -> None:
         return
     now = _now()
     db.session.execute(delete(RenderCost).where(RenderCost.created < now - _window()))
-    db.session.add(RenderCost(user_id=g.user.id, created=now, cpu_ms=cpu_ms))
+    user = g.user.id if user_id is None else user_id
+    db.session.add(RenderCost(user_id=user, created=now, cpu_ms=cpu_ms))
     db.session.commit()
 
 
