@@ -34,7 +34,11 @@ NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 @dataclass
 class Entry:
-    """A post as the feed carries it: ``content`` (its HTML) or else ``summary`` (text)."""
+    """A post as the feed carries it: ``content`` or else ``summary`` (text).
+
+    ``content`` is the post's HTML escaped once, as Atom's ``type="html"`` carries it: the
+    bytes it is measured by are the bytes the feed sends.
+    """
 
     post: Post
     content: Markup | None
@@ -43,8 +47,8 @@ class Entry:
 
 def entry(post: Post) -> Entry:
     """The post's whole HTML if it is short enough, else the start of its text."""
-    content = shown(post.body_html, post.body)
-    if len(escape(str(content)).encode()) <= ENTRY_CONTENT_BYTES:  # as the template escapes it
+    content = escape(str(shown(post.body_html, post.body)))
+    if len(content.encode()) <= ENTRY_CONTENT_BYTES:
         return Entry(post, content, None)
     text = " ".join(post.body[: SUMMARY_CHARACTERS * 2].split())
     if len(text) > SUMMARY_CHARACTERS:
