@@ -177,6 +177,19 @@ def begin_attempt(username: str) -> throttle.Attempt:
     return attempt
 
 
+def within_budget(user: User, attempt: throttle.Attempt) -> None:
+    """A 429 before a password hash when the account has spent its CPU budget.
+
+    Only the account's own logins with the right password, password changes and writes
+    spend it (render_budget.py), so nobody can spend another's. A refused attempt is not a
+    guess: the failure throttle forgets it.
+    """
+    wait = render_budget.wait(user.id)
+    if wait is not None:
+        throttle.forget(attempt)
+        raise too_many("logins and writes on this account lately", wait)
+
+
 def refused_registration(form: FlaskForm, wait: int) -> Response:
     """The 429 of a throttled registration: the form again, as it was filled, with the refusal.
 
@@ -226,10 +239,8 @@ def login() -> tuple[str, int] | Response:
         return form_page("auth/login.html", form)
     attempt = begin_attempt(form.username.data)
     user = find_user(form.username.data)
-    if user is not None and (wait := render_budget.wait(user.id)) is not None:
-        # Only the account's own logins (right passwords) and writes spend its budget.
-        throttle.forget(attempt)
-        raise too_many("logins and writes on this account lately", wait)
+    if user is not None:
+        within_budget(user, attempt)
     started = time.thread_time()
     hashed = user.password if user is not None else _unknown_user_hash()
     if not hashed.startswith(HASH_METHOD + ":"):
@@ -283,9 +294,7 @@ def password() -> tuple[str, int] | Response:
         return form_page("auth/password.html", form)
     user = account()
     attempt = begin_attempt(user.username)
-    if (wait := render_budget.wait(user.id)) is not None:
-        throttle.forget(attempt)
-        raise too_many("logins and writes on this account lately", wait)
+    within_budget(user, attempt)
     started = time.thread_time()
     if not check_password_hash(user.password, form.current.data):
         form.current.errors = ["Current password is incorrect."]
