@@ -242,15 +242,21 @@ def _upgrade_schema() -> str:
     return "Initialized the database." if before is None else "The database is up to date."
 
 
+#: Tables the migrations make beside the models': Alembic's own, and the search index.
+TABLES_BESIDE_MODELS = ("alembic_version", "post_search")
+#: What migrations add on PostgreSQL beside the tables: the triggers' functions (0006, 0010).
+POSTGRESQL_FUNCTIONS = ("content_changed()", "body_edited()")
+
+
 def drop_all() -> None:
     """Remove every table, the Alembic version and what migrations add beside the models."""
     db.drop_all()
     with db.engine.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        connection.exec_driver_sql("DROP TABLE IF EXISTS post_search")
-        if connection.dialect.name == "postgresql":  # the triggers' functions (0006, 0010)
-            connection.exec_driver_sql("DROP FUNCTION IF EXISTS content_changed()")
-            connection.exec_driver_sql("DROP FUNCTION IF EXISTS body_edited()")
+        for table in TABLES_BESIDE_MODELS:
+            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+        if connection.dialect.name == "postgresql":
+            for function in POSTGRESQL_FUNCTIONS:
+                connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {function}")
 
 
 @click.command("init-db")
