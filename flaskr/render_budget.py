@@ -7,11 +7,11 @@ images that are dear to decode) back to back on 15 connections made every page w
 the container's health check fail. Now that CPU time is summed in the database per account
 (every worker and instance shares it): past RENDER_CPU_MS_PER_USER within
 RENDER_WINDOW_SECONDS, the account's writes and previews get 429 with Retry-After and the
-form as it was typed (its logins with the right password, and password changes, whose hashes
-cost about 0.2 s each, count and wait too); past RENDER_CPU_MS_SITE for all accounts
-together, so do those of every
-account that spent a quarter of its own, so that many accounts cannot add up to more while
-ordinary writers go on. A person's posts render in a few milliseconds.
+form as it was typed. Its logins with the right password and its password changes, whose
+hashes cost about 0.2 s each, count and wait too. Past RENDER_CPU_MS_SITE for all accounts
+together, every account that spent a quarter of its own waits as well, so that many accounts
+cannot add up to more while ordinary writers go on: their renders take under a millisecond
+and are not even written down.
 
 A render is charged once it is done, with what it took: requests already running when the
 budget runs out finish, so an account overshoots it by at most one render per worker.
