@@ -3,12 +3,15 @@ placeholder left in, fails here rather than in a user's terminal."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
 import pytest
 
 from flaskr import create_app
+from tests.e2e.harness.recipes import RECIPE_GUIDES, commands, recipes
+from tests.e2e.harness.recipes import test_name as recipe_test_name
 from tests.helpers import config_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,3 +133,64 @@ def test_the_readme_configuration_table_lists_every_setting() -> None:
     }
     assert {"SECRET_KEY", "LOG_LEVEL"} <= listed
     assert declared - NOT_IN_THE_TABLE == listed, declared - NOT_IN_THE_TABLE - listed
+
+
+#: Recipes no test can run on these machines, each with the reason.
+RECIPES_NOT_RUN = {
+    ("docs/scale-out.md", "Kubernetes", 0): "no Kubernetes runs here; test_manifests.py "
+    "validates the manifests the recipe applies",
+}
+
+
+def recipe_calls(function: ast.FunctionDef) -> set[tuple[str, str, int]]:
+    """The (guide, section, block) of each ``recipe(...)`` call with literal arguments."""
+    calls = set()
+    for node in ast.walk(function):
+        if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "recipe"):
+            continue
+        values = [a.value for a in node.args if isinstance(a, ast.Constant)]
+        values += [
+            k.value.value
+            for k in node.keywords
+            if k.arg == "block" and isinstance(k.value, ast.Constant)
+        ]
+        if len(values) >= 2:
+            calls.add((values[0], values[1], values[2] if len(values) > 2 else 0))
+    return calls
+
+
+def e2e_tests() -> dict[str, set[tuple[str, str, int]]]:
+    """Every end-to-end test function's name, with the recipes it runs."""
+    found: dict[str, set[tuple[str, str, int]]] = {}
+    for path in sorted((ROOT / "tests/e2e").glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                found[node.name] = recipe_calls(node)
+    return found
+
+
+def test_every_recipe_in_the_guides_is_run_by_a_test_named_after_its_section() -> None:
+    tests = e2e_tests()
+    missing = []
+    for guide in RECIPE_GUIDES:
+        for found in recipes(guide):
+            key = (found.guide, found.section, found.block)
+            if key in RECIPES_NOT_RUN:
+                continue
+            prefix = recipe_test_name(found.guide, found.section)
+            if not any(
+                (name == prefix or name.startswith(prefix + "_")) and key in calls
+                for name, calls in tests.items()
+            ):
+                missing.append(f"{prefix} (recipe {found.block}: {found.lines[0]!r})")
+    assert not missing, "recipes no e2e test runs:\n" + "\n".join(missing)
+
+
+def test_the_recipe_reader_sees_every_block(tmp_path: Path) -> None:
+    for guide in RECIPE_GUIDES:
+        fenced = len(re.findall(r"^\s*```sh\s*$", (ROOT / guide).read_text(), re.M))
+        assert len(recipes(guide)) == fenced, guide
+    assert commands(["a \\", "  b  # note", "# only a comment", "", "echo '#x' # y"]) == [
+        "a b",
+        "echo '#x'",
+    ]
