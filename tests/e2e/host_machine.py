@@ -189,16 +189,16 @@ class Machine:
 
     # --- inside the machine ------------------------------------------------------------------
     def run(
-        self, args: list[str], check: bool = True, timeout: float = 120
+        self, args: list[str], check: bool = True, timeout: float = 120, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Run a command as root inside the machine, with a clean environment (as sudo does)."""
+        """Run a command as root inside the machine, with a clean environment (as sudo does);
+        ``stdin``: what is typed at its prompts (nothing by default)."""
         if not self.init_pid:
             raise MachineError("the machine is not running")
         command = ["nsenter", "-t", str(self.init_pid), "-a"]
         command += ["env", "-i", f"PATH={PATH}", "LANG=C.UTF-8", "HOME=/root", *args]
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-        )
+        feed = {"stdin": subprocess.DEVNULL} if stdin is None else {"input": stdin}
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **feed)
         if check and done.returncode != 0:
             raise MachineError(
                 f"{' '.join(args)} exited {done.returncode}\n"
@@ -208,6 +208,25 @@ class Machine:
 
     def sh(self, script: str, check: bool = True, timeout: float = 120) -> str:
         return self.run(["sh", "-c", script], check=check, timeout=timeout).stdout.strip()
+
+    def recipe(
+        self,
+        lines: list[str],
+        cwd: str,
+        check: bool = True,
+        timeout: float = 300,
+        stdin: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """A guide's recipe (harness/recipes.py) as a reader runs it in a root shell on the
+        server: its lines in one shell from ``cwd``, stopping at the first that fails.
+        FLASKR_WHEELS: the machine has no network, so install-host installs from the wheels."""
+        script = "\n".join(["set -e", f"cd {cwd}", *lines])
+        return self.run(
+            ["env", "FLASKR_WHEELS=/srv/wheels", "sh", "-c", script],
+            check=check,
+            timeout=timeout,
+            stdin=stdin,
+        )
 
     def show(self, unit: str, *props: str) -> dict[str, str]:
         out = self.run(["systemctl", "show", unit, *(f"--property={p}" for p in props)]).stdout

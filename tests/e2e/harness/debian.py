@@ -33,7 +33,8 @@ CACHE = Path(os.environ.get("FLASKR_E2E_CACHE", "/var/tmp/flaskr-e2e-cache"))  #
 #: python-*: stand-ins for the Dockerfile's python image (what it has that the Dockerfile uses,
 #: and the CA store pip needs). machine: a bare Debian server plus what install-host would
 #: install (nginx, python3-venv; the machine has no network), certbot as docs/deploy-host.md
-#: has a user install it, and pebble, openssl and curl for the https tests. docker-machine: a
+#: has a user install it, pebble, openssl and curl for the https tests, and PostgreSQL for the
+#: guides' PostgreSQL recipes (a server in the machine, on its loopback). docker-machine: a
 #: server with Docker Engine and no Python. services: the compose file's PostgreSQL 17 and
 #: nginx, with envsubst and wget as the official images have them.
 ROOTFS: dict[str, tuple[str, str]] = {
@@ -43,7 +44,7 @@ ROOTFS: dict[str, tuple[str, str]] = {
     "machine": (
         "bookworm",
         "systemd systemd-sysv dbus python3 python3-venv nginx procps"
-        " certbot python3-certbot-nginx pebble openssl curl",
+        " certbot python3-certbot-nginx pebble openssl curl postgresql",
     ),
     "python-trixie": (
         "trixie",
