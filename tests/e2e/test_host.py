@@ -34,6 +34,7 @@ import pytest
 from flaskr.isolation import formatting
 from tests.e2e.harness import ROOT
 from tests.e2e.harness.debian import rootfs
+from tests.e2e.harness.recipes import recipe
 from tests.e2e.harness.wait import until
 from tests.e2e.host_machine import Machine, copy_checkout, wheelhouse
 from tests.e2e.host_tls import PEBBLE_DIR, issue, make_ca, start_ocsp_responder, start_pebble
@@ -53,12 +54,13 @@ INSTALLED = (
 @dataclass
 class Host:
     machine: Machine
-    first_install: subprocess.CompletedProcess[str]
+    first_install: subprocess.CompletedProcess[str] | None
     src: Path
 
 
 @pytest.fixture(scope="module")
-def host(request: pytest.FixtureRequest) -> Iterator[Host]:
+def booted(request: pytest.FixtureRequest) -> Iterator[Host]:
+    """The bare server, booted: nothing of flaskr's installed yet."""
     if os.geteuid() != 0:
         pytest.fail("the host suite boots a machine with systemd-nspawn: run it as root")
     name = f"flaskr-host-test-{uuid.uuid4().hex[:8]}"
@@ -88,10 +90,16 @@ def host(request: pytest.FixtureRequest) -> Iterator[Host]:
     (machine.rootfs / "etc/hostname").write_text(name + "\n")
     copy_checkout(src / "flaskr")
     machine.boot()
-    started = time.monotonic()
-    first = machine.run(INSTALL, timeout=600)
-    print(f"\nfirst install-host: {time.monotonic() - started:.1f}s\n{first.stdout}")
-    yield Host(machine, first, src)
+    yield Host(machine, None, src)
+
+
+@pytest.fixture(scope="module")
+def host(booted: Host) -> Host:
+    """The server with flaskr installed by the guide's first recipe (its test, first in the
+    file, installs it; when ``-k`` leaves that test out, it is run here)."""
+    if booted.first_install is None:
+        test_deploy_host_from_a_fresh_server_to_https(booted)
+    return booted
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +146,34 @@ def exposure(output: str) -> float:
     return float(match.group(1))
 
 
-def test_install_host_sets_up_a_bare_debian(host: Host) -> None:
-    out = host.first_install.stdout
+def test_deploy_host_from_a_fresh_server_to_https(booted: Host) -> None:
+    """docs/deploy-host.md's step 2 without git: `git archive` of a checkout (on the CI host,
+    in a git repository made from a copy of this checkout's files), copied to the server (cp
+    into its file system for scp), unpacked and installed there, on a bare Debian."""
+    m = booted.machine
+    archive = m.rootfs.parent / "archive"
+    copy_checkout(archive)
+    git = "git -c user.name=suite -c user.email=suite@flaskr.test"
+    subprocess.run(
+        ["sh", "-c", f"git init -q && {git} add -A && {git} commit -qm checkout"],
+        cwd=archive, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    lines = recipe(
+        "docs/deploy-host.md",
+        "From a fresh server to https",
+        0,
+        replace={
+            "scp flaskr.tar.gz blog.example.org:": f"cp flaskr.tar.gz {m.rootfs}/root/",
+            '"blog.example.org"': f'"localhost {m.name}"',  # the names the other tests use
+            "sudo ": "",
+        },
+    )
+    subprocess.run(["sh", "-c", "set -e\n" + "\n".join(lines[:2])], cwd=archive, check=True,
+                   capture_output=True, timeout=120)  # fmt: skip
+    started = time.monotonic()
+    booted.first_install = first = m.recipe(lines[2:], "/root", timeout=600)
+    print(f"\nfirst install-host: {time.monotonic() - started:.1f}s\n{first.stdout}")
+    out = first.stdout
     for step in (
         "system packages present",
         "creating system user flaskr",
@@ -149,7 +183,6 @@ def test_install_host_sets_up_a_bare_debian(host: Host) -> None:
         "starting flaskr",
     ):
         assert step in out, f"{step!r} not in:\n{out}"
-    m = host.machine
     assert m.sh("stat -c '%a %U:%G' /etc/flaskr/secret_key") == "600 root:root"
     assert m.sh("stat -c '%a %U' /etc/flaskr") == "700 root"
     assert m.sh("id -un flaskr; id -gn flaskr") == "flaskr\nflaskr"
@@ -344,13 +377,17 @@ def newer_checkout(host: Host, tag: str) -> tuple[list[str], str]:
     return [f"{SRC}/flaskr-{tag}/scripts/install-host", "--wheels", "/srv/wheels"], marker
 
 
-def test_upgrade_from_a_newer_checkout_reloads_in_place(host: Host) -> None:
+def test_deploy_host_upgrading_under_load(host: Host) -> None:
+    """The guide's upgrade in the checkout the first recipe unpacked: what `git pull` brings
+    (the machine has neither git nor network) is copied over it, then install-host."""
     m = host.machine
-    newer_install, marker = newer_checkout(host, "newer")
+    _, marker = newer_checkout(host, "newer")
+    pull = f"cp -a {SRC}/flaskr-newer/. ."
+    lines = recipe("docs/deploy-host.md", "Upgrading", 0, {"git pull": pull, "sudo ": ""})
     main, workers = flaskr_pids(m)
     with m.load() as load:
         load.wait_ok(50)
-        done = m.run(newer_install, timeout=300)
+        done = m.recipe(lines, "/root")
         wait_workers_replaced(m, main, workers)
         load.more(200)
         result = load.stop()
@@ -450,12 +487,13 @@ def test_install_host_is_never_done_while_its_name_does_not_answer(host: Host) -
     m.wait_http("/healthz")
 
 
-def test_the_micro_cache_is_an_option_kept_until_turned_off(host: Host) -> None:
+def test_deploy_host_the_micro_cache_for_visitors_opt_in(host: Host) -> None:
     """install-host --micro-cache: nginx answers visitors from its cache (the freshness rule
     is tests/e2e/test_micro_cache.py's, on this same site); a plain re-install keeps it and
     changes nothing; --no-micro-cache takes it away."""
     m = host.machine
-    on = m.run([*INSTALL, "--micro-cache"], timeout=300)
+    lines = recipe("docs/deploy-host.md", "The micro-cache for visitors (opt-in)", 0, {"sudo ": ""})
+    on = m.recipe(lines, f"{SRC}/flaskr")
     assert "wrote /etc/nginx/snippets/flaskr-micro-cache.conf" in on.stdout, on.stdout
     assert "reloading nginx" in on.stdout and "reloading flaskr" not in on.stdout
     assert m.sh("cat /etc/flaskr/install.env") == "FLASKR_MICRO_CACHE='1'"
@@ -472,13 +510,20 @@ def test_the_micro_cache_is_an_option_kept_until_turned_off(host: Host) -> None:
     until(lambda: cache_status() is None, 15, "nginx to answer without its micro-cache")
 
 
-def test_the_admin_command_runs_as_the_service_on_its_database(
-    host: Host, post: dict[str, object]
-) -> None:
+def admins(user: str) -> dict[str, str]:
+    """The recipes' replacements: a user of the test's own for the guides' "admin"."""
+    return {"sudo ": "", "user admin": f"user {user}", "make-admin admin": f"make-admin {user}"}
+
+
+def test_deploy_host_the_app_s_commands_sudo_flaskr(host: Host, post: dict[str, object]) -> None:
     m = host.machine
     user = f"admin{uuid.uuid4().hex[:6]}"
-    created = m.run(["flaskr", "create-user", user, "--password", "pw-" + uuid.uuid4().hex])
-    assert f"Created user {user}." in created.stdout, created
+    password = "pw-" + uuid.uuid4().hex
+    lines = recipe("docs/deploy-host.md", "The app's commands: sudo flaskr", 0, admins(user))
+    # The password typed twice at create-user's prompts.
+    done = m.recipe(lines, "/root", stdin=f"{password}\n{password}\n")
+    assert f"Created user {user}." in done.stdout, done
+    assert f"{user} is an admin." in done.stdout and "create-user" in done.stdout, done
     # The site's own database: the person who posted through nginx is found there.
     made = m.run(["flaskr", "make-admin", str(post["user"])])
     assert f"{post['user']} is an admin." in made.stdout
@@ -499,16 +544,51 @@ def test_the_admin_command_runs_as_the_service_on_its_database(
     assert m.sh("ls -A /opt/flaskr/app/instance") == ""
 
 
-def test_rollback_returns_to_the_previous_release(host: Host) -> None:
+def test_operating_users_and_admins_on_the_host(host: Host, post: dict[str, object]) -> None:
+    m = host.machine
+    user = f"ops{uuid.uuid4().hex[:6]}"
+    lines = recipe("docs/operating.md", "Users and admins", 0, admins(user))
+    lines = [line.replace(" alice", f" {post['user']}") for line in lines]  # who exists here
+    password = "pw-" + uuid.uuid4().hex
+    done = m.recipe(lines, "/root", stdin=f"{password}\n{password}\n")
+    assert f"Created user {user}." in done.stdout and f"{user} is an admin." in done.stdout
+    assert f"failed logins counted against {post['user']}." in done.stdout, done.stdout
+
+
+def test_operating_metrics_host(host: Host) -> None:
+    """The drop-in, written without an editor, then a restart: /metrics through nginx."""
+    m = host.machine
+    lines = recipe("docs/operating.md", "Metrics", 0, {
+        "sudo ": "", "blog.example.org": "localhost", "curl ": "curl -sS --fail ",
+    })  # fmt: skip
+    try:
+        done = m.recipe(lines, "/root")
+    finally:
+        m.sh("rm -f /etc/systemd/system/flaskr.service.d/metrics.conf && systemctl daemon-reload"
+             " && systemctl restart flaskr")  # fmt: skip
+    m.wait_http("/healthz", timeout=60)
+    assert "# TYPE flaskr_database_errors_total counter" in done.stdout, done.stdout[-2000:]
+
+
+def test_deploy_host_upgrading_rollback_stays_until_forward(host: Host) -> None:
     """The last install (the original checkout) replaced the named upgrade: --rollback brings
-    that release back, and refuses while the database is newer than what it knows."""
+    that release back and stays: a plain re-run or --micro-cache from the newer checkout says
+    so and changes nothing; --rollback refuses while the database is newer than what it
+    knows; --forward installs the checkout's release again."""
     m = host.machine
     marker = next((host.src / "flaskr-named/flaskr/static").glob("named-*.txt")).name
     assert m.client("get", f"/static/{marker}")["status"] == 404
-    rolled = m.run([*INSTALL, "--rollback"], timeout=300)
+    rolled = m.recipe(recipe("docs/deploy-host.md", "Upgrading", 1, {"sudo ": ""}), f"{SRC}/flaskr")
     print(f"\nrollback:\n{rolled.stdout}")
     assert "rolling back to the release in /opt/flaskr/previous" in rolled.stdout
+    assert "run install-host with --forward" in rolled.stdout
     assert m.client("get", f"/static/{marker}")["status"] == 200
+    before = snapshot(m), flaskr_pids(m)
+    for args in ([], ["--micro-cache"]):
+        kept = m.run([*INSTALL, *args], check=False, timeout=300)
+        assert kept.returncode != 0 and "the site was rolled back" in kept.stderr, kept
+        assert "run again with --forward" in kept.stderr and "done" not in kept.stdout, kept
+    assert (snapshot(m), flaskr_pids(m)) == before  # nothing changed, nothing reloaded
     sql = (
         "import sqlite3, sys; c = sqlite3.connect('/var/lib/flaskr/flaskr.sqlite'); "
         "print(c.execute('select version_num from alembic_version').fetchone()[0]); "
@@ -522,6 +602,102 @@ def test_rollback_returns_to_the_previous_release(host: Host) -> None:
         m.run([*as_flaskr, revision])
     assert refused.returncode != 0 and "refusing to roll back" in refused.stderr, refused
     assert m.client("get", f"/static/{marker}")["status"] == 200  # nothing was changed
+    # A second --rollback goes forward again, and ends the rollback.
+    back = m.run([*INSTALL, "--rollback"], timeout=300)
+    assert "the rollback is over" in back.stdout, back.stdout
+    assert m.client("get", f"/static/{marker}")["status"] == 404
+    assert m.sh("test -e /opt/flaskr/rolled-back || echo over") == "over"
+    # So does --forward, after another rollback.
+    again = m.run([*INSTALL, "--rollback"], timeout=300)
+    assert "rolled back: later runs keep this release" in again.stdout, again.stdout
+    forward = m.run([*INSTALL, "--forward"], timeout=300)
+    assert "the rollback is over" in forward.stdout, forward.stdout
+    assert m.client("get", f"/static/{marker}")["status"] == 404
+    assert m.sh("test -e /opt/flaskr/rolled-back || echo over") == "over"
+
+
+# --- PostgreSQL: Debian's server in the machine, on its loopback, stands in for db.example.org.
+
+#: The role and password the guides' URL holds; its databases are made by ``postgres``.
+PG_PASSWORD = "pw-" + uuid.uuid4().hex
+DATABASE_ENV = "/etc/flaskr/database.env"
+
+
+def postgres(machine: Machine) -> None:
+    """The machine's PostgreSQL answering, with the role flaskr and two empty databases: one
+    for a new site (deploy-host.md), one to move this site's data to (operating.md)."""
+    machine.sh("for i in $(seq 150); do pg_isready -q -h 127.0.0.1 && exit 0; sleep 0.2; done;"
+               " pg_isready -h 127.0.0.1", timeout=60)  # fmt: skip
+    psql = "runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -c"
+    machine.sh(
+        f"{psql} \"CREATE ROLE flaskr LOGIN PASSWORD '{PG_PASSWORD}'\" && "
+        "runuser -u postgres -- createdb -O flaskr newsite && "
+        "runuser -u postgres -- createdb -O flaskr moved"
+    )
+
+
+def pg_url(database: str, password: bool = True) -> str:
+    return f"postgresql://flaskr{':' + PG_PASSWORD if password else ''}@127.0.0.1/{database}"
+
+
+def test_deploy_host_postgresql_a_new_site(host: Host) -> None:
+    """The guide's new site on PostgreSQL: database.env, the network drop-ins, init-db through
+    `sudo flaskr`, a restart, and the daily backup as a .pgdump. Back to SQLite afterwards
+    (the drop-ins stay, for operating.md's move below)."""
+    m = host.machine
+    postgres(m)
+    write_env = f"echo 'FLASKR_DATABASE_URL={pg_url('newsite')}' > {DATABASE_ENV}"
+    lines = recipe("docs/deploy-host.md", "PostgreSQL", 0, {
+        "sudoedit /etc/flaskr/database.env": write_env, "sudo ": "",
+    })  # fmt: skip
+    earlier = set(m.sh("ls /var/lib/flaskr/backups 2>/dev/null || true").split())
+    try:
+        done = m.recipe(lines, "/root")
+        m.wait_http("/healthz", timeout=60)
+        index = m.client("get", "/")
+        tables = m.sh("runuser -u postgres -- psql -d newsite -tAc 'SELECT count(*) FROM post'")
+        made = sorted(set(m.sh("ls /var/lib/flaskr/backups").split()) - earlier)
+    finally:
+        m.sh(f"rm -f {DATABASE_ENV} && systemctl restart flaskr")
+    print(f"\nPostgreSQL, a new site:\n{done.stdout[-1500:]}")
+    assert "already the newest version" in done.stdout, done.stdout  # postgresql-client
+    assert index["status"] == 200 and tables == "0", (index, tables)
+    assert len(made) == 1 and made[0].endswith(".pgdump"), made
+    assert m.sh(f"stat -c '%a %U' /var/lib/flaskr/backups/{made[0]}") == "600 flaskr"
+    m.wait_http("/healthz", timeout=60)
+
+
+def test_operating_moving_to_postgresql_on_the_host(host: Host, post: dict[str, object]) -> None:
+    """operating.md's move of this (SQLite) site's data to PostgreSQL, after deploy-host.md's
+    drop-ins (the test above): copy-db with the password from a file (it asks only in a
+    terminal), then the site serves the same post from PostgreSQL. Back to SQLite after."""
+    m = host.machine
+    m.sh(f"install -m 0600 /dev/null /root/pgpw && echo '{PG_PASSWORD}' > /root/pgpw")
+    write_env = f"echo 'FLASKR_DATABASE_URL={pg_url('moved')}' > /etc/flaskr/target.env"
+    lines = recipe("docs/operating.md", "Moving to PostgreSQL", 0, {
+        "sudoedit /etc/flaskr/target.env": write_env,
+        "'TARGET'": f"'{pg_url('moved', password=False)}' --password-file /root/pgpw",
+        "sudo ": "",
+    })  # fmt: skip
+    try:
+        done = m.recipe(lines, "/root")
+        m.wait_http("/healthz", timeout=60)
+        m.client("check-post", str(post["post_id"]), str(post["title"]), "37", "23")
+        on = m.sh(f"cat {DATABASE_ENV}")
+    finally:
+        m.sh(
+            f"systemctl start flaskr; rm -f {DATABASE_ENV} /etc/flaskr/target.env /root/pgpw"
+            " /etc/systemd/system/flaskr*.service.d/network.conf && systemctl daemon-reload"
+            " && systemctl restart flaskr"
+        )
+    print(f"\nmoving to PostgreSQL:\n{done.stdout[-1500:]}")
+    assert on == f"FLASKR_DATABASE_URL={pg_url('moved')}"
+    title = str(post["title"]).replace("'", "''")
+    found = m.sh(
+        f"runuser -u postgres -- psql -d moved -tAc \"SELECT count(*) FROM post WHERE title = '{title}'\""
+    )
+    assert found == "1", found
+    m.wait_http("/healthz", timeout=60)
 
 
 def test_kill_9_of_the_master_is_restarted(host: Host) -> None:
@@ -563,10 +739,15 @@ def post_titles(machine: Machine) -> set[str]:
     return set(out.splitlines())
 
 
-def test_daily_backup_and_a_restore(host: Host, post: dict[str, object]) -> None:
+def test_backup_host_systemd_scripts_install_host_daily_and_restore(
+    host: Host, post: dict[str, object]
+) -> None:
     m = host.machine
+    timers_line, start_line, journal_line = recipe(
+        "docs/backup.md", "Host (systemd, scripts/install-host)", 0, {"sudo ": ""}
+    )
     assert m.run(["systemctl", "is-enabled", "flaskr-backup.timer"]).stdout.strip() == "enabled"
-    timers = m.run(["systemctl", "list-timers", "--all", "--no-pager", "flaskr-backup.timer"])
+    timers = m.recipe([timers_line], "/root")
     line = next(x for x in timers.stdout.splitlines() if "flaskr-backup.timer" in x)
     print(f"\nsystemctl list-timers: {line}")
     assert "flaskr-backup.service" in line
@@ -591,7 +772,7 @@ def test_daily_backup_and_a_restore(host: Host, post: dict[str, object]) -> None
         flows.wait_for(2)
         load.wait_ok(50)
         started = time.monotonic()
-        m.run(["systemctl", "start", "flaskr-backup.service"], timeout=300)
+        m.recipe([start_line], "/root")
         ended = time.monotonic()
         flows.wait_for(len(flows.acknowledged(float("inf"))) + 2)
         load.more(50)
@@ -604,7 +785,8 @@ def test_daily_backup_and_a_restore(host: Host, post: dict[str, object]) -> None
     assert len(backups) == 1 and backups[0].endswith(".sqlite.gz"), backups
     path = f"/var/lib/flaskr/backups/{backups[0]}"
     assert m.sh(f"stat -c '%a %U' {path}") == "600 flaskr"
-    summary = json.loads(m.sh("journalctl -u flaskr-backup -o cat | grep '^{' | tail -n 1"))
+    journal = m.recipe([journal_line], "/root").stdout
+    summary = json.loads(re.findall(r"^.*?: (\{.*\})$", journal, re.M)[-1])
     assert summary["path"] == path and summary["posts"] >= 1
 
     # Written after the backup, gone after the restore; everything from before is served again.
@@ -612,9 +794,14 @@ def test_daily_backup_and_a_restore(host: Host, post: dict[str, object]) -> None
     # The admin command, as docs/backup.md restores: the service's user, settings and database.
     refused = m.run(["flaskr", "restore", path], check=False, timeout=300)
     assert refused.returncode == 1 and "while the app serves" in refused.stderr, refused.stderr
-    m.run(["systemctl", "stop", "flaskr"])
+    restore = recipe(
+        "docs/backup.md",
+        "Host (systemd, scripts/install-host)",
+        1,
+        {"sudo ": "", "FILE": backups[0]},
+    )
     try:
-        done = m.run(["flaskr", "restore", path], timeout=300)
+        done = m.recipe(restore, "/root")
         assert "Kept the previous database as" in done.stdout, done.stdout
     finally:
         m.run(["systemctl", "start", "flaskr"])
@@ -801,20 +988,38 @@ def install_as(name: str, *args: str, src: str = f"{SRC}/flaskr") -> list[str]:
             "/srv/wheels", *args]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def https(host: Host) -> Https:
-    """docs/deploy-host.md's steps: install-host with the site's name, then certbot --nginx."""
+HTTPS: list[Https] = []  # set once by the test below
+
+
+def test_deploy_host_https_as_the_suite_runs_it(host: Host) -> None:
+    """docs/deploy-host.md's steps as the guide shows the suite running them: install-host
+    with the site's name, then certbot --nginx against pebble."""
     m = host.machine
-    m.sh(f"echo '127.0.0.1 {NAME}' >> /etc/hosts")
-    done = m.run(install_as(NAME), timeout=300)
-    assert f"runs at http://{NAME}/" in done.stdout, done.stdout
     issue(make_ca(host.src / "tls", "flaskr suite CA"), "pebble", ["localhost"], ("127.0.0.1",))
     start_pebble(m, f"{SRC}/tls", PEBBLE_ROOT)
+    lines = recipe(
+        "docs/deploy-host.md",
+        "https, as the suite runs it",
+        replace={"suite-ca.pem": f"{SRC}/tls/ca.pem"},
+    )
+    assert lines[-1].split()[1:] == CERTBOT, lines  # the suite's certbot is the guide's
+    named = m.recipe(lines[:-1], f"{SRC}/flaskr")  # /etc/hosts, then install-host
+    assert f"runs at http://{NAME}/" in named.stdout, named.stdout
     started = time.monotonic()
-    done = m.run(["env", PEBBLE_TRUST, *CERTBOT], timeout=300)
-    print(f"\n$ {shlex.join(CERTBOT)}   ({time.monotonic() - started:.1f}s)\n{done.stdout}")
+    done = m.recipe(lines[-1:], f"{SRC}/flaskr")
+    print(f"\n$ {lines[-1]}   ({time.monotonic() - started:.1f}s)\n{done.stdout}")
+    assert "Successfully received certificate." in done.stdout, done.stdout
+    assert f"Congratulations! You have successfully enabled HTTPS on https://{NAME}" in done.stdout
     root = m.rootfs / PEBBLE_ROOT.lstrip("/")
-    return Https(done, PEBBLE_ROOT, ("--host", NAME, "--cafile", str(root)))
+    HTTPS.append(Https(done, PEBBLE_ROOT, ("--host", NAME, "--cafile", str(root))))
+
+
+@pytest.fixture(scope="module")
+def https(host: Host) -> Https:
+    """The site with certbot's https (the test above; run here when ``-k`` leaves it out)."""
+    if not HTTPS:
+        test_deploy_host_https_as_the_suite_runs_it(host)
+    return HTTPS[0]
 
 
 def curl(m: Machine, cafile: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -839,6 +1044,7 @@ def assert_https_site(m: Machine, cafile: str, issuer: str) -> str:
     assert head.returncode == 0, head.stderr
     lines = head.stdout.lower().splitlines()
     assert lines[0].strip() == "http/2 200", head.stdout  # HTTP/2 negotiated (ALPN)
+    assert "server: nginx" in [line.strip() for line in lines], head.stdout  # no version
     cookie = next(line for line in lines if line.startswith("set-cookie: session="))
     assert "; secure" in cookie and "; httponly" in cookie, cookie
     assert lines.count("strict-transport-security: max-age=63072000") == 1, head.stdout
@@ -873,11 +1079,29 @@ def assert_https_site(m: Machine, cafile: str, issuer: str) -> str:
     return head.stdout
 
 
-def test_certbot_nginx_gets_https_from_the_acme_server(host: Host, https: Https) -> None:
-    out = https.certbot.stdout
-    assert "Successfully received certificate." in out, out
-    assert f"Congratulations! You have successfully enabled HTTPS on https://{NAME}" in out, out
+def test_deploy_host_from_a_fresh_server_to_https_certbot(host: Host, https: Https) -> None:
+    """The guide's certbot step as a reader types it (pebble for Let's Encrypt, and what its
+    prompts ask on the command line), on the site certbot has just set up: the packages are
+    there (apt installs nothing; the machine has no network), and certbot keeps the
+    certificate it has and deploys it again."""
     m = host.machine
+    lines = recipe(
+        "docs/deploy-host.md",
+        "From a fresh server to https",
+        1,
+        replace={
+            "sudo certbot": f"{PEBBLE_TRUST} certbot",
+            "-d blog.example.org": f"-d {NAME} " + shlex.join(CERTBOT[4:]),
+            "sudo ": "",
+        },
+    )
+    again = m.recipe(lines, "/root")
+    print(f"\n$ {lines[-1]}\n{again.stdout}")
+    assert "already the newest version" in again.stdout, again.stdout
+    # No stapling for a certificate that names no OCSP responder (pebble's, Let's Encrypt's):
+    # nginx warned about it on every check and reload.
+    checked = m.run(["nginx", "-t"])
+    assert "ssl_stapling" not in checked.stderr, checked.stderr
     site = m.sh("cat /etc/nginx/sites-available/flaskr")
     assert "listen 443 ssl; # managed by Certbot" in site and "return 301 https://" in site
     head = assert_https_site(m, https.cafile, "Pebble Intermediate CA")
@@ -930,9 +1154,13 @@ def test_upgrade_keeps_certbots_https(host: Host, https: Https) -> None:
     assert result["failed"] == 0, result["errors"]
 
 
+#: The certificate nginx serves for NAME, as PEM.
+SERVED = f"echo | openssl s_client -connect 127.0.0.1:443 -servername {NAME} 2>/dev/null"
+
+
 def test_certbot_renewal_reloads_nginx_without_a_failed_request(host: Host, https: Https) -> None:
     m = host.machine
-    serial = f"echo | openssl s_client -connect 127.0.0.1:443 -servername {NAME} 2>/dev/null | openssl x509 -noout -serial"  # noqa: E501
+    serial = f"{SERVED} | openssl x509 -noout -serial"
     before = m.sh(serial)
     # As certbot.timer runs it (a forced renewal: a real one, deployed, is more than the
     # --dry-run the docs suggest), without its random pause of up to 8 minutes.
@@ -953,9 +1181,11 @@ def test_certbot_renewal_reloads_nginx_without_a_failed_request(host: Host, http
     assert result["failed"] == 0, result["errors"]
 
 
-def test_install_host_with_a_certificate_of_ones_own(host: Host, https: Https) -> None:
+def test_deploy_host_https_with_a_certificate_you_already_have(host: Host, https: Https) -> None:
     """--tls-cert/--tls-key, for who cannot use ACME: the same https site, with a certificate
-    from a CA the suite makes (a company CA, say); kept by later runs until --no-tls."""
+    from a CA the suite makes (a company CA, say); kept by later runs until --no-tls. On the
+    site certbot edited, the guide's line refuses (the certificate would not be served) and
+    says to add --replace-site; with it, the certificate is served."""
     m = host.machine
     ca = make_ca(host.src / "company", "Example Corp Issuing CA")
     cert, key = issue(ca, "blog", [NAME], ocsp="http://127.0.0.1:8888")
@@ -964,13 +1194,44 @@ def test_install_host_with_a_certificate_of_ones_own(host: Host, https: Https) -
     chain.write_text(cert.read_text() + ca.read_text())
     start_ocsp_responder(m, cert, f"{SRC}/company", 8888)
     own = ["--tls-cert", f"{SRC}/company/{chain.name}", "--tls-key", f"{SRC}/company/{key.name}"]
-    mismatched = m.run(install_as(NAME, *own[:3], f"{SRC}/tls/pebble.key"), check=False)
+    mismatched = m.run(
+        install_as(NAME, "--replace-site", *own[:3], f"{SRC}/tls/pebble.key"), check=False
+    )
     assert mismatched.returncode != 0 and "not a usable pair" in mismatched.stderr, mismatched
-    # certbot edited the site: --replace-site takes install-host's own again.
-    done = m.run(install_as(NAME, "--replace-site", *own), timeout=300)
+    paths = {"/path/to/blog.crt": own[1], "/path/to/blog.key": own[3]}
+    guide = {"blog.example.org": NAME, "sudo ": "", **paths}
+    site = m.sh(f"cat {SITE}")
+    # certbot edited the site: the guide's line says what to do, and changes nothing.
+    lines = recipe("docs/deploy-host.md", "https with a certificate you already have", 0, guide)
+    refused = m.recipe(lines, f"{SRC}/flaskr", check=False)
+    assert refused.returncode != 0 and "done" not in refused.stdout, refused
+    assert "run again with --replace-site and the same options" in refused.stderr, refused
+    assert m.sh(f"cat {SITE}") == site and m.sh("test -e /etc/flaskr/tls || echo none") == "none"
+    assert "Pebble Intermediate CA" in m.sh(f"{SERVED} | openssl x509 -noout -issuer")
+    # As it says: --replace-site takes install-host's own site again, with the certificate.
+    lines = recipe(
+        "docs/deploy-host.md",
+        "https with a certificate you already have",
+        0,
+        {**guide, "./scripts/install-host": "./scripts/install-host --replace-site"},
+    )
+    done = m.recipe(lines, f"{SRC}/flaskr")
     assert f"flaskr runs at https://{NAME}/" in done.stdout, done.stdout
     assert m.sh("stat -c '%a %U' /etc/flaskr/tls/flaskr.key") == "600 root"
     assert_https_site(m, f"{SRC}/company/ca.pem", "Example Corp Issuing CA")
+    # install-host's last check compares the certificate nginx serves with the one it
+    # installed: here the file holds another one of the company's (the site stays the same,
+    # so nginx is not reloaded) while nginx still serves the first.
+    other, other_key = issue(ca, "other", [NAME], ocsp="http://127.0.0.1:8888")
+    tls = "/etc/flaskr/tls/flaskr"
+    m.sh(f"cp -p {tls}.crt /root/own.crt && cp -p {tls}.key /root/own.key && "
+         f"cp {SRC}/company/{other.name} {tls}.crt && cp {SRC}/company/{other_key.name} {tls}.key")  # fmt: skip
+    try:
+        stale = m.run(["env", "FLASKR_HEALTH_SECONDS=2", *install_as(NAME)], check=False)
+    finally:
+        m.sh(f"cp -p /root/own.crt {tls}.crt && cp -p /root/own.key {tls}.key")
+    assert stale.returncode != 0 and "done" not in stale.stdout, stale
+    assert "nginx serves the certificate with SHA-256" in stale.stderr, stale.stderr
     # This certificate names an OCSP responder: nginx fetches its answer (after the first
     # handshake asks for it) and staples it, verified, to later handshakes.
     answers = [""]
