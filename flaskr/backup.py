@@ -11,6 +11,7 @@ import errno
 import fcntl
 import gzip
 import json
+import logging
 import os
 import re
 import shutil
@@ -560,14 +561,41 @@ def progress_line(enabled: bool) -> Progress:
     return report
 
 
-def emit(summary: Summary, as_json: bool, verb: str) -> None:
+def plural(count: int, noun: str) -> str:
+    """``1 post``, ``2 posts``, ``0 posts``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def emit(summary: Summary, as_json: bool, verb: str, **extra: object) -> None:
+    """One sentence, or with --json one JSON object (``extra`` added to it) and nothing else."""
     if as_json:
-        click.echo(json.dumps({**asdict(summary), "seconds": round(summary.seconds, 3)}))
+        fields = {**asdict(summary), "seconds": round(summary.seconds, 3), **extra}
+        click.echo(json.dumps(fields))
     else:
         click.echo(
-            f"{verb} {summary.path}: {summary.size} bytes, {summary.posts} posts, "
-            f"{summary.users} users, revision {summary.revision}, {summary.seconds:.2f} s."
+            f"{verb} {summary.path}: {summary.size} bytes, {plural(summary.posts, 'post')}, "
+            f"{plural(summary.users, 'user')}, revision {summary.revision}, "
+            f"{summary.seconds:.2f} s."
         )
+
+
+def _above_info(record: logging.LogRecord) -> bool:
+    return record.levelno > logging.INFO
+
+
+@contextmanager
+def quiet_migrations() -> Iterator[None]:
+    """Keep Alembic's INFO lines out of restore's output.
+
+    They (``Context impl SQLiteImpl.``, JSON in a deployment's logging) would go between
+    restore's own sentences, which say what the migration did. A filter on the logger that
+    makes them: the migrations' env.py sets the levels again on every run."""
+    migration = logging.getLogger("alembic.runtime.migration")
+    migration.addFilter(_above_info)
+    try:
+        yield
+    finally:
+        migration.removeFilter(_above_info)
 
 
 @click.command("backup")
@@ -590,7 +618,12 @@ def backup_command(folder: Path | None, keep: int, as_json: bool, quiet: bool) -
 @with_appcontext
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Restore even while the app is serving.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON line instead.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, nothing else.")
+@click.option(
+    "--shown-as",
+    hidden=True,
+    help="The name to print for PATH (scripts/container restores a copy of the user's file).",
+)
 @click.option(
     "--max-unpacked-mb",
     type=click.IntRange(min=1),
@@ -598,13 +631,20 @@ def backup_command(folder: Path | None, keep: int, as_json: bool, quiet: bool) -
     show_default=True,
     help="The most a compressed SQLite backup may unpack to (it stops at the free space too).",
 )
-def restore_command(path: Path, force: bool, as_json: bool, max_unpacked_mb: int) -> None:
+def restore_command(
+    path: Path, force: bool, as_json: bool, shown_as: str | None, max_unpacked_mb: int
+) -> None:
     """Check a backup, keep the current database aside, restore, then migrate it forward."""
+    with quiet_migrations():
+        restore(path, force, as_json, shown_as or str(path), max_unpacked_mb)
+
+
+def restore(path: Path, force: bool, as_json: bool, shown: str, max_unpacked_mb: int) -> None:
     started = time.monotonic()
     dialect = db.engine.dialect.name
     if not path.name.endswith(EXTENSION[dialect]):
         raise click.ClickException(
-            f"{path} is not a {dialect} backup (those end in .{EXTENSION[dialect]})."
+            f"{shown} is not a {dialect} backup (those end in .{EXTENSION[dialect]})."
         )
     reason = serving_reason(current_app)
     if reason and not force:
@@ -632,7 +672,7 @@ def restore_command(path: Path, force: bool, as_json: bool, max_unpacked_mb: int
     rendered = render_all_stale()
     posts, users = counts()
     summary = Summary(
-        str(path),
+        shown,
         path.stat().st_size,
         posts,
         users,
@@ -642,7 +682,7 @@ def restore_command(path: Path, force: bool, as_json: bool, max_unpacked_mb: int
     if not as_json:
         click.echo(message)
         click.echo(rendered)
-    emit(summary, as_json, "Restored")
+    emit(summary, as_json, "Restored", kept_aside=aside[-1].path if aside else None)
 
 
 def content_version_now() -> int | None:

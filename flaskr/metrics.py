@@ -42,6 +42,10 @@ DATABASE_ERRORS = Counter(
 )
 #: Labels come from this fixed set: a made-up method must not add a series for every name.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: Addresses refused /metrics that this process has logged already: one line each, not one
+#: per scrape (a Prometheus asks every 15 s). Bounded, so made-up addresses cannot grow it.
+_REFUSED_LOGGED: set[str] = set()
+_REFUSED_LOGGED_MAX = 100
 
 
 def start_timer() -> None:
@@ -71,8 +75,11 @@ def _count_database_error(context: ExceptionContext) -> None:
 def metrics() -> Response:
     """The figures in Prometheus' text format, summed over gunicorn's workers."""
     allowed = current_app.config["METRICS_ALLOW"]
-    if not current_app.config["METRICS"] or request.remote_addr not in allowed:
+    if not current_app.config["METRICS"]:
         abort(404)
+    if request.remote_addr not in allowed:
+        _log_refused(str(request.remote_addr), allowed)
+        abort(404)  # the client learns nothing; the operator reads why in the log
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
@@ -80,6 +87,22 @@ def metrics() -> Response:
     else:
         data = generate_latest()
     return Response(data, content_type=CONTENT_TYPE_LATEST)
+
+
+def _log_refused(address: str, allowed: list[str]) -> None:
+    """Say once per address why /metrics answered 404.
+
+    Behind Docker's port publishing the host's own requests arrive from the bridge's gateway
+    (172.17.0.1), not from 127.0.0.1."""
+    if address in _REFUSED_LOGGED or len(_REFUSED_LOGGED) >= _REFUSED_LOGGED_MAX:
+        return
+    _REFUSED_LOGGED.add(address)
+    current_app.logger.warning(
+        "/metrics refused to %s: not in FLASKR_METRICS_ALLOW (%s); add it there, or scrape "
+        "from inside (scripts/container metrics)",
+        address,
+        ", ".join(allowed),
+    )
 
 
 def count_database_errors(app: Flask) -> None:

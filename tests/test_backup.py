@@ -74,7 +74,7 @@ def test_backup_is_a_compressed_private_checked_copy(app: Flask, tmp_path: Path)
 def test_backup_folder_argument_and_text_summary(app: Flask, tmp_path: Path) -> None:
     result = app.test_cli_runner().invoke(args=["backup", str(tmp_path / "elsewhere")])
     assert result.exit_code == 0
-    assert "Backed up to" in result.output and "1 posts, 2 users" in result.output
+    assert "Backed up to" in result.output and "1 post, 2 users" in result.output
     assert len(backup.backups_in(tmp_path / "elsewhere")) == 1
 
 
@@ -105,7 +105,7 @@ def test_restore_keeps_the_current_database_aside(app: Flask) -> None:
     add_post(app, "written after the backup")
     result = app.test_cli_runner().invoke(args=["restore", path])
     assert result.exit_code == 0, result.output
-    assert "Restored" in result.output and "1 posts, 2 users" in result.output
+    assert f"Restored {path}:" in result.output and "1 post, 2 users" in result.output
     assert post_count(app) == 1
     aside = next(Path(app.instance_path, "backups").glob("*-pre-restore.sqlite.gz"))
     assert "Kept the previous database as" in result.output and aside.name in result.output
@@ -113,6 +113,32 @@ def test_restore_keeps_the_current_database_aside(app: Flask) -> None:
     again = app.test_cli_runner().invoke(args=["restore", "--json", str(aside)])
     assert json.loads(again.output.splitlines()[-1])["posts"] == 2
     assert post_count(app) == 2
+
+
+def test_restore_prints_plain_sentences_or_one_json_object(app: Flask, capfd) -> None:
+    """Plain sentences by default, with "1 post" and no migration log lines between them; the
+    name given with --shown-as (scripts/container's: the user's FILE, not its temporary copy)
+    in place of PATH; with --json one JSON object and nothing else on stdout."""
+    path = run_backup(app)["path"]
+    capfd.readouterr()
+    plain = app.test_cli_runner().invoke(
+        args=["restore", path, "--shown-as", "backups/site.sqlite.gz"]
+    )
+    assert plain.exit_code == 0, plain.output
+    lines = plain.output.splitlines()
+    assert not [line for line in lines if line.lstrip().startswith("{")], lines
+    assert lines[0].startswith("Kept the previous database as ") and lines[0].endswith(".")
+    assert lines[-1].startswith("Restored backups/site.sqlite.gz: ")
+    assert ", 1 post, 2 users, revision " in lines[-1] and path not in plain.output
+    # Nothing from Alembic's logging on the terminal either (it is JSON in a deployment).
+    assert "Context impl" not in "".join(capfd.readouterr())
+
+    as_json = app.test_cli_runner().invoke(args=["restore", "--json", path])
+    assert as_json.exit_code == 0, as_json.output
+    assert len(as_json.output.strip().splitlines()) == 1, as_json.output
+    summary = json.loads(as_json.output)
+    assert summary["path"] == path and summary["posts"] == 1 and summary["users"] == 2
+    assert summary["kept_aside"].endswith("-pre-restore.sqlite.gz")
 
 
 def test_restore_onto_a_fresh_instance(app: Flask, tmp_path: Path) -> None:

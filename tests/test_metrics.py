@@ -81,3 +81,27 @@ def test_values_the_database_refuses_are_400s_not_outages(tmp_path) -> None:
     assert b"cannot store" in response.data
     _count_database_error(SimpleNamespace(sqlalchemy_exception=refused))
     assert _value(client.get("/metrics").text, "flaskr_database_errors_total") == before
+
+
+def test_a_refused_scrape_is_logged_once_naming_the_address_and_the_setting(
+    tmp_path, capfd
+) -> None:
+    """Behind Docker's published port the host's curl comes from the bridge's gateway: the
+    client gets a plain 404, the operator one log line saying which address and which setting."""
+    client = make_app(tmp_path, METRICS=True).test_client()
+    gateway = {"REMOTE_ADDR": "172.17.0.1"}
+    for _ in range(3):
+        refused = client.get("/metrics", environ_base=gateway)
+        assert refused.status_code == 404 and "172.17" not in refused.text
+    seen = "".join(capfd.readouterr())
+    lines = [line for line in seen.splitlines() if "/metrics refused" in line]
+    assert [line.split("] ", 1)[1] for line in lines] == [
+        "/metrics refused to 172.17.0.1: not in FLASKR_METRICS_ALLOW (127.0.0.1, ::1); add it "
+        "there, or scrape from inside (scripts/container metrics)"
+    ]
+
+
+def test_metrics_off_logs_nothing(tmp_path, capfd) -> None:
+    client = make_app(tmp_path).test_client()
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "10.9.9.9"}).status_code == 404
+    assert "/metrics refused" not in "".join(capfd.readouterr())

@@ -139,7 +139,9 @@ class Engine:
             need("podman")
         self.image = f"localhost/{self.prefix}:test"
         self.previous = f"localhost/{self.prefix}:previous"  # what `upgrade` keeps
+        self.rolled_back = f"localhost/{self.prefix}:rolled-back"  # what `rollback` leaves
         self.images.add(self.image)
+        self.images.add(self.rolled_back)
         assert (self.kind == "docker") == (self.docker is not None), self.kind
         self.images.add(self.previous)
 
@@ -167,9 +169,35 @@ class Engine:
         **settings: str,
     ) -> subprocess.CompletedProcess[str]:
         """Run scripts/container of ``checkout`` (this one, or a newer copy to upgrade to)."""
+        argv = [str(checkout / "scripts" / "container"), *args]
+        what = f"scripts/container {' '.join(args)}"
+        return self.run(argv, what, timeout, check, "", settings)
+
+    def sh(
+        self,
+        line: str,
+        timeout: float = 120,
+        check: bool = True,
+        stdin: str = "",
+        **settings: str,
+    ) -> subprocess.CompletedProcess[str]:
+        """One line of a guide's recipe, as a reader runs it: by bash in the checkout, in the
+        namespace without Python, with the suite's settings and ``stdin`` typed in."""
+        return self.run(["bash", "-c", line], line, timeout, check, stdin, settings)
+
+    def run(
+        self,
+        argv: list[str],
+        what: str,
+        timeout: float,
+        check: bool,
+        stdin: str,
+        settings: dict[str, str],
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(  # noqa: S603
-            self.ns.argv([str(checkout / "scripts" / "container"), *args]),
+            self.ns.argv(argv),
             env=self.env(**settings),
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -177,7 +205,7 @@ class Engine:
         )
         if check and done.returncode != 0:
             pytest.fail(
-                f"scripts/container {' '.join(args)} exited {done.returncode}\n"
+                f"{what} exited {done.returncode}\n"
                 f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
             )
         return done
@@ -223,7 +251,8 @@ class Engine:
 
     def remove_container(self, name: str) -> None:
         grace = [] if self.kind == "docker" else ["--time", "2"]  # docker rm -f kills at once
-        self.cli("rm", "--force", *grace, name, check=False, timeout=60)
+        for each in (name, f"{name}-next"):  # -next: what upgrade and rollback create
+            self.cli("rm", "--force", *grace, each, check=False, timeout=60)
 
     def cleanup(self) -> None:
         """Remove what this run made, by name, whatever state the tests left it in."""
