@@ -194,3 +194,22 @@ def test_the_recipe_reader_sees_every_block(tmp_path: Path) -> None:
         "a b",
         "echo '#x'",
     ]
+
+
+def test_the_tests_the_guides_name_exist() -> None:
+    """A test renamed or removed leaves no guide pointing at it (``file.py::name``)."""
+    functions: dict[str, set[str]] = {}
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        tree = ast.parse(path.read_text())
+        names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+        functions.setdefault(path.name, set()).update(names)
+    missing = []
+    for path in GUIDES:
+        text = path.read_text()
+        # `a.py::x`, then `::y` for the same file in the sentence that follows.
+        for match in re.finditer(r"(test_\w+\.py)((?:::\w+[`,\s]*(?:and\s*)?`?)+)", text):
+            for name in re.findall(r"::(\w+)", match.group(2)):
+                known = functions.get(match.group(1), set())
+                if not any(f == name or f.startswith(name) for f in known):
+                    missing.append(f"{path.name}: {match.group(1)}::{name}")
+    assert not missing, "guides name tests that do not exist:\n" + "\n".join(missing)
