@@ -9,6 +9,7 @@ restart under load that /readyz reports and no replica needs restarting for."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -42,14 +43,22 @@ IMAGES = {"postgres:17-alpine": "postgres.Dockerfile", "nginx:1.28-alpine": "ngi
 
 
 def ensure_stand_in(docker: DockerDaemon, tag: str) -> None:
-    if docker.cli("image", "inspect", tag, check=False).returncode == 0:
+    """The stand-in called TAG, built again when its Dockerfile or entrypoint changed."""
+    dockerfile = STAND_INS / IMAGES[tag]
+    entrypoint = STAND_INS / dockerfile.name.replace(".Dockerfile", "-entrypoint.sh")
+    digest = hashlib.sha256(dockerfile.read_bytes() + entrypoint.read_bytes()).hexdigest()[:16]
+    label = docker.cli(
+        "image", "inspect", "--format", '{{index .Config.Labels "flaskr.stand-in"}}', tag,
+        check=False,
+    )  # fmt: skip
+    if label.returncode == 0 and label.stdout.strip() == digest:
         return
     raw = "localhost/flaskr-e2e-debian-services:trixie"
     if docker.cli("image", "inspect", raw, check=False).returncode != 0:
         docker.cli("import", str(rootfs("services")), raw, timeout=600)
     docker.cli(
-        "build", "--build-arg", f"RAW={raw}", "--tag", tag,
-        "--file", str(STAND_INS / IMAGES[tag]), str(STAND_INS), timeout=600,
+        "build", "--build-arg", f"RAW={raw}", "--tag", tag, "--label", f"flaskr.stand-in={digest}",
+        "--file", str(dockerfile), str(STAND_INS), timeout=600,
     )  # fmt: skip
 
 
