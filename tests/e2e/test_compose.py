@@ -480,3 +480,19 @@ def test_scale_out_https_with_a_certificate_you_have(
     assert login.status_code == 200 and "Secure" in login.headers.get("Set-Cookie", ""), (
         login.headers
     )
+
+
+def test_down_v_leaves_no_volume_behind(deployment: Deployment) -> None:
+    """No container of the project mounts an anonymous volume (the image's VOLUME is a tmpfs
+    here, as it is for the one-off backup and restore containers), and `down -v` leaves none
+    of the dockerd's volumes that were not there before `up`."""
+    volumes = {}
+    for name in deployment.containers(""):
+        found = deployment.docker.cli("inspect", "--format", "{{json .Mounts}}", name).stdout
+        volumes[name] = [m.get("Name") for m in json.loads(found) if m["Type"] == "volume"]
+    assert {n: v for n, v in volumes.items() if v} == {
+        deployment.containers("db")[0]: [f"{deployment.project}_pgdata"]
+    }, volumes
+    deployment.sh(["docker compose -f deploy/compose.yaml down -v"])
+    left = set(deployment.docker.cli("volume", "ls", "--quiet").stdout.split())
+    assert left - deployment.volumes_before == set()
