@@ -441,6 +441,56 @@ def test_scale_out_without_access_to_docker_hub(deployment: Deployment, tmp_path
     assert check.returncode != 0 and f"No such image: {missing}" in check.stderr, check.stderr
 
 
+def test_backup_compose_and_kubernetes_postgresql(deployment: Deployment) -> None:
+    """docs/backup.md's compose recipes against the running deployment: a backup with the
+    backup service; a post written after it; the restore recipe (refused while the replicas
+    run); then the post written after is gone, the ones before are there, the site serves
+    and a user from before the backup logs in, one from after does not."""
+    keeper = Visitor(deployment.base)
+    keeper.register_and_login("keeper", "correct horse")
+    keeper.create_post("Before the backup", body="kept", image=png())
+    backups = deployment.checkout / "deploy" / "backups"
+    backup = deployment.sh(recipe("docs/backup.md", "Compose and Kubernetes (PostgreSQL)", 0))
+    (made,) = backups.glob("flaskr-*.pgdump")
+    assert made.name in backup.stdout and made.stat().st_mode & 0o777 == 0o600, backup.stdout
+    late = Visitor(deployment.base)
+    late.register_and_login("late", "correct horse")
+    late.create_post("After the backup", body="to be lost")
+    assert {"Before the backup", "After the backup"} <= deployment.titles()
+
+    stop, restore, migrate, up = recipe(
+        "docs/backup.md", "Compose and Kubernetes (PostgreSQL)", 1, replace={"FILE": made.name}
+    )
+    refused = deployment.sh([restore], check=False)
+    assert refused.returncode != 0 and "stop the replicas first" in refused.stderr, (
+        refused.stdout + refused.stderr
+    )
+    assert "After the backup" in deployment.titles()  # nothing changed
+    started = time.monotonic()
+    done = deployment.sh([stop, restore, migrate, up])
+    took = time.monotonic() - started
+    print(f"compose restore recipe: {took:.1f}s\n{done.stdout}")
+    assert "posts: " in done.stdout and "is the database now" in done.stdout, done.stdout
+    (aside,) = backups.glob("flaskr-*-pre-restore.pgdump")
+    assert aside.name in done.stdout
+    titles = deployment.titles()
+    assert "Before the backup" in titles and "After the backup" not in titles, titles
+    assert requests.get(deployment.base + "/readyz", timeout=10).json()["status"] == "ok"
+    index = requests.get(deployment.base + "/", timeout=30)
+    assert index.status_code == 200 and "Before the backup" in index.text
+    assert "After the backup" not in index.text
+    Visitor(deployment.base).login("keeper", "correct horse")
+    refused_login = Visitor(deployment.base).submit(
+        "/auth/login", {"username": "late", "password": "correct horse"}
+    )
+    assert refused_login.status_code == 400 and "Incorrect username" in refused_login.text
+    post_id = keeper.post_id("Before the backup")
+    assert keeper.get(f"/{post_id}/image").content[:8] == b"\x89PNG\r\n\x1a\n"
+    # The next backup keeps the copy set aside, whatever the retention.
+    deployment.sh(recipe("docs/backup.md", "Compose and Kubernetes (PostgreSQL)", 0))
+    assert aside.exists()
+
+
 def test_scale_out_https_with_a_certificate_you_have(
     deployment: Deployment, tmp_path: Path
 ) -> None:
