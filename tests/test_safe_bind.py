@@ -136,7 +136,7 @@ def test_container_run_publishes_beyond_loopback_when_told_a_proxy_is_in_front(c
         done, engine = container("run", *args, "-e", "X=1", FLASKR_PUBLISH="0.0.0.0:8000",
                                  **setting)  # fmt: skip
         assert "refusing" not in done.stderr, done.stderr
-        (run_line,) = [line for line in engine.splitlines() if line.startswith("run ")]
+        (run_line,) = [line for line in engine.splitlines() if line.startswith("create ")]
         assert "--publish 0.0.0.0:8000:8000" in run_line and "-e X=1" in run_line
         assert "--behind-proxy" not in engine
     done, engine = container("run", FLASKR_PUBLISH="127.0.0.1:8000")
@@ -177,7 +177,7 @@ def test_container_run_refuses_the_host_network_in_every_spelling(container, arg
 def test_container_run_reads_clusters_and_networks_as_the_engine_does(container, args):
     done, engine = container("run", *args)
     assert "refusing" not in done.stderr, done.stderr
-    (run_line,) = [line for line in engine.splitlines() if line.startswith("run ")]
+    (run_line,) = [line for line in engine.splitlines() if line.startswith("create ")]
     assert run_line.endswith(" ".join(args) + " flaskr:latest"), run_line
 
 
@@ -188,7 +188,7 @@ def test_container_run_goes_on_behind_a_proxy(container, args):
     for said, setting in ((["--behind-proxy"], {}), ([], {"FLASKR_BEHIND_PROXY": "1"})):
         done, engine = container("run", *said, *args, **setting)
         assert "refusing" not in done.stderr, done.stderr
-        (run_line,) = [line for line in engine.splitlines() if line.startswith("run ")]
+        (run_line,) = [line for line in engine.splitlines() if line.startswith("create ")]
         assert run_line.endswith(" ".join(args) + " flaskr:latest"), run_line
 
 
@@ -199,10 +199,10 @@ def test_container_restore_passes_the_unpacked_cap_on_as_a_number_only(container
     backup.write_bytes(b"")
     # The engine's last call is the one-off container, its sh -c script over several lines.
     done, engine = container("restore", str(backup), "--max-unpacked-mb", "20480")
-    assert 'restore "$f" ${2:+--max-unpacked-mb "$2"}' in engine
-    assert engine.rstrip().endswith(" sh sqlite.gz 20480"), engine
+    assert '${2:+--max-unpacked-mb "$2"}' in engine
+    assert engine.rstrip().endswith(f" sh sqlite.gz 20480 {backup}"), engine
     done, engine = container("restore", str(backup))
-    assert engine.rstrip().endswith(" sh sqlite.gz"), engine
+    assert engine.rstrip().endswith(f" sh sqlite.gz  {backup}"), engine
     for bad in (["--max-unpacked-mb", "1;id"], ["--max-unpacked-mb"], ["--force"], ["-1"]):
         done, engine = container("restore", str(backup), *bad)
         assert done.returncode == 1 and "usage: scripts/container restore FILE" in done.stderr
