@@ -266,6 +266,8 @@ def test_scale_out_compose_one_host_several_instances(deployment: Deployment) ->
     assert list(deployment.ran) == [tuple(first), tuple(up)]
     key = (deployment.checkout / "deploy" / "secret_key").stat()
     assert (key.st_mode & 0o777, key.st_uid) == (0o600, 10001)
+    # The password too is for the owner only (it was world-readable: -rw-r--r--).
+    assert (deployment.checkout / "deploy" / ".env").stat().st_mode & 0o777 == 0o600
     env_file = (deployment.checkout / "deploy" / ".env").read_text()
     assert len(env_file.strip().removeprefix("FLASKR_DB_PASSWORD=")) == 48, "a 24-byte hex password"
     shown = deployment.ran[tuple(up)].stdout
