@@ -27,6 +27,7 @@ import compose
 import pytest
 import requests
 
+from flaskr.backup import NAME, known_revisions
 from tests.e2e.container_docker import DockerDaemon
 from tests.e2e.container_engines import STAND_INS, Engine, HiddenPython
 from tests.e2e.harness import ROOT
@@ -454,7 +455,16 @@ def test_backup_compose_and_kubernetes_postgresql(deployment: Deployment) -> Non
     backups = deployment.checkout / "deploy" / "backups"
     backup = deployment.sh(recipe("docs/backup.md", "Compose and Kubernetes (PostgreSQL)", 0))
     (made,) = backups.glob("flaskr-*.pgdump")
-    assert made.name in backup.stdout and made.stat().st_mode & 0o777 == 0o600, backup.stdout
+    assert made.stat().st_mode & 0o777 == 0o600
+    # One sentence naming the file where the reader finds it, named as `flask backup` names
+    # its own: time and schema revision (not /backups/…-pg_dump.pgdump, the container's view).
+    name = NAME.match(made.name)
+    assert name and name["revision"] == known_revisions()[-1] and not name["label"], made.name
+    size = made.stat().st_size
+    assert backup.stdout.splitlines() == [
+        f"backup: deploy/backups/{made.name}, {size} bytes, schema revision {name['revision']}."
+    ], backup.stdout
+    print(backup.stdout)
     late = Visitor(deployment.base)
     late.register_and_login("late", "correct horse")
     late.create_post("After the backup", body="to be lost")
@@ -463,6 +473,11 @@ def test_backup_compose_and_kubernetes_postgresql(deployment: Deployment) -> Non
     stop, restore, migrate, up = recipe(
         "docs/backup.md", "Compose and Kubernetes (PostgreSQL)", 1, replace={"FILE": made.name}
     )
+    # No file named: one sentence saying what to give (it was `restore: 1: 1: name a …`).
+    unnamed = deployment.sh([restore.removesuffix(made.name).rstrip()], check=False)
+    assert unnamed.returncode == 2, unnamed.stderr
+    assert "restore: name one backup in deploy/backups: docker compose" in unnamed.stderr
+    assert "1: 1:" not in unnamed.stderr, unnamed.stderr
     refused = deployment.sh([restore], check=False)
     assert refused.returncode != 0 and "stop the replicas first" in refused.stderr, (
         refused.stdout + refused.stderr
