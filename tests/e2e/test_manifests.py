@@ -305,7 +305,8 @@ def render_compose_nginx(
     if tls:
         cert, key = issue(make_ca(tmp_path / "tls", "compose test CA"), "site", ["flaskr.test"])
         conf = (DEPLOY / "compose" / "tls.conf").read_text()
-        conf = conf.replace("${FLASKR_HTTPS_PORT}", "8443")
+        conf = conf.replace("${FLASKR_HTTPS_PORT}", "127.0.0.1:8443")  # compose.tls.yaml's default
+        conf = conf.replace("${FLASKR_HTTPS_PUBLIC_PORT}", "")
         assert "${" not in conf
         conf = conf.replace("/etc/nginx/tls/cert.pem", str(cert))
         conf = conf.replace("/etc/nginx/tls/key.pem", str(key))
@@ -349,8 +350,10 @@ def test_compose_tls_override_mounts_the_certificate(
     assert done.returncode == 0, done.stderr[-3000:]
     (merged,) = load_yaml(compose_tool, done.stdout)
     lb = merged["services"]["nginx"]
-    assert sorted(lb["ports"]) == ["127.0.0.1:8080:80", "8443:443"]
-    assert lb["environment"]["FLASKR_HTTPS_PORT"] == "8443"
+    # Both on loopback unless said otherwise: https was on every address by default.
+    assert sorted(lb["ports"]) == ["127.0.0.1:8080:80", "127.0.0.1:8443:443"]
+    assert lb["environment"]["FLASKR_HTTPS_PORT"] == "127.0.0.1:8443"
+    assert lb["environment"]["FLASKR_HTTPS_PUBLIC_PORT"] == ""
     mounts = {m.split(":")[1]: m.split(":")[0] for m in lb["volumes"]}
     assert mounts["/etc/nginx/tls/cert.pem"] == "/srv/tls/blog.crt"
     assert mounts["/etc/nginx/tls/key.pem"] == "/srv/tls/blog.key"
