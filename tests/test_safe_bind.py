@@ -6,6 +6,7 @@ started here: the container engine is a stand-in that records its arguments."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import subprocess
@@ -20,10 +21,16 @@ LOOKALIKES = ["127.0.0.1.evil.invalid:8799", "127.0.0.1.nip.io:8799", "127.0.0.1
               "127.0.0.256:8000", "127.1:8000"]  # fmt: skip
 
 
-def run(argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+def run(argv: list[str], cwd: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("FLASKR_")}
     return subprocess.run(  # noqa: S603 - this checkout's scripts
-        argv, env={**base, **env}, capture_output=True, text=True, timeout=60, check=False
+        argv,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=cwd,
     )
 
 
@@ -81,9 +88,11 @@ def container(tmp_path: Path):
         "FLASKR_CONTAINER_SECRET": str(tmp_path / "secret" / "key"),
     }
 
-    def script(*args: str, **settings: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    def script(
+        *args: str, cwd: str | None = None, **settings: str
+    ) -> tuple[subprocess.CompletedProcess[str], str]:
         log.unlink(missing_ok=True)
-        done = run([str(ROOT / "scripts" / "container"), *args], **env, **settings)
+        done = run([str(ROOT / "scripts" / "container"), *args], cwd, **env, **settings)
         return done, log.read_text() if log.exists() else ""
 
     return script
@@ -94,15 +103,16 @@ def container(tmp_path: Path):
     [
         ((), "0.0.0.0:8000", "0.0.0.0:8000"),
         ((), "192.0.2.1:8080", "192.0.2.1:8080"),
-        (("-p", "8080:8000"), "127.0.0.1:8000", "8080:8000"),
+        (("-p", "8080:8000"), "127.0.0.1:8000", "every address (-p 8080:8000)"),
+        (("--publish", "8080"), "127.0.0.1:8000", "every address (--publish 8080)"),
         (("--publish=0.0.0.0:80:8000",), "127.0.0.1:8000", "0.0.0.0:80:8000"),
         (("-P",), "127.0.0.1:8000", "every address (-P)"),
         (("--network", "host"), "127.0.0.1:8000", "the host's network"),
         # Short options in a cluster, as Docker's tutorials write them (docker run -dp ...).
-        (("-dp", "8000:8000"), "127.0.0.1:8000", "8000:8000"),
+        (("-dp", "8000:8000"), "127.0.0.1:8000", "every address (-p 8000:8000)"),
         (("-tp", "0.0.0.0:8000:8000"), "127.0.0.1:8000", "0.0.0.0:8000:8000"),
-        (("-itp", "8080:8000"), "127.0.0.1:8000", "8080:8000"),
-        (("-dp8000:8000",), "127.0.0.1:8000", "8000:8000"),
+        (("-itp", "8080:8000"), "127.0.0.1:8000", "every address (-p 8080:8000)"),
+        (("-dp8000:8000",), "127.0.0.1:8000", "every address (-p 8000:8000)"),
         (("-dp=0.0.0.0:80:8000",), "127.0.0.1:8000", "0.0.0.0:80:8000"),
         (("-dP",), "127.0.0.1:8000", "every address (-dP)"),
         (("-Pit",), "127.0.0.1:8000", "every address (-Pit)"),
@@ -196,7 +206,7 @@ def test_container_restore_passes_the_unpacked_cap_on_as_a_number_only(container
     """The cap reaches `flask restore` in the one-off container as an argument; anything but a
     number is refused before the engine is asked anything."""
     backup = tmp_path / "flaskr-x.sqlite.gz"
-    backup.write_bytes(b"")
+    backup.write_bytes(gzip.compress(b"SQLite format 3\0" + bytes(100)))
     # The engine's last call is the one-off container, its sh -c script over several lines.
     done, engine = container("restore", str(backup), "--max-unpacked-mb", "20480")
     assert '${2:+--max-unpacked-mb "$2"}' in engine
@@ -207,3 +217,65 @@ def test_container_restore_passes_the_unpacked_cap_on_as_a_number_only(container
         done, engine = container("restore", str(backup), *bad)
         assert done.returncode == 1 and "usage: scripts/container restore FILE" in done.stderr
         assert engine == ""
+
+
+def test_container_restore_checks_the_file_before_it_stops_anything(container, tmp_path):
+    """A file that is not a backup of this container's database is refused before the
+    container is stopped, naming the file as given (each once stopped, refused, started)."""
+    cases = {
+        "bad.sqlite.gz": (os.urandom(4096), "is not a backup of flaskr's SQLite database"),
+        "-rf.sqlite.gz": (gzip.compress(b"not sqlite" * 10), "is not a backup of flaskr's"),
+        "real.pgdump": (b"PGDMP" + bytes(64), "is a PostgreSQL dump (.pgdump"),
+        "notes.txt": (b"x", "is not a flaskr backup (their names end in"),
+    }
+    for name, (content, said) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        done, engine = container("restore", name, cwd=str(tmp_path))
+        assert done.returncode == 1, done
+        assert f"container: {name} {said}" in done.stderr, done.stderr
+        assert "stop" not in engine and " run " not in f" {engine}", engine
+        assert ".incoming" not in done.stderr
+    done, engine = container("restore", "./missing.sqlite.gz", cwd=str(tmp_path))
+    assert done.returncode == 1 and "no backup file ./missing.sqlite.gz" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--keep", "7"], "backup has no option --keep. usage: "),
+        (
+            ["--keep", "7"],
+            "the number kept in the volume is FLASKR_BACKUP_KEEP (14), e.g. 'FLASKR_BACKUP_KEEP=7 ",
+        ),
+        (["/etc/hostname"], "/etc/hostname is not a folder: backup copies its file into DIR"),
+        (["a", "b"], "one DIR only"),
+    ],
+)
+def test_container_backup_refuses_options_and_a_dir_that_is_a_file(container, args, said):
+    done, engine = container("backup", *args)
+    assert done.returncode == 1 and said in done.stderr, done
+    assert engine == "" and "mkdir" not in done.stderr
+    done, engine = container("backup", FLASKR_BACKUP_KEEP="seven")
+    assert done.returncode == 1 and "FLASKR_BACKUP_KEEP must be a number" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "rollback"])
+def test_container_forward_is_refused_outside_build_and_upgrade(container, command):
+    done, engine = container(command, "--forward")
+    assert done.returncode == 1 and engine == "", done
+    assert "--forward is for 'build' and 'upgrade'" in done.stderr
+
+
+def test_container_publish_on_localhost_is_127_0_0_1(container):
+    done, engine = container("run", FLASKR_PUBLISH="localhost:8001")
+    assert "--publish 127.0.0.1:8001:8000" in engine, (done, engine)
+    done, engine = container("run", "-p", "localhost:8001:8000")
+    assert done.returncode == 1 and engine == "", done
+    assert "write 127.0.0.1 for localhost (-p 127.0.0.1:8001:8000)" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["status", "health"])
+def test_container_status_and_health_of_no_container_say_so_and_fail(container, command):
+    done, _ = container(command, FLASKR_CONTAINER="nosuch")
+    assert done.returncode == 1, done
+    assert done.stderr == "container: no container named nosuch\n", done.stderr

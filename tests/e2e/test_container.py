@@ -203,6 +203,9 @@ def test_build_and_run_need_no_python_on_the_host(engine: Engine, site: Site) ->
     seen = subprocess.run(probe, capture_output=True, text=True, check=True, timeout=30)  # noqa: S603
     assert seen.stdout.strip() == "", seen.stdout
     assert site.run_to_200 < 60
+    # Every build is labelled, so that pruning finds what it leaves untagged (only upgrade's was).
+    labels = engine.cli("image", "inspect", "--format", "{{json .Config.Labels}}", engine.image)
+    assert json.loads(labels).get("org.flaskr.built-by") == "scripts-container", labels
 
 
 def test_a_person_posts_with_an_image_and_tags(site: Site, post: Post) -> None:
@@ -385,9 +388,20 @@ def test_backup_container_scripts_container_while_writing_onto_a_fresh_volume(
             done = engine.sh(lines[0], FLASKR_CONTAINER=live.name, FLASKR_VOLUME=live.volume)
             time.sleep(AFTER)
             load.stop()
-        summary = json.loads(done.stdout.splitlines()[-1])
-        copy = tmp_path / Path(summary["path"]).name
+        # One sentence naming the host's copy, not the path inside the volume.
+        backed_up = done.stdout.strip()
+        assert backed_up.startswith(f"Backed up to {tmp_path}/flaskr-"), backed_up
+        assert "/var/lib/flaskr" not in backed_up and not backed_up.startswith("{"), backed_up
+        copy = Path(backed_up.removeprefix("Backed up to ").split(": ")[0])
         assert copy.stat().st_mode & 0o777 == 0o600
+        # Not a backup: refused before the container is stopped, naming the file as given.
+        bad = tmp_path / "bad.sqlite.gz"
+        bad.write_bytes(uuid.uuid4().bytes * 64)
+        refused = engine.script("restore", str(bad), check=False,
+                                FLASKR_CONTAINER=fresh.name, FLASKR_VOLUME=fresh.volume)  # fmt: skip
+        assert refused.returncode == 1, refused
+        assert f"{bad} is not a backup of flaskr's SQLite database" in refused.stderr
+        assert f"stopped {fresh.name}" not in refused.stderr and ".incoming" not in refused.stderr
         # A name that is shell code: restore never runs it (it once ran inside the container).
         hostile = copy.rename(tmp_path / "x;echo INJECTED-$(id -un)>&2;.sqlite.gz")
         restores = recipe(
@@ -405,6 +419,11 @@ def test_backup_container_scripts_container_while_writing_onto_a_fresh_volume(
             # Plain sentences naming the user's file: no JSON, no temporary copy's name.
             said = restored.stdout.splitlines()
             assert said[0].startswith("Kept the previous database as "), said
+            # ... a copy on the host, restorable the same way, not a path inside the volume.
+            aside = Path(said[0].removeprefix("Kept the previous database as ").rstrip("."))
+            assert aside.parent == ROOT / "instance" / "container" / "backups", said
+            assert aside.name.endswith("-pre-restore.sqlite.gz") and aside.stat().st_size, said
+            aside.unlink()
             assert said[-1].startswith(f"Restored {hostile}: "), said
             assert " posts, " in said[-1] and " users, revision " in said[-1], said
             assert not [line for line in said if line.startswith("{")], said
@@ -415,7 +434,7 @@ def test_backup_container_scripts_container_while_writing_onto_a_fresh_volume(
         found = stored_titles(engine, fresh.name)
         print(
             f"\ncontainer restore drill: {len(before & found)} of {len(before)} posts acknowledged"
-            f" before the backup found after the restore; backup {summary}"
+            f" before the backup found after the restore; {backed_up}"
         )
         assert before and before <= found
         visitor = Visitor(fresh.base)
@@ -689,6 +708,10 @@ def test_deploy_container_one_script_scripts_container(
     assert inspect(name, "{{.Image}}", "container") == old
     # It stays: the image name is the release that serves, the one left is marked.
     assert inspect(image, "{{.Id}}") == old and inspect(engine.rolled_back, "{{.Id}}") == new
+    # ... and the container is one of that name: `status` shows it, not a bare image id.
+    assert f"{name} now runs {engine.previous}" not in rolled.stderr, rolled.stderr
+    shown = engine.script("status", **settings).stdout
+    assert image.removeprefix("localhost/") in shown, shown
     assert "/auth/login" in engine.sh(run["flask"], **settings).stdout
     assert name in engine.sh(run["engine"], **settings).stdout
 
@@ -709,6 +732,11 @@ def test_deploy_container_one_script_scripts_container(
     wait_for_http(f"{base}/healthz", timeout=90)
     assert newer_served() and logs_in()
     assert engine.script("engine", "image", "inspect", engine.rolled_back, check=False).returncode
+    # Every build is labelled and pruned: build, upgrade, rollback, upgrade --forward leave no
+    # untagged image of this script's behind (two of 339 MB, when only upgrade labelled).
+    dangling = engine.cli("images", "--quiet", "--filter", "dangling=true",
+                          "--filter", "label=org.flaskr.built-by=scripts-container")  # fmt: skip
+    assert dangling.split() == [], dangling
 
     # Stopped (as for copy-db): the command runs in a one-off container on the same volume.
     engine.script("stop", **settings)
@@ -876,6 +904,8 @@ def test_operating_moving_to_postgresql_from_the_container(
         title = f"Moved to PostgreSQL {uuid.uuid4().hex[:6]}"
         created = author.post_form("/create", {"title": title, "body": "From SQLite."})
         assert created.status_code == 302, created.text[:1000]
+        sqlite_backup = engine.script("backup", str(tmp_path / "backups"), **settings).stdout
+        sqlite_backup = sqlite_backup.removeprefix("Backed up to ").split(": ")[0]
         env_file, password_file = tmp_path / "database.env", tmp_path / "pgpass"
         for secret, text in (
             (env_file, f"FLASKR_DATABASE_URL=postgresql://flaskr:{password}@{gateway}:{pg.port}/flaskr\n"),
@@ -903,6 +933,16 @@ def test_operating_moving_to_postgresql_from_the_container(
         assert Visitor(base).post_form("/auth/login", form).status_code == 302
         env = engine.exec(name, "env").stdout
         assert f"@{gateway}:{pg.port}/flaskr" in env
+        # backup and restore work on the volume's SQLite file: on PostgreSQL they refuse (the
+        # restore once "succeeded" into the unused file), stopping nothing.
+        for command in (["backup"], ["restore", sqlite_backup]):
+            refused = engine.script(*command, check=False, **settings)
+            assert refused.returncode == 1, refused
+            assert f"{name} keeps its data in PostgreSQL" in refused.stderr, refused.stderr
+            assert "the image has no pg_dump or pg_restore" in refused.stderr
+            assert f"stopped {name}" not in refused.stderr
+        assert pg.query("SELECT title FROM post") == [(title,)]
+        assert title in Visitor(base).get("/").text
     finally:
         engine.remove_container(name)
         pg.destroy()
@@ -960,6 +1000,18 @@ def test_run_refuses_a_secret_key_file_the_app_cannot_read(
     assert "unreadable for the app, which runs as uid 10001" in done.stderr, done.stderr
     assert f"chmod 0444 {key}" in done.stderr
     assert engine.script("engine", "container", "exists", name, check=False).returncode == 1
+    # A key the app refuses: `run` said "started" over a restart loop; it waits and fails.
+    try:
+        started = time.monotonic()
+        done = engine.script("run", check=False, FLASKR_SECRET_KEY="short", **settings)
+        took = time.monotonic() - started
+        print(f"{engine.kind}: run with a short key failed in {took:.1f}s")
+        assert done.returncode == 1, done
+        assert f"{name} did not start serving" in done.stderr, done.stderr
+        assert "secret key" in done.stderr.split("did not start")[0], done.stderr
+        assert "started;" not in done.stderr and took < 60
+    finally:
+        engine.remove_container(name)
 
 
 # --- the seed's claims, measured: the isolation report from inside and from the host ---------
