@@ -465,6 +465,14 @@ def test_an_upgrade_that_fails_its_check_is_taken_back_out(host: Host) -> None:
     assert m.client("get", "/healthz")["status"] == 200
     same = "diff -r -x __pycache__ /opt/flaskr/release/flaskr /opt/flaskr/app/flaskr && echo same"
     assert m.sh(same) == "same"
+    # A release whose code does not import: said so (not "the migration failed"), put back.
+    unimportable, _ = newer_checkout(host, "unimportable")
+    factory = host.src / "flaskr-unimportable/flaskr/__init__.py"
+    factory.write_text(factory.read_text() + '\nraise RuntimeError("broken at import")\n')
+    done = m.run(unimportable, check=False, timeout=300)
+    assert done.returncode == 1 and "this release's code does not import" in done.stderr, done
+    assert "putting the release that served back in place" in done.stdout, done.stdout
+    assert m.sh(same) == "same" and m.client("get", "/hello")["body"] == served
 
 
 SITE = "/etc/nginx/sites-available/flaskr"
