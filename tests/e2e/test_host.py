@@ -1296,6 +1296,19 @@ def test_deploy_host_https_with_a_certificate_you_already_have(host: Host, https
         m.sh(f"cp -p /root/own.crt {tls}.crt && cp -p /root/own.key {tls}.key")
     assert stale.returncode != 0 and "done" not in stale.stdout, stale
     assert "nginx serves the certificate with SHA-256" in stale.stderr, stale.stderr
+    # The last check also wants each name covered: a site edited here to serve another name's
+    # certificate (kept, as local edits are) fails it.
+    edit = (
+        f"sed -i -e 's|ssl_certificate {tls}.crt;|ssl_certificate {SRC}/company/{wrong.name};|'"
+        f" -e 's|ssl_certificate_key {tls}.key;|ssl_certificate_key {SRC}/company/{wrong_key.name};|'"
+    )
+    m.sh(f"cp -p {SITE} /root/site && {edit} {SITE} && systemctl reload nginx")
+    try:
+        uncovered = m.run(["env", "FLASKR_HEALTH_SECONDS=2", *install_as(NAME)], check=False)
+    finally:
+        m.sh(f"cp -p /root/site {SITE} && systemctl reload nginx")
+    assert uncovered.returncode != 0 and "done" not in uncovered.stdout, uncovered
+    assert f"nginx serves a certificate that does not cover {NAME}" in uncovered.stderr, uncovered
     # This certificate names an OCSP responder: nginx fetches its answer (after the first
     # handshake asks for it) and staples it, verified, to later handshakes.
     answers = [""]
