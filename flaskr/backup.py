@@ -566,15 +566,18 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def emit(summary: Summary, as_json: bool, verb: str, **extra: object) -> None:
-    """One sentence, or with --json one JSON object (``extra`` added to it) and nothing else."""
+def emit(summary: Summary, as_json: bool, verb: str, note: str = "", **extra: object) -> None:
+    """One sentence, or with --json one JSON object and nothing else.
+
+    ``note`` follows the sentence's revision; ``extra`` is added to the JSON object.
+    """
     if as_json:
         fields = {**asdict(summary), "seconds": round(summary.seconds, 3), **extra}
         click.echo(json.dumps(fields))
     else:
         click.echo(
             f"{verb} {summary.path}: {summary.size} bytes, {plural(summary.posts, 'post')}, "
-            f"{plural(summary.users, 'user')}, revision {summary.revision}, "
+            f"{plural(summary.users, 'user')}, revision {summary.revision}{note}, "
             f"{summary.seconds:.2f} s."
         )
 
@@ -631,15 +634,32 @@ def backup_command(folder: Path | None, keep: int, as_json: bool, quiet: bool) -
     show_default=True,
     help="The most a compressed SQLite backup may unpack to (it stops at the free space too).",
 )
+@click.option(
+    "--no-migrate",
+    is_flag=True,
+    help="Keep the backup's schema revision (to roll back to the release that made it).",
+)
 def restore_command(
-    path: Path, force: bool, as_json: bool, shown_as: str | None, max_unpacked_mb: int
+    path: Path,
+    force: bool,
+    as_json: bool,
+    shown_as: str | None,
+    max_unpacked_mb: int,
+    no_migrate: bool,
 ) -> None:
     """Check a backup, keep the current database aside, restore, then migrate it forward."""
     with quiet_migrations():
-        restore(path, force, as_json, shown_as or str(path), max_unpacked_mb)
+        restore(path, force, as_json, shown_as or str(path), max_unpacked_mb, no_migrate)
 
 
-def restore(path: Path, force: bool, as_json: bool, shown: str, max_unpacked_mb: int) -> None:
+def restore(
+    path: Path,
+    force: bool,
+    as_json: bool,
+    shown: str,
+    max_unpacked_mb: int,
+    no_migrate: bool = False,
+) -> None:
     started = time.monotonic()
     dialect = db.engine.dialect.name
     if not path.name.endswith(EXTENSION[dialect]):
@@ -667,9 +687,27 @@ def restore(path: Path, force: bool, as_json: bool, shown: str, max_unpacked_mb:
         restore_postgresql(path, keep_aside)
     if aside and not as_json:
         click.echo(f"Kept the previous database as {aside[-1].path}.")
-    message = upgrade_schema()
-    follow_on(version)
-    rendered = render_all_stale()
+    restored = schema_revision() or UNVERSIONED
+    if no_migrate:
+        # The backup's schema stays for the release that made it (a rollback): nothing that
+        # needs this code's newest schema runs (the re-rendering); its init-db migrates it.
+        messages = [
+            f"The backup is at revision {restored}; not migrated (--no-migrate): the release "
+            "that knows it serves it as it is, and this code migrates it at its next init-db."
+        ]
+        if content_version_now() is not None:
+            follow_on(version)
+    else:
+        message = upgrade_schema()
+        now = schema_revision() or UNVERSIONED
+        if message.startswith("The database is up to date"):
+            message = (
+                f"The backup was at revision {restored}, this code's newest: nothing to migrate."
+                if now == restored
+                else f"The backup was at revision {restored}; migrated to {now}."
+            )
+        follow_on(version)
+        messages = [message, render_all_stale()]
     posts, users = counts()
     summary = Summary(
         shown,
@@ -680,9 +718,16 @@ def restore(path: Path, force: bool, as_json: bool, shown: str, max_unpacked_mb:
         time.monotonic() - started,
     )
     if not as_json:
-        click.echo(message)
-        click.echo(rendered)
-    emit(summary, as_json, "Restored", kept_aside=aside[-1].path if aside else None)
+        for line in messages:
+            click.echo(line)
+    emit(
+        summary,
+        as_json,
+        "Restored",
+        f" (the backup's: {restored})" if restored != summary.revision else "",
+        kept_aside=aside[-1].path if aside else None,
+        backup_revision=restored,
+    )
 
 
 def content_version_now() -> int | None:

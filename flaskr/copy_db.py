@@ -128,7 +128,7 @@ def connect_target(url: URL) -> Engine:
     asks too, without echoing it.
     """
     target = create_engine(url)
-    if url.password is not None or not sys.stdin.isatty():
+    if url.password is not None:
         return target
     try:
         target.connect().close()
@@ -136,6 +136,12 @@ def connect_target(url: URL) -> Engine:
         if not isinstance(e, OperationalError) or "no password supplied" not in str(e):
             return target  # the copy reports it, as any other failure
         target.dispose()
+        if not sys.stdin.isatty():  # a password piped in is not read: it would echo nowhere
+            raise click.ClickException(
+                f"{shown_url(url)} asks for a password, and there is no terminal to ask it "
+                "at (standard input is not read for it): use --password-file FILE (mode 0600) "
+                "or libpq's PGPASSFILE."
+            ) from None
         password = click.prompt(f"Password for {shown_url(url)}", hide_input=True)
         target = create_engine(url.set(password=password))
     return target

@@ -467,3 +467,32 @@ def test_a_restore_while_serving_shows_no_page_of_the_replaced_data(app: Flask) 
     add_post(app, "Written after the restore")
     page = client.get("/").data
     assert b"Taken away by the restore" not in page and b"Written after the restore" in page
+
+
+def test_restore_says_the_backups_revision_and_what_it_is_now(app: Flask, tmp_path: Path) -> None:
+    """A backup one migration behind: restore says it migrated it, from which revision to which;
+    with --no-migrate (a rollback's way back) it stays at the backup's revision."""
+    path = Path(run_backup(app)["path"])
+    with app.app_context():
+        newest = schema_revision()
+        revisions = backup.known_revisions()
+    older = revisions[revisions.index(newest) - 1]
+    copy = unpack(path, tmp_path / "older.sqlite")
+    copy.execute("UPDATE alembic_version SET version_num = ?", (older,))
+    copy.execute("DROP TABLE render_cost")  # what the newest migration (0011) adds
+    copy.commit()
+    copy.close()
+    older_backup = gzip_sqlite(tmp_path / "older.sqlite", tmp_path / "older.sqlite.gz")
+    kept = app.test_cli_runner().invoke(args=["restore", "--no-migrate", str(older_backup)])
+    assert kept.exit_code == 0, kept.output
+    assert f"The backup is at revision {older}; not migrated (--no-migrate)" in kept.output
+    assert f"revision {older}," in kept.output.splitlines()[-1]
+    with app.app_context():
+        assert schema_revision() == older
+    migrated = app.test_cli_runner().invoke(args=["restore", str(older_backup)])
+    assert migrated.exit_code == 0, migrated.output
+    assert f"The backup was at revision {older}; migrated to {newest}." in migrated.output
+    assert "up to date" not in migrated.output
+    assert f"revision {newest} (the backup's: {older})," in migrated.output.splitlines()[-1]
+    as_json = app.test_cli_runner().invoke(args=["restore", "--json", str(older_backup)])
+    assert json.loads(as_json.output)["backup_revision"] == older

@@ -191,6 +191,32 @@ def test_a_password_the_server_asks_for_is_asked_at_a_terminal(monkeypatch) -> N
     assert engine.url.password == SECRET and [u.password for u in made] == [None, SECRET]
 
 
+def test_a_password_the_server_asks_for_without_a_terminal_says_how_to_give_it(
+    app, monkeypatch
+) -> None:
+    """`echo PASS | flaskr copy-db --to URL`: nothing is read from the pipe, and the error names
+    the ways to give a password, not libpq's "no password supplied"."""
+    from sqlalchemy.exc import OperationalError
+
+    from flaskr import copy_db
+
+    class Engine:
+        def connect(self):
+            raise OperationalError("connect", {}, Exception("fe_sendauth: no password supplied"))
+
+        def dispose(self) -> None:
+            pass
+
+    monkeypatch.setattr(copy_db, "create_engine", lambda url: Engine())
+    result = app.test_cli_runner().invoke(
+        args=["copy-db", "--to", "postgresql://flaskr@127.0.0.1/flaskr"], input="PASS\n"
+    )
+    assert result.exit_code == 1, result.output
+    assert "there is no terminal to ask it at" in result.output, result.output
+    assert "--password-file FILE" in result.output and "PGPASSFILE" in result.output
+    assert "fe_sendauth" not in result.output and "sqlalche.me" not in result.output
+
+
 def flaskr_command():
     """deploy/systemd/flaskr-command (installed as /usr/local/bin/flaskr), as a module."""
     import importlib.machinery

@@ -738,6 +738,24 @@ def test_deploy_container_one_script_scripts_container(
                           "--filter", "label=org.flaskr.built-by=scripts-container")  # fmt: skip
     assert dangling.split() == [], dangling
 
+    # Past a migration, the refusal's own way out, as it prints it: the backup taken before
+    # the upgrade restored without migrating it (the container stays stopped), then rollback.
+    # (A revision neither image knows stands for the newer image's migration.)
+    taken = engine.script("backup", str(tmp_path / "backups"), **settings).stderr
+    backup = re.search(r"backup copied to (\S+)", taken)
+    assert backup, taken
+    engine.exec(name, "python", "-c", setting + "; c.commit()", "9999_from_the_future")
+    refused = engine.script("rollback", timeout=300, check=False, **settings)
+    advice = re.search(r"roll back: (\S+ stop && \S+ restore FILE --no-migrate && \S+ rollback)",
+                       refused.stderr.replace("\n", " "))  # fmt: skip
+    assert refused.returncode == 1 and advice, refused.stderr
+    back = engine.sh(advice[1].replace("FILE", backup[1]), timeout=600, **settings)
+    print(f"{engine.kind} the refusal's way out: {advice[1]}\n{back.stdout}{back.stderr}")
+    assert "not migrated (--no-migrate)" in back.stdout, back.stdout
+    assert "is not started again" in back.stderr and "which " in back.stderr, back.stderr
+    wait_for_http(f"{base}/healthz", timeout=90)
+    assert inspect(name, "{{.Image}}", "container") == old and not newer_served() and logs_in()
+
     # Stopped (as for copy-db): the command runs in a one-off container on the same volume.
     engine.script("stop", **settings)
     made = engine.script("flask", "create-user", "ops2", "--password", password, **settings)

@@ -203,6 +203,25 @@ def test_install_host_refuses_what_it_cannot_do(host: Host) -> None:
     assert "run me as root" in done.stderr
     done = host.machine.run([*INSTALL, "--wheels", "/nonexistent"], check=False)
     assert done.returncode != 0 and "no such folder" in done.stderr
+    # Options it cannot make sense of, refused in its own words before anything changes
+    # (each costs ~0.1 s): no value, contradictions, names that are no host names, a number
+    # that is none.
+    before = snapshot(host.machine)
+    refusals = {
+        ("--wheels",): "install-host: error: --wheels needs a folder.",
+        ("--server-name",): "install-host: error: --server-name needs names",
+        ("--micro-cache", "--no-micro-cache"): "--micro-cache and --no-micro-cache contradict",
+        ("--server-name", "-x"): "install-host: error: server name '-x': not a host name",
+        ("--server-name", "blog.example.org a..b"): "server name 'a..b': not a host name",
+        ("FLASKR_HEALTH_SECONDS=abc",): "FLASKR_HEALTH_SECONDS='abc': a whole number of seconds",
+    }
+    for args, said in refusals.items():
+        env = [a for a in args if a.startswith("FLASKR_")]
+        options = [a for a in args if not a.startswith("FLASKR_")]
+        done = host.machine.run(["env", *env, *INSTALL, *options], check=False)
+        assert done.returncode == 1 and said in done.stderr, (args, done)
+        assert "Traceback" not in done.stderr and not re.search(r"line \d+", done.stderr), done
+    assert snapshot(host.machine) == before
 
 
 def test_a_persons_whole_flow_through_nginx(host: Host, post: dict[str, object]) -> None:
@@ -446,6 +465,14 @@ def test_an_upgrade_that_fails_its_check_is_taken_back_out(host: Host) -> None:
     assert m.client("get", "/healthz")["status"] == 200
     same = "diff -r -x __pycache__ /opt/flaskr/release/flaskr /opt/flaskr/app/flaskr && echo same"
     assert m.sh(same) == "same"
+    # A release whose code does not import: said so (not "the migration failed"), put back.
+    unimportable, _ = newer_checkout(host, "unimportable")
+    factory = host.src / "flaskr-unimportable/flaskr/__init__.py"
+    factory.write_text(factory.read_text() + '\nraise RuntimeError("broken at import")\n')
+    done = m.run(unimportable, check=False, timeout=300)
+    assert done.returncode == 1 and "this release's code does not import" in done.stderr, done
+    assert "putting the release that served back in place" in done.stdout, done.stdout
+    assert m.sh(same) == "same" and m.client("get", "/hello")["body"] == served
 
 
 SITE = "/etc/nginx/sites-available/flaskr"
@@ -581,6 +608,7 @@ def test_deploy_host_upgrading_rollback_stays_until_forward(host: Host) -> None:
     rolled = m.recipe(recipe("docs/deploy-host.md", "Upgrading", 1, {"sudo ": ""}), f"{SRC}/flaskr")
     print(f"\nrollback:\n{rolled.stdout}")
     assert "rolling back to the release in /opt/flaskr/previous" in rolled.stdout
+    assert "kept the release rolled back from in /opt/flaskr/previous" in rolled.stdout
     assert "run install-host with --forward" in rolled.stdout
     assert m.client("get", f"/static/{marker}")["status"] == 200
     before = snapshot(m), flaskr_pids(m)
@@ -595,15 +623,32 @@ def test_deploy_host_upgrading_rollback_stays_until_forward(host: Host) -> None:
         "c.execute('update alembic_version set version_num=?', sys.argv[1:]); c.commit()"
     )
     as_flaskr = ["runuser", "-u", "flaskr", "--", "/opt/flaskr/venv/bin/python", "-c", sql]
+    # The backup taken before the upgrade; then the upgrade's migration (a revision neither
+    # release knows stands for it).
+    backup = m.sh("flaskr backup --json --quiet | tail -n 1")
     revision = m.run([*as_flaskr, "9999_from_the_future"]).stdout.strip()
     try:
         refused = m.run([*INSTALL, "--rollback"], check=False, timeout=300)
+        assert refused.returncode != 0 and "refusing to roll back" in refused.stderr, refused
+        assert m.client("get", f"/static/{marker}")["status"] == 200  # nothing was changed
+        # A checkout older than the database: said so, and the serving release put back.
+        older = m.run([*INSTALL, "--forward"], check=False, timeout=300)
+        assert older.returncode == 1, older
+        assert "the database was migrated by a newer release than this checkout" in older.stderr
+        assert "putting the release that served back in place" in older.stdout, older.stdout
+        assert m.client("get", f"/static/{marker}")["status"] == 200
+        # The refusal's own way out, as it prints it: stop, restore the backup without
+        # migrating it, --rollback (with the service stopped), which goes forward again here
+        # (a second --rollback) and ends the rollback.
+        advice = re.search(
+            r"roll back: (sudo systemctl stop flaskr && .*? --rollback)", refused.stderr
+        )
+        assert advice and f"--no-migrate {json.loads(backup)['path']} &&" in advice[1], refused
+        back = m.run(["sh", "-c", advice[1].replace("sudo ", "")], timeout=300)
     finally:
         m.run([*as_flaskr, revision])
-    assert refused.returncode != 0 and "refusing to roll back" in refused.stderr, refused
-    assert m.client("get", f"/static/{marker}")["status"] == 200  # nothing was changed
-    # A second --rollback goes forward again, and ends the rollback.
-    back = m.run([*INSTALL, "--rollback"], timeout=300)
+    print(f"\nthe refusal's way out:\n{advice[1]}\n{back.stdout}")
+    assert "not migrated (--no-migrate)" in back.stdout and "starting flaskr" in back.stdout
     assert "the rollback is over" in back.stdout, back.stdout
     assert m.client("get", f"/static/{marker}")["status"] == 404
     assert m.sh("test -e /opt/flaskr/rolled-back || echo over") == "over"
@@ -1197,15 +1242,29 @@ def test_deploy_host_https_with_a_certificate_you_already_have(host: Host, https
     mismatched = m.run(
         install_as(NAME, "--replace-site", *own[:3], f"{SRC}/tls/pebble.key"), check=False
     )
-    assert mismatched.returncode != 0 and "not a usable pair" in mismatched.stderr, mismatched
+    assert mismatched.returncode != 0 and "not a usable pair: the key is not the certificate's" in mismatched.stderr, mismatched  # fmt: skip
+    # Refused before anything is written (the code, the migration), in one clear line.
+    assert "syncing the code" not in mismatched.stdout and "wrote" not in mismatched.stdout
+    assert "KEY_VALUES_MISMATCH" not in mismatched.stderr, mismatched.stderr
     paths = {"/path/to/blog.crt": own[1], "/path/to/blog.key": own[3]}
     guide = {"blog.example.org": NAME, "sudo ": "", **paths}
-    site = m.sh(f"cat {SITE}")
+    site, installed = m.sh(f"cat {SITE}"), snapshot(m)
+    # A certificate that does not cover the site's name: refused, nothing changed.
+    wrong, wrong_key = issue(ca, "wrong", ["wrong.example.test"])
+    for_wrong = ["--tls-cert", f"{SRC}/company/{wrong.name}", "--tls-key", f"{SRC}/company/{wrong_key.name}"]  # fmt: skip
+    uncovered = m.run(install_as(NAME, "--replace-site", *for_wrong), check=False)
+    assert uncovered.returncode == 1 and f"does not cover the server name(s) {NAME}" in uncovered.stderr, uncovered  # fmt: skip
+    # On certbot's site, an option that changes the site would not take effect: refused.
+    cached = m.run(install_as(NAME, "--micro-cache"), check=False)
+    assert cached.returncode == 1 and "--micro-cache/--no-micro-cache would not take effect" in cached.stderr, cached  # fmt: skip
+    assert f"--replace-site --wheels /srv/wheels --micro-cache): install-host then writes its own site, with it; then run `certbot --nginx -d {NAME}` again" in cached.stderr, cached.stderr  # fmt: skip
+    assert snapshot(m) == installed
     # certbot edited the site: the guide's line says what to do, and changes nothing.
     lines = recipe("docs/deploy-host.md", "https with a certificate you already have", 0, guide)
     refused = m.recipe(lines, f"{SRC}/flaskr", check=False)
     assert refused.returncode != 0 and "done" not in refused.stdout, refused
     assert "run again with --replace-site and the same options" in refused.stderr, refused
+    assert "--tls-cert would not take effect" in refused.stderr, refused.stderr
     assert m.sh(f"cat {SITE}") == site and m.sh("test -e /etc/flaskr/tls || echo none") == "none"
     assert "Pebble Intermediate CA" in m.sh(f"{SERVED} | openssl x509 -noout -issuer")
     # As it says: --replace-site takes install-host's own site again, with the certificate.
@@ -1218,6 +1277,11 @@ def test_deploy_host_https_with_a_certificate_you_already_have(host: Host, https
     done = m.recipe(lines, f"{SRC}/flaskr")
     assert f"flaskr runs at https://{NAME}/" in done.stdout, done.stdout
     assert m.sh("stat -c '%a %U' /etc/flaskr/tls/flaskr.key") == "600 root"
+    # Another name, which this certificate does not cover: refused, the site as it was.
+    installed = snapshot(m)
+    other_name = m.run(install_as(NAME, "--server-name", "other.example.test"), check=False)
+    assert other_name.returncode == 1 and "does not cover the server name(s) other.example.test" in other_name.stderr, other_name  # fmt: skip
+    assert snapshot(m) == installed
     assert_https_site(m, f"{SRC}/company/ca.pem", "Example Corp Issuing CA")
     # install-host's last check compares the certificate nginx serves with the one it
     # installed: here the file holds another one of the company's (the site stays the same,
@@ -1232,6 +1296,19 @@ def test_deploy_host_https_with_a_certificate_you_already_have(host: Host, https
         m.sh(f"cp -p /root/own.crt {tls}.crt && cp -p /root/own.key {tls}.key")
     assert stale.returncode != 0 and "done" not in stale.stdout, stale
     assert "nginx serves the certificate with SHA-256" in stale.stderr, stale.stderr
+    # The last check also wants each name covered: a site edited here to serve another name's
+    # certificate (kept, as local edits are) fails it.
+    edit = (
+        f"sed -i -e 's|ssl_certificate {tls}.crt;|ssl_certificate {SRC}/company/{wrong.name};|'"
+        f" -e 's|ssl_certificate_key {tls}.key;|ssl_certificate_key {SRC}/company/{wrong_key.name};|'"
+    )
+    m.sh(f"cp -p {SITE} /root/site && {edit} {SITE} && systemctl reload nginx")
+    try:
+        uncovered = m.run(["env", "FLASKR_HEALTH_SECONDS=2", *install_as(NAME)], check=False)
+    finally:
+        m.sh(f"cp -p /root/site {SITE} && systemctl reload nginx")
+    assert uncovered.returncode != 0 and "done" not in uncovered.stdout, uncovered
+    assert f"nginx serves a certificate that does not cover {NAME}" in uncovered.stderr, uncovered
     # This certificate names an OCSP responder: nginx fetches its answer (after the first
     # handshake asks for it) and staples it, verified, to later handshakes.
     answers = [""]
@@ -1248,4 +1325,5 @@ def test_deploy_host_https_with_a_certificate_you_already_have(host: Host, https
     # --no-tls: http again.
     off = m.run(install_as(NAME, "--no-tls"), timeout=300)
     assert f"runs at http://{NAME}/" in off.stdout, off.stdout
+    assert "warning: https is off" in off.stdout and "HSTS header" in off.stdout, off.stdout
     assert m.sh("test -e /etc/flaskr/tls || echo gone") == "gone"
