@@ -741,8 +741,8 @@ def test_deploy_container_one_script_scripts_container(
     # Past a migration, the refusal's own way out, as it prints it: the backup taken before
     # the upgrade restored without migrating it (the container stays stopped), then rollback.
     # (A revision neither image knows stands for the newer image's migration.)
-    taken = engine.script("backup", str(tmp_path / "backups"), **settings).stderr
-    backup = re.search(r"backup copied to (\S+)", taken)
+    taken = engine.script("backup", str(tmp_path / "backups"), **settings).stdout
+    backup = re.search(r"^Backed up to (\S+): ", taken, re.M)
     assert backup, taken
     engine.exec(name, "python", "-c", setting + "; c.commit()", "9999_from_the_future")
     refused = engine.script("rollback", timeout=300, check=False, **settings)
