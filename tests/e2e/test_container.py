@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import ipaddress
 import itertools
 import json
 import re
@@ -899,13 +900,16 @@ class BridgedPostgres(Postgres):
 
 
 def bridge(engine: Engine) -> tuple[str, str]:
-    """(subnet, gateway) of the engine's default network, where its containers are."""
+    """(subnet, gateway) of the engine's default network, where its containers are. A new
+    dockerd's bridge may list no gateway: then it is the subnet's first address, docker0's."""
     if engine.kind == "docker":
         shown = "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}"
         found = engine.cli("network", "inspect", "--format", shown, "bridge").split()
     else:
         shown = "{{range .Subnets}}{{.Subnet}} {{.Gateway}}{{end}}"
         found = engine.cli("network", "inspect", "--format", shown, "podman").split()
+    if len(found) == 1:
+        found.append(str(next(ipaddress.ip_network(found[0]).hosts())))
     assert len(found) == 2, found
     return found[0], found[1]
 
