@@ -97,6 +97,15 @@ SETTINGS = (
     Setting("PAGE_CACHE_BYTES", 8 * 1024 * 1024,
             "the bytes those pages may hold (a page over an eighth of that is never kept); "
             "`0` turns the cache off", kind="whole"),
+    Setting("POST_CACHE_BYTES", 2 * 1024 * 1024,
+            "the bytes of listed posts' HTML each worker keeps, so a listing renders only new "
+            "or changed posts; `0` keeps none", kind="whole"),
+    Setting("URL_CACHE_BYTES", 256 * 1024,
+            "the bytes of links each worker keeps, each built once; `0` keeps none",
+            kind="whole"),
+    Setting("COOKIE_CACHE_BYTES", 256 * 1024,
+            "the bytes of session cookies each worker keeps once their signature is verified "
+            "(each still expires); `0` keeps none", kind="whole"),
     Setting("LOG_FORMAT", "json", "`text` for plain logs, gunicorn's own lines included",
             kind="choice", choices=("json", "text"), env_only=True),
     Setting("LOG_LEVEL", "INFO", "the app's log level (`DEBUG`, `WARNING`, ...)", kind="level"),
