@@ -84,14 +84,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from flaskr.isolation import cli as isolation_cli
     from flaskr.isolation import views as isolation_views
 
-    # Extensions and per-app state.
+    # Extensions and per-app state: each cache and counter is this app's own (app.extensions),
+    # bounded by its setting, so a new app (a worker's, a test's) starts empty.
     db.init_app(app)  # Flask-SQLAlchemy; Flask-Migrate (Alembic) only where commands run
-    security.init_app(app)  # the session cookie: Secure behind https, signed only when needed
+    security.init_app(app)  # the session cookie: Secure behind https, verified once and kept
     logs.init_app(app)  # JSON lines on stdout, each with the request's id
     page_cache.init_app(app)  # whole pages for visitors without a session, bounded in bytes
     urls.init_app(app)  # templates' url_for, each link built once and kept, bounded in bytes
     app.add_template_filter(bodies.shown_body)  # a comment's stored HTML (never rendered here)
-    app.add_template_global(fragments.listed_post)  # a listed post's HTML, rendered once, kept
+    fragments.init_app(app)  # a listed post's HTML, rendered once and kept, bounded in bytes
+    metrics.init_app(app)  # request counts and latency, when METRICS: this app's registry
 
     # Before each request, in this order (the first to raise answers):
     app.before_request(security.refuse_non_form_bodies)  # 415 for anything but form data
@@ -106,7 +108,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.after_request(logs.add_request_id_header)  # X-Request-ID, as in the logs
     if app.config["METRICS"]:
         app.after_request(metrics.observe)  # request counts and latency by endpoint
-        metrics.count_database_errors(app)  # an SQLAlchemy event, not a Flask hook
 
     # When the app context ends, after Flask-SQLAlchemy's own teardown was registered, so
     # that this runs first: a session whose database went away is dropped, not crashed on.

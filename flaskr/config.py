@@ -1,34 +1,196 @@
-"""Configuration: defaults, then instance/config.py, then FLASKR_* environment variables."""
+"""Configuration: defaults, then instance/config.py, then FLASKR_* environment variables.
+
+Every setting is declared once, in ``SETTINGS``: its default, the kind of value it takes,
+and what it means. ``load`` fills the app's config from it, ``check_types`` checks what was
+set against it, and the settings tables in README.md and docs/security.md are rendered from
+it (``settings_table``; ``scripts/settings-table`` rewrites them, tests/test_docs.py checks).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from copy import deepcopy
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 from flask import Flask
 
-#: Secret keys that are known to the world and so are no secret at all.
-INSECURE_KEYS = {"", "dev", "secret", "changeme", "change-me"}
-
-KEY_LENGTH = 32
-KEY_VARIETY = 8
-#: Words of placeholders and made-up keys (CHANGE_ME_TO_A_RANDOM_SECRET_KEY,
-#: my-super-secret-key-for-flaskr-2026): a key holding one, in any case, is refused.
-#: See check_secret_key for what that costs random keys.
-PLACEHOLDER_WORDS = (
-    "change", "secret", "passwd", "sample", "random", "flaskr",
-    "example", "replace", "default",
-    "generate", "password", "insecure",
-    "placeholder",
-)  # fmt: skip
-#: What separates the words or letters of a made-up key (" a b c d", "my-key-for-this").
-SEPARATORS = frozenset(" \t\n-_.,:;/|")
+from flaskr import secret_key
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+
+#: What check_types accepts: "whole" a whole number of at least ``least``, "seconds" that or
+#: a timedelta, "flag" JSON true or false (or 1, 0), "choice" one of ``choices``, "level" a
+#: logging level, "strings" a list of strings, "object" a JSON object; "any" is not checked
+#: (the secret key has checks of its own, and Flask's settings are Flask's).
+Kind = Literal["any", "whole", "seconds", "flag", "choice", "level", "strings", "object"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: the app reads it by name, check_types checks it, the tables show it.
+
+    A setting whose default is None may also be set to None (null). ``env_only`` marks those
+    read before instance/config.py is (by gunicorn, or to find that file): only the
+    environment sets them. ``guide`` is the document whose table lists it; ``shown`` is the
+    default as that table shows it, where the value alone would mislead.
+    """
+
+    name: str
+    default: Any
+    meaning: str
+    kind: Kind = "any"
+    least: int = 0
+    choices: tuple[str, ...] = ()
+    env_only: bool = False
+    guide: str = "README.md"
+    shown: str = ""
+
+
+#: The limits an operator has no reason to change are listed in docs/security.md.
+LIMITS = "docs/security.md"
+ACCOUNTS = "[docs/security.md](docs/security.md#accounts-sessions-and-lock-outs)"
+RENDERS = "[docs/security.md](docs/security.md#a-registered-user-who-wants-the-site-down)"
+
+#: Every setting, once. Flask's own (SESSION_COOKIE_*, ...) keep Flask's meaning.
+SETTINGS = (
+    Setting("SECRET_KEY", None,
+            "signs sessions; the app refuses to start without a real one (32+ characters, 8+ "
+            "different, not a run or a sequence such as `0123…`), also when `FLASKR_DEBUG` or "
+            "`FLASKR_TESTING` is set"),
+    Setting("SECRET_KEY_FILE", None,
+            "a file holding the key (Docker secrets); systemd's `LoadCredential=secret_key` is "
+            "read too"),
+    Setting("DATABASE_URL", None,
+            "`postgresql://user:pass@host/db` for PostgreSQL; unset, `DATABASE_URL` is read "
+            "(the app adds its driver; the Kubernetes backup's plain `pg_dump` reads the same "
+            "Secret and rejects `postgresql+psycopg://`)",
+            shown="`sqlite:///instance/flaskr.sqlite`"),
+    Setting("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True},
+            'JSON object added to the defaults, e.g. `{"pool_size": 5, "pool_recycle": 1800}`',
+            kind="object", shown='`{"pool_pre_ping": true}`; on PostgreSQL also '
+            '`"connect_args": {"connect_timeout": 5, "tcp_user_timeout": 5000}`'),
+    Setting("INSTANCE_PATH", None, "where the SQLite database and the secret key live",
+            env_only=True, shown="`./instance` beside the package"),
+    Setting("MIGRATE_ON_START", 0,
+            "`1`: apply migrations before gunicorn's workers start (the image sets it)",
+            env_only=True),
+    Setting("PROXY_FIX", 0, "how many proxies to trust for `X-Forwarded-*` (1 behind nginx)",
+            kind="whole"),
+    Setting("TRUSTED_HOSTS", None,
+            'JSON list of the host names the site answers to, e.g. `["blog.example.com"]`; '
+            "any other `Host` header is a 400, so no feed id or redirect is built from a "
+            "forged one", kind="strings", shown="none (any)"),
+    Setting("POSTS_PER_PAGE", 5, "posts on each page of the index", kind="whole", least=1),
+    Setting("COMMENTS_PER_PAGE", 20,
+            "comments on each page of a post, the newest first (each page renders only its "
+            "own)", kind="whole", least=1),
+    Setting("PAGE_CACHE_SIZE", 256,
+            "pages each worker keeps for visitors who are not logged in, checked against the "
+            "database on every request so never stale; `0` turns the cache off "
+            "([docs/performance.md](docs/performance.md))", kind="whole"),
+    Setting("PAGE_CACHE_BYTES", 8 * 1024 * 1024,
+            "the bytes those pages may hold (a page over an eighth of that is never kept); "
+            "`0` turns the cache off", kind="whole"),
+    Setting("POST_CACHE_BYTES", 2 * 1024 * 1024,
+            "the bytes of listed posts' HTML each worker keeps, so a listing renders only new "
+            "or changed posts; `0` keeps none", kind="whole"),
+    Setting("URL_CACHE_BYTES", 256 * 1024,
+            "the bytes of links each worker keeps, each built once; `0` keeps none",
+            kind="whole"),
+    Setting("COOKIE_CACHE_BYTES", 256 * 1024,
+            "the bytes of session cookies each worker keeps once their signature is verified "
+            "(each still expires); `0` keeps none", kind="whole"),
+    Setting("LOG_FORMAT", "json", "`text` for plain logs, gunicorn's own lines included",
+            kind="choice", choices=("json", "text"), env_only=True),
+    Setting("LOG_LEVEL", "INFO", "the app's log level (`DEBUG`, `WARNING`, ...)", kind="level"),
+    Setting("METRICS", False,
+            "Prometheus `/metrics`, summed over all gunicorn workers (gunicorn makes the "
+            "folder where they are summed)", kind="flag", env_only=True),
+    Setting("METRICS_ALLOW", ["127.0.0.1", "::1"],
+            "the addresses `/metrics` answers; any other gets a 404", kind="strings"),
+    Setting("ISOLATION_PAGE", False,
+            "`true`: the operator page `/admin/isolation`, for admins (`flask make-admin`) "
+            "only"),
+    Setting("PERMANENT_SESSION_LIFETIME", 7 * 24 * 3600,
+            "seconds after login that a session cookie is refused "
+            "([docs/security.md](docs/security.md))", kind="seconds", least=1),
+    Setting("LOGIN_WINDOW_SECONDS", 15 * 60,
+            f"the window in which failed logins are counted; past a limit, 429 ({ACCOUNTS})",
+            kind="whole", least=1),
+    Setting("LOGIN_FAILURES_PER_DEVICE", 5,
+            "failed logins allowed within the window from a browser that logged in to the "
+            "account before", kind="whole", least=1),
+    Setting("LOGIN_FAILURES_PER_ACCOUNT_ADDRESS", 5,
+            "failed logins allowed within the window for one account from one address",
+            kind="whole", least=1),
+    Setting("LOGIN_FAILURES_PER_ADDRESS", 20,
+            "failed logins allowed within the window from one address", kind="whole", least=1),
+    Setting("LOGIN_FAILURES_PER_USER", 20,
+            "failed logins allowed within the window for one account from everywhere",
+            kind="whole", least=1),
+    Setting("LOGIN_FAILURES_GLOBAL", 1000,
+            "failed logins allowed within the window on the whole site", kind="whole", least=1),
+    Setting("REGISTRATION_WINDOW_SECONDS", 3600,
+            f"the window in which new accounts are counted; past a limit, 429 ({ACCOUNTS})",
+            kind="whole", least=1),
+    Setting("REGISTRATIONS_PER_ADDRESS", 20,
+            "accounts made within the window from one address (an IPv6 /64 is one)",
+            kind="whole", least=1),
+    Setting("REGISTRATIONS_PER_NETWORK", 60,
+            "accounts made within the window from one network (an IPv4 /24, an IPv6 /48)",
+            kind="whole", least=1),
+    Setting("REGISTRATIONS_GLOBAL", 1000, "accounts made within the window on the whole site",
+            kind="whole", least=1),
+    Setting("IMAGE_BYTES_PER_USER", 50 * 1024 * 1024,
+            "what the images of one account's posts may hold in all; another upload is then "
+            "a form error", kind="whole", least=1),
+    Setting("RENDER_WINDOW_SECONDS", 60,
+            f"the window in which rendering's CPU time is summed; past a budget, 429 ({RENDERS})",
+            kind="whole", least=1),
+    Setting("RENDER_CPU_MS_PER_USER", 4000,
+            "CPU milliseconds rendering one account's posts, comments, previews and images may "
+            "take within the window", kind="whole", least=1),
+    Setting("RENDER_CPU_MS_SITE", 30000,
+            "the same for all accounts together; past it, the accounts that spent a quarter "
+            "of their own wait", kind="whole", least=1),
+    Setting("BACKUP_FOLDER", None,
+            "where `flask backup` writes and `flask restore` keeps the database it replaces "
+            "([docs/backup.md](docs/backup.md))", shown="`backups/` in the instance folder"),
+    Setting("ADMINS", None,
+            "no longer read: set, the app refuses to start (anyone could register a name it "
+            "listed); use `flask make-admin NAME`"),
+    # What one request or upload may cost (flaskr/images.py; docs/security.md has the
+    # measured costs): the pixels are bounded so that a re-encode fits the CPU budget in
+    # every format; progressive JPEGs go over every pixel once per scan.
+    Setting("MAX_CONTENT_LENGTH", MAX_UPLOAD_BYTES + 256 * 1024,
+            "a request's body: an image plus the form fields around it", kind="whole",
+            least=1, guide=LIMITS, shown="`5505024` (5 MB + 256 KB)"),
+    Setting("MAX_IMAGE_BYTES", MAX_UPLOAD_BYTES, "an uploaded image", kind="whole", least=1,
+            guide=LIMITS),
+    Setting("MAX_IMAGE_PIXELS", 12_000_000, "an image's width × height, read from its header",
+            kind="whole", least=1, guide=LIMITS),
+    Setting("MAX_JPEG_SCANS", 32, "a progressive JPEG's scans, each a full decode pass",
+            kind="whole", least=1, guide=LIMITS),
+    Setting("IMAGE_CPU_SECONDS", 1,
+            "CPU seconds of the child process that decodes and re-encodes an upload",
+            kind="whole", guide=LIMITS),
+    Setting("IMAGE_MEMORY_BYTES", 512 * 1024 * 1024,
+            "memory of the child process that decodes and re-encodes an upload", kind="whole",
+            least=1, guide=LIMITS),
+    Setting("SESSION_COOKIE_HTTPONLY", True, "scripts cannot read the session cookie",
+            guide=LIMITS),
+    Setting("SESSION_COOKIE_SAMESITE", "Lax", "other sites' forms do not send the session "
+            "cookie", guide=LIMITS),
+    Setting("WTF_CSRF_TIME_LIMIT", None,
+            "a form's token lasts as long as its session, so a long post is never lost to a "
+            "timeout", guide=LIMITS),
+)  # fmt: skip
 
 
 class ConfigError(RuntimeError):
@@ -37,74 +199,8 @@ class ConfigError(RuntimeError):
 
 def load(app: Flask, test_config: dict[str, Any] | None) -> None:
     """Fill ``app.config`` from defaults, the instance file, the environment or ``test_config``."""
-    app.config.from_mapping(
-        SECRET_KEY=None,
-        # A file holding the key (Docker secrets); systemd's credential is read when unset.
-        SECRET_KEY_FILE=None,
-        DATABASE_URL=None,
-        # Forms may carry a 5 MB image plus the text fields around it.
-        MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES + 256 * 1024,
-        MAX_IMAGE_BYTES=MAX_UPLOAD_BYTES,
-        # What the images of one account's posts may hold in all (images.check_quota).
-        IMAGE_BYTES_PER_USER=50 * 1024 * 1024,
-        # What one upload may cost (flaskr/images.py; docs/security.md has the measured costs):
-        # the pixels are bounded so that a re-encode fits the CPU budget in every format;
-        # progressive JPEGs go over every pixel once per scan; the decoding child stops at
-        # IMAGE_CPU_SECONDS of CPU or IMAGE_MEMORY_BYTES of memory.
-        MAX_IMAGE_PIXELS=12_000_000,
-        MAX_JPEG_SCANS=32,
-        IMAGE_CPU_SECONDS=1,
-        IMAGE_MEMORY_BYTES=512 * 1024 * 1024,
-        POSTS_PER_PAGE=5,
-        # A post's page shows this many comments, the newest first, older ones a page further.
-        COMMENTS_PER_PAGE=20,
-        # Pages kept per worker for visitors who are not logged in (page_cache.py): at most
-        # this many, holding at most these bytes; 0: none.
-        PAGE_CACHE_SIZE=256,
-        PAGE_CACHE_BYTES=8 * 1024 * 1024,
-        PROXY_FIX=0,
-        # Host names the site answers to (Flask's setting); None: any.
-        TRUSTED_HOSTS=None,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        # A session cookie is refused this long after it was issued (seconds; Flask: 31 days).
-        PERMANENT_SESSION_LIFETIME=7 * 24 * 3600,
-        WTF_CSRF_TIME_LIMIT=None,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
-        # Login throttling (throttle.py): failed logins allowed within the window from a
-        # browser that logged in to the account before, and else per account from one
-        # address, per address, per account from everywhere and for the whole site.
-        LOGIN_WINDOW_SECONDS=15 * 60,
-        LOGIN_FAILURES_PER_DEVICE=5,
-        LOGIN_FAILURES_PER_ACCOUNT_ADDRESS=5,
-        LOGIN_FAILURES_PER_ADDRESS=20,
-        LOGIN_FAILURES_PER_USER=20,
-        LOGIN_FAILURES_GLOBAL=1000,
-        # Registration throttling (throttle.py): accounts made within the window from one
-        # address (an IPv6 /64 is one address), one network (an IPv4 /24, an IPv6 /48), and
-        # on the whole site.
-        REGISTRATION_WINDOW_SECONDS=3600,
-        REGISTRATIONS_PER_ADDRESS=20,
-        REGISTRATIONS_PER_NETWORK=60,
-        REGISTRATIONS_GLOBAL=1000,
-        # What rendering posts, comments, previews and images may cost (render_budget.py):
-        # CPU milliseconds within the window, for each account and for all of them.
-        RENDER_WINDOW_SECONDS=60,
-        RENDER_CPU_MS_PER_USER=4000,
-        RENDER_CPU_MS_SITE=30000,
-        LOG_FORMAT="json",
-        LOG_LEVEL="INFO",
-        # Prometheus metrics at /metrics: off by default, then only for these addresses.
-        METRICS=False,
-        METRICS_ALLOW=["127.0.0.1", "::1"],
-        # The operator page /admin/isolation: only JSON true turns it on.
-        ISOLATION_PAGE=False,
-        # Where `flask backup` writes; None: backups/ in the instance folder.
-        BACKUP_FOLDER=None,
-        # No longer read: a name in it made an admin of whoever registered it. Set, it stops
-        # the server from starting, saying to use `flask make-admin` instead.
-        ADMINS=None,
-    )
+    # Copies: an app that changes a list or dict it was given changes no other app's.
+    app.config.from_mapping({setting.name: deepcopy(setting.default) for setting in SETTINGS})
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)
         app.config.from_prefixed_env("FLASKR")
@@ -143,42 +239,12 @@ def _check(app: Flask, test_config: dict[str, Any] | None) -> None:
         check_secret_key(app.config["SECRET_KEY"])
 
 
-#: Settings that are whole numbers, and the least each may be.
-WHOLE_NUMBERS = {
-    "MAX_CONTENT_LENGTH": 1,
-    "MAX_IMAGE_BYTES": 1,
-    "MAX_IMAGE_PIXELS": 1,
-    "MAX_JPEG_SCANS": 1,
-    "IMAGE_CPU_SECONDS": 0,
-    "IMAGE_MEMORY_BYTES": 1,
-    "POSTS_PER_PAGE": 1,
-    "COMMENTS_PER_PAGE": 1,
-    "PAGE_CACHE_SIZE": 0,
-    "PAGE_CACHE_BYTES": 0,
-    "PROXY_FIX": 0,
-    "LOGIN_WINDOW_SECONDS": 1,
-    "LOGIN_FAILURES_PER_DEVICE": 1,
-    "LOGIN_FAILURES_PER_ACCOUNT_ADDRESS": 1,
-    "LOGIN_FAILURES_PER_ADDRESS": 1,
-    "LOGIN_FAILURES_PER_USER": 1,
-    "LOGIN_FAILURES_GLOBAL": 1,
-    "REGISTRATION_WINDOW_SECONDS": 1,
-    "REGISTRATIONS_PER_ADDRESS": 1,
-    "REGISTRATIONS_PER_NETWORK": 1,
-    "REGISTRATIONS_GLOBAL": 1,
-    "RENDER_WINDOW_SECONDS": 1,
-    "RENDER_CPU_MS_PER_USER": 1,
-    "RENDER_CPU_MS_SITE": 1,
-    "IMAGE_BYTES_PER_USER": 1,
-}
-#: Settings that hold one of a few words.
-CHOICES = {"LOG_FORMAT": ("json", "text")}
-#: Settings that are lists of strings (None allowed where Flask takes None to mean "any").
-STRING_LISTS = {"METRICS_ALLOW": False, "TRUSTED_HOSTS": True}
-
-
 def _invalid(name: str, wanted: str, value: Any) -> ConfigError:
     return ConfigError(f"flaskr: FLASKR_{name} must be {wanted}, not {value!r}.")
+
+
+def _whole(value: Any, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 def check_types(settings: dict[str, Any]) -> None:
@@ -187,52 +253,48 @@ def check_types(settings: dict[str, Any]) -> None:
     Environment variables are read as JSON when they parse and as text otherwise, so a typo
     (``FLASKR_POSTS_PER_PAGE=abc``) would otherwise start a server whose pages all fail.
     """
-    for name, least in WHOLE_NUMBERS.items():
-        value = settings[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise _invalid(name, f"a whole number of at least {least}", value)
-    lifetime = settings["PERMANENT_SESSION_LIFETIME"]
-    if not isinstance(lifetime, timedelta) and (
-        isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime < 1
-    ):
-        raise _invalid("PERMANENT_SESSION_LIFETIME", "a number of seconds", lifetime)
-    if settings["METRICS"] not in (True, False):  # JSON true, false, 1 or 0; "False" is text
-        raise _invalid("METRICS", "true or false", settings["METRICS"])
-    for name, words in CHOICES.items():
-        if settings[name] not in words:
-            raise _invalid(name, " or ".join(words), settings[name])
-    level = settings["LOG_LEVEL"]
-    if not (
-        (isinstance(level, str) and level in logging.getLevelNamesMapping())
-        or (isinstance(level, int) and not isinstance(level, bool))
-    ):
-        raise _invalid("LOG_LEVEL", "a level such as DEBUG, INFO or WARNING", level)
-    for name, none_allowed in STRING_LISTS.items():
-        value = settings[name]
-        if value is None and none_allowed:
+    for setting in SETTINGS:
+        name, value = setting.name, settings[setting.name]
+        if value is None and setting.default is None:
             continue
-        if not (isinstance(value, list) and all(isinstance(item, str) for item in value)):
+        if setting.kind == "whole" and not _whole(value, setting.least):
+            raise _invalid(name, f"a whole number of at least {setting.least}", value)
+        if setting.kind == "seconds" and not (
+            isinstance(value, timedelta) or _whole(value, setting.least)
+        ):
+            raise _invalid(name, "a number of seconds", value)
+        if setting.kind == "flag" and value not in (True, False):  # "False" is text: refused
+            raise _invalid(name, "true or false", value)
+        if setting.kind == "choice" and value not in setting.choices:
+            raise _invalid(name, " or ".join(setting.choices), value)
+        if setting.kind == "level" and not (
+            (isinstance(value, str) and value in logging.getLevelNamesMapping())
+            or (isinstance(value, int) and not isinstance(value, bool))
+        ):
+            raise _invalid(name, "a level such as DEBUG, INFO or WARNING", value)
+        if setting.kind == "strings" and not (
+            isinstance(value, list) and all(isinstance(item, str) for item in value)
+        ):
             raise _invalid(name, 'a JSON list of strings, for example ["a", "b"]', value)
+        if setting.kind == "object" and not isinstance(value, dict):
+            raise ConfigError(
+                f"flaskr: {name} must be a JSON object, for example "
+                f"""FLASKR_{name}='{{"pool_size": 5, "pool_recycle": 1800}}'"""
+            )
 
 
 def _merge_engine_options(app: Flask) -> None:
     """Add the engine options given to the defaults rather than replace them.
 
-    FLASKR_SQLALCHEMY_ENGINE_OPTIONS='{"pool_size": 5}' keeps pre-ping on; anything but a JSON
-    object is refused.
+    FLASKR_SQLALCHEMY_ENGINE_OPTIONS='{"pool_size": 5}' keeps pre-ping on.
     """
-    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
-    if not isinstance(options, dict):
-        raise ConfigError(
-            "flaskr: SQLALCHEMY_ENGINE_OPTIONS must be a JSON object, for example "
-            """FLASKR_SQLALCHEMY_ENGINE_OPTIONS='{"pool_size": 5, "pool_recycle": 1800}'"""
-        )
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]  # a JSON object: check_types saw to it
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True, **options}
 
 
 def _load_secret_key(app: Flask) -> None:
     """Read the key from SECRET_KEY_FILE (Docker secrets, systemd credentials) when one is named."""
-    path = app.config["SECRET_KEY_FILE"] or _credential_path()
+    path = app.config["SECRET_KEY_FILE"] or secret_key.credential_path()
     if path and not app.config["SECRET_KEY"]:
         try:
             app.config["SECRET_KEY"] = Path(path).read_text().strip()
@@ -246,72 +308,19 @@ def _load_secret_key(app: Flask) -> None:
             ) from e
 
 
-def _credential_path() -> str | None:
-    """The key systemd hands over with LoadCredential=secret_key, if it did."""
-    directory = os.environ.get("CREDENTIALS_DIRECTORY")
-    if directory and os.path.exists(os.path.join(directory, "secret_key")):
-        return os.path.join(directory, "secret_key")
-    return None
-
-
 def check_secret_key(key: Any) -> None:
-    """Refuse to serve with a missing, well-known or guessable key: sessions could be forged.
-
-    A real key has at least KEY_LENGTH characters, KEY_VARIETY of them different, and is not
-    a run or a sequence (``aaaa...``, ``0123456789abcdef...``, ``abcdefghij123456...``, also
-    once its separators are left out: `` a b c d ...``): no more than half of its
-    neighbouring characters are equal or one apart. Nor is it mostly one character (half of
-    it or more) or separators (a third or more), nor does it hold a placeholder's word
-    (PLACEHOLDER_WORDS: ``CHANGE_ME...``, ``...secret-key...``). ``secrets.token_hex(32)`` is
-    a key.
-
-    What the words cost random keys: none can occur in a token_hex key (each has a letter
-    after f). In a token_urlsafe(32) key, 43 characters of 64 (1.3 of them ``-`` or ``_``,
-    left out before the words are looked for), a letter matches a word's one in either case
-    with 2/62 = 1/31: a 6-letter word lies at one of about 37 places with 37 / 31**6 = 4.1e-8,
-    a 7-letter one with 1.3e-9. These 6 of 6 letters, 3 of 7 and 4 longer ones refuse at
-    most 2.5e-7 of such keys, 1 in 4 million; a single 5-letter word would cost 1.3e-6.
-    None of 2,000,000 token_urlsafe(32) and 1,000,000 token_hex(32) keys was refused. The
-    other rules cost less: half of a token_hex(16) key one character, 2e-10; a third of a
-    token_urlsafe(32) key separators, 2e-12.
-    """
-    if isinstance(key, bytes):
-        key = key.decode("latin-1")
-    if not isinstance(key, str) or key.strip().lower() in INSECURE_KEYS or _guessable(key):
+    """Refuse to serve with a missing, well-known or guessable key: sessions could be forged."""
+    if not secret_key.is_real(key):
         raise ConfigError(
             "flaskr: refusing to start without a real secret key (at least "
-            f"{KEY_LENGTH} characters, {KEY_VARIETY} of them different, not a run or a sequence "
-            "such as 0123... or abcd..., not mostly one character or separators, and no "
-            "placeholder's word such as change, secret or example). Set FLASKR_SECRET_KEY to "
-            "a long random string, or FLASKR_SECRET_KEY_FILE to a file holding one, for "
-            "example:\n"
+            f"{secret_key.KEY_LENGTH} characters, {secret_key.KEY_VARIETY} of them different, "
+            "not a run or a sequence such as 0123... or abcd..., not mostly one character or "
+            "separators, and no placeholder's word such as change, secret or example). Set "
+            "FLASKR_SECRET_KEY to a long random string, or FLASKR_SECRET_KEY_FILE to a file "
+            "holding one, for example:\n"
             "  python3 -c 'import secrets; print(secrets.token_hex(32))' > secret_key\n"
             "  export FLASKR_SECRET_KEY_FILE=$PWD/secret_key"
         )
-
-
-def _guessable(key: str) -> bool:
-    """The key breaks one of check_secret_key's rules."""
-    if len(key.strip()) < KEY_LENGTH or len(set(key)) < KEY_VARIETY:
-        return True
-    bare = "".join(c for c in key if c not in SEPARATORS)
-    most = max(key.count(c) for c in set(key))
-    return (
-        _mostly_a_sequence(key)
-        or _mostly_a_sequence(bare)
-        or 2 * most >= len(key)
-        or 3 * (len(key) - len(bare)) >= len(key)
-        or any(word in bare.lower() for word in PLACEHOLDER_WORDS)
-    )
-
-
-def _mostly_a_sequence(key: str) -> bool:
-    """More than half of the neighbouring characters are equal or one apart.
-
-    About 1 pair in 6 is in a random hex key.
-    """
-    steps = [abs(ord(b) - ord(a)) <= 1 for a, b in zip(key, key[1:], strict=False)]
-    return sum(steps) * 2 > len(steps)
 
 
 def _is_cli_command() -> bool:
@@ -334,3 +343,42 @@ def with_driver(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+#: Where a guide's settings table starts and ends: scripts/settings-table rewrites what is
+#: between them, tests/test_docs.py checks it is what settings_table renders.
+TABLE_START = "<!-- settings:start -->"
+TABLE_END = "<!-- settings:end -->"
+
+
+def settings_table(guide: str) -> str:
+    """The Markdown table of the settings ``guide`` lists, as declared in SETTINGS."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for setting in SETTINGS:
+        if setting.guide == guide:
+            where = " (environment only)" if setting.env_only else ""
+            shown = setting.shown or _shown(setting.name, setting.default)
+            rows.append(f"| `FLASKR_{setting.name}`{where} | {shown} | {setting.meaning} |")
+    return "\n".join(rows)
+
+
+def _shown(name: str, default: Any) -> str:
+    """A default as the tables show it: as JSON, a size in bytes also in KB or MB."""
+    if default is None:
+        return "none"
+    if isinstance(default, str):
+        return f"`{default}`"
+    shown = f"`{json.dumps(default)}`"
+    if "BYTES" in name and default % 1024 == 0:
+        kb = default // 1024
+        shown += f" ({kb // 1024} MB)" if kb % 1024 == 0 else f" ({kb} KB)"
+    return shown
+
+
+def with_settings_table(text: str, guide: str) -> str:
+    """``text``, the guide's, with its settings table (between the markers) rendered anew."""
+    before, start, rest = text.partition(TABLE_START)
+    _, end, after = rest.partition(TABLE_END)
+    if not (start and end):
+        raise ValueError(f"{guide} has no {TABLE_START} ... {TABLE_END}")
+    return f"{before}{start}\n{settings_table(guide)}\n{end}{after}"

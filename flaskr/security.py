@@ -62,9 +62,6 @@ def refuse_non_form_bodies() -> None:
         raise UnsupportedMediaType("This site's forms send form data, not " + request.mimetype)
 
 
-#: Session cookies whose signature was verified, with what they hold and when they were signed:
-#: a few hundred bytes each, 256 KB a process.
-VERIFIED_COOKIES = BoundedCache(256 * 1024)
 IMMUTABLE = (int, str, bool, float, type(None))
 
 
@@ -104,7 +101,8 @@ class SessionInterface(SecureCookieSessionInterface):
             return super().open_session(app, request)
         max_age = app.permanent_session_lifetime.total_seconds()
         key = (self._serializer[0], value)
-        remembered = VERIFIED_COOKIES.get(key)
+        verified: BoundedCache = app.extensions["flaskr.cookies"]
+        remembered = verified.get(key)
         if remembered is not None and 0 <= time.time() - remembered[1] <= max_age:
             return self.session_class(remembered[0])
         try:
@@ -114,7 +112,7 @@ class SessionInterface(SecureCookieSessionInterface):
         if isinstance(data, dict) and all(type(v) in IMMUTABLE for v in data.values()):
             # Only flat sessions (a user id, a version, a token): a list in one (messages
             # to flash) would be changed in place by the request that reads it.
-            VERIFIED_COOKIES.put(key, (data, signed.timestamp()))
+            verified.put(key, (data, signed.timestamp()))
         return self.session_class(data)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
@@ -156,5 +154,10 @@ class SecurityHeaders:
 
 
 def init_app(app: Flask) -> None:
-    """Use the session cookie above; create_app registers this module's hooks and middleware."""
+    """Use the session cookie above; create_app registers this module's hooks and middleware.
+
+    The app keeps the cookies it verified, with what they hold and when they were signed: a
+    few hundred bytes each, at most COOKIE_CACHE_BYTES.
+    """
     app.session_interface = SessionInterface()
+    app.extensions["flaskr.cookies"] = BoundedCache(app.config["COOKIE_CACHE_BYTES"])

@@ -4,7 +4,7 @@ A page links to the same few dozen addresses again and again (each post's page, 
 the stylesheet, the login page), and building one through werkzeug's routing costs more than
 rendering the link: the index's links were a large share of rendering it (docs/performance.md).
 A link depends only on its endpoint, its values and where the app is mounted (SCRIPT_NAME), so
-it is kept under those, bounded in bytes like every cache here.
+it is kept under those, by each app, bounded in bytes like every cache here.
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ from flask import Flask, url_for
 from flask.globals import _cv_request
 
 from flaskr.bounded_cache import BoundedCache
-
-#: Links each process keeps: a few hundred bytes each, whatever the ids and names in them.
-BUILT = BoundedCache(256 * 1024)
 
 
 def cached_url_for(endpoint: str, **values: Any) -> str:
@@ -30,16 +27,22 @@ def cached_url_for(endpoint: str, **values: Any) -> str:
     adapter = ctx.url_adapter if ctx is not None else None
     if adapter is None or endpoint[:1] == "." or any(name[:1] == "_" for name in values):
         return url_for(endpoint, **values)
+    built: BoundedCache = ctx.app.extensions["flaskr.links"]
     try:
         key = (adapter.script_name, endpoint, *values.items())
-        url = BUILT.get(key)
+        url = built.get(key)
     except TypeError:  # a value that cannot be a key (a list): not remembered
         return url_for(endpoint, **values)
     if url is None:
         url = url_for(endpoint, **values)
-        BUILT.put(key, url)
+        built.put(key, url)
     return url
 
 
 def init_app(app: Flask) -> None:
+    """Give templates this url_for, and the app the links it keeps.
+
+    A few hundred bytes each, whatever the ids and names in them: at most URL_CACHE_BYTES.
+    """
     app.jinja_env.globals["url_for"] = cached_url_for
+    app.extensions["flaskr.links"] = BoundedCache(app.config["URL_CACHE_BYTES"])

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from flaskr import create_app
-from tests.helpers import config_for, make_app
+from tests.helpers import AuthActions, config_for, make_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,3 +82,31 @@ def test_async_views_still_get_flasks_answer(app, client) -> None:
         app.ensure_sync(later)
     app.add_url_rule("/now", view_func=now)
     assert client.get("/now").text == "now"
+
+
+#: What each app keeps between requests, each made by create_app and bounded by a setting.
+CACHES = ("flaskr.pages", "flaskr.cookies", "flaskr.links", "flaskr.posts")
+
+
+def test_each_app_starts_with_empty_caches_of_its_own(tmp_path: Path) -> None:
+    """A worker's app, or a test's, never sees what another app in the process kept."""
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+    first = make_app(tmp_path / "first")
+    client = first.test_client()
+    client.get("/")  # a visitor: the page is kept
+    AuthActions(client).login()
+    client.get("/")  # logged in: the cookie, the links and the listed post are kept
+    assert all(len(first.extensions[name]) for name in CACHES)
+    second = make_app(tmp_path / "second")
+    assert not any(len(second.extensions[name]) for name in CACHES)
+
+
+def test_caches_of_no_bytes_keep_nothing_and_pages_stay_the_same(tmp_path: Path) -> None:
+    app = make_app(tmp_path, COOKIE_CACHE_BYTES=0, URL_CACHE_BYTES=0, POST_CACHE_BYTES=0)
+    client = app.test_client()
+    AuthActions(client).login()
+    for _ in range(2):
+        page = client.get("/").get_data(as_text=True)
+        assert "Log Out" in page and 'href="/1/update"' in page and "test title" in page
+    assert not any(len(app.extensions[name]) for name in CACHES[1:])

@@ -1,8 +1,9 @@
+"""/metrics: each app's own request counts, latency and database errors, for allowed addresses."""
+
 from types import SimpleNamespace
 
 from sqlalchemy.exc import DataError
 
-from flaskr.metrics import _count_database_error
 from tests.helpers import make_app
 
 
@@ -18,9 +19,24 @@ def test_metrics_count_requests_by_endpoint_and_status(tmp_path) -> None:
     client.get("/no/such/page")
     text = client.get("/metrics").text
     assert 'flaskr_requests_total{endpoint="hello",method="GET",status="200"} 3.0' in text
-    assert 'endpoint="unmatched",method="GET",status="404"' in text
-    assert 'flaskr_request_duration_seconds_bucket{endpoint="hello",le="0.1"}' in text
-    assert "flaskr_database_errors_total" in text
+    assert 'flaskr_requests_total{endpoint="unmatched",method="GET",status="404"} 1.0' in text
+    assert 'flaskr_request_duration_seconds_count{endpoint="hello"} 3.0' in text
+    assert "flaskr_database_errors_total 0.0" in text
+    assert "process_cpu_seconds_total" in text  # and the process's own, as before
+
+
+def test_each_app_counts_only_its_own_requests(tmp_path) -> None:
+    """A new app (a worker's, a test's) starts at zero, whatever other apps served before."""
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+    first = make_app(tmp_path / "first", METRICS=True).test_client()
+    for _ in range(5):
+        first.get("/hello")
+    second = make_app(tmp_path / "second", METRICS=True).test_client()
+    second.get("/hello")
+    text = second.get("/metrics").text
+    assert 'flaskr_requests_total{endpoint="hello",method="GET",status="200"} 1.0' in text
+    assert 'endpoint="hello",method="GET",status="200"} 5.0' in first.get("/metrics").text
 
 
 def test_metrics_only_for_allowed_addresses(tmp_path) -> None:
@@ -45,10 +61,8 @@ def test_database_errors_are_counted(tmp_path) -> None:
         return "unreachable"
 
     client = app.test_client()
-    before = _value(client.get("/metrics").text, "flaskr_database_errors_total")
     assert client.get("/bad-sql").status_code == 503  # an OperationalError: not ready
-    after = _value(client.get("/metrics").text, "flaskr_database_errors_total")
-    assert after == before + 1
+    assert _value(client.get("/metrics").text, "flaskr_database_errors_total") == 1
 
 
 def _value(text: str, name: str) -> float:
@@ -75,12 +89,14 @@ def test_values_the_database_refuses_are_400s_not_outages(tmp_path) -> None:
         raise refused  # what PostgreSQL's driver raises for a value it cannot store
 
     client = app.test_client()
-    before = _value(client.get("/metrics").text, "flaskr_database_errors_total")
     response = client.get("/bad-value")
     assert response.status_code == 400
     assert b"cannot store" in response.data
-    _count_database_error(SimpleNamespace(sqlalchemy_exception=refused))
-    assert _value(client.get("/metrics").text, "flaskr_database_errors_total") == before
+    # As SQLAlchemy hands it to the engine's listener when the driver raises it.
+    app.extensions["flaskr.metrics"].count_database_error(
+        SimpleNamespace(sqlalchemy_exception=refused)
+    )
+    assert _value(client.get("/metrics").text, "flaskr_database_errors_total") == 0
 
 
 def test_a_refused_scrape_is_logged_once_naming_the_address_and_the_setting(

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from flaskr.config import INSECURE_KEYS
+from flaskr.secret_key import INSECURE_KEYS
 from tests.e2e.harness import ROOT
 from tests.e2e.harness.packages import need
 from tests.e2e.harness.ports import free_port
