@@ -62,11 +62,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # isolation tool) does not load every part of the app.
     from flaskr import (
         auth,
-        backup,
         blog,
         bodies,
-        cli,
-        copy_db,
+        commands,
         db,
         errors,
         feed,
@@ -134,19 +132,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         """Answer the tutorial's first route, kept so its links and checks keep working."""
         return "Hello, World!"
 
-    # Commands: `flask --app flaskr NAME`.
+    # Commands: `flask --app flaskr NAME`, all in flaskr/commands.py but `isolation`.
     for command in (
-        db.init_db_command,  # init-db: create or upgrade the schema
-        cli.create_user_command,  # create-user
-        cli.make_admin_command,  # make-admin
-        cli.clear_login_failures_command,  # clear-login-failures: let an owner in at once
-        cli.seed_command,  # seed: demo posts
-        backup.backup_command,  # backup
-        backup.restore_command,  # restore
-        copy_db.copy_db_command,  # copy-db: into an empty PostgreSQL
-        moderation.disable_user_command,  # disable-user
-        moderation.remove_post_command,  # remove-post
-        moderation.remove_comment_command,  # remove-comment
+        commands.init_db_command,  # init-db: create or upgrade the schema
+        commands.backup_command,  # backup
+        commands.restore_command,  # restore
+        commands.copy_db_command,  # copy-db: into an empty PostgreSQL
+        commands.create_user_command,  # create-user
+        commands.make_admin_command,  # make-admin
+        commands.disable_user_command,  # disable-user
+        commands.clear_login_failures_command,  # clear-login-failures: let an owner in at once
+        commands.seed_command,  # seed: demo posts
+        commands.remove_post_command,  # remove-post
+        commands.remove_comment_command,  # remove-comment
         isolation_cli.isolation_command,  # isolation: what the container isolates from the host
     ):
         app.cli.add_command(command)

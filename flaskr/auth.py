@@ -6,8 +6,8 @@ names exist, and sessions that end.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import secrets
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -24,23 +24,18 @@ from flask import (
     url_for,
 )
 from flask_wtf import FlaskForm
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select
 from werkzeug.exceptions import NotFound, TooManyRequests
-from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
-from flaskr import render_budget, throttle
+from flaskr import accounts, render_budget, throttle
 from flaskr.db import db
 from flaskr.errors import wants_json
-from flaskr.forms import LoginForm, PasswordChangeForm, RegisterForm
+from flaskr.forms import LoginForm, PasswordChangeForm, RegisterForm, flash_errors
 from flaskr.models import User
 from flaskr.reads import first_row
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
-
-#: werkzeug's current default; hashes made with another method are upgraded at login.
-HASH_METHOD = "scrypt"
 
 
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -60,7 +55,7 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def wrapped_view(**kwargs: Any) -> Any:
-        if not is_admin(g.user):
+        if not accounts.is_admin(g.user):
             raise NotFound()
         return view(**kwargs)
 
@@ -92,40 +87,11 @@ def account() -> User:
     return db.session.get_one(User, g.user.id)
 
 
-def is_admin(user: LoggedInUser | User | None) -> bool:
-    """Admins are made by a decision, ``flask make-admin NAME``, never by a name."""
-    return user is not None and user.is_admin and not user.disabled
-
-
-@functools.cache
-def _unknown_user_hash() -> str:
-    """Give a hash to check passwords against when the name is unknown.
-
-    The answer then takes as long as for a real account, so its time does not tell which
-    names exist.
-    """
-    return generate_password_hash(secrets.token_hex(16), method=HASH_METHOD)
-
-
-def find_user(username: str) -> User | None:
-    """Find the account called ``username``, whatever its case.
-
-    Both sides are lowered by the database, as its unique index is: names from before the
-    ASCII rule are found too.
-    """
-    return db.session.scalar(select(User).where(func.lower(User.username) == func.lower(username)))
-
-
 def log_in(user: User) -> None:
     """Start a session for ``user``, bound to its current session version."""
     session.clear()
     session["user_id"] = user.id
     session["session_version"] = user.session_version
-
-
-def end_sessions(user: User) -> None:
-    """Every session of ``user`` ends at its next request (the caller commits)."""
-    user.session_version += 1
 
 
 @bp.before_app_request
@@ -146,12 +112,6 @@ def load_logged_in_user() -> None:
     if user is None and "user_id" in session:
         session.clear()
     g.user = user
-
-
-def flash_errors(form: FlaskForm) -> None:
-    """Show the first error of each field as a flash message, like the tutorial."""
-    for errors in form.errors.values():
-        flash(errors[0], "error")
 
 
 def form_page(template: str, form: FlaskForm) -> tuple[str, int]:
@@ -220,11 +180,8 @@ def register() -> tuple[str, int] | Response:
     if wait is not None:
         return refused_registration(form, wait)
     username = form.username.data
-    db.session.add(User(username=username, password=generate_password_hash(form.password.data)))
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
+    with contextlib.suppress(accounts.NameTaken):  # answered as a free name: see above
+        accounts.create_user(username, form.password.data)
     flash(
         f"Now log in as {username}. If that fails, the name was taken already: register another.",
         "info",
@@ -238,15 +195,11 @@ def login() -> tuple[str, int] | Response:
     if not form.validate_on_submit():
         return form_page("auth/login.html", form)
     attempt = begin_attempt(form.username.data)
-    user = find_user(form.username.data)
+    user = accounts.find_user(form.username.data)
     if user is not None:
         within_budget(user, attempt)
     started = time.thread_time()
-    hashed = user.password if user is not None else _unknown_user_hash()
-    if not hashed.startswith(HASH_METHOD + ":"):
-        # The tutorial's pbkdf2 hashes check faster: pad to a current hash's time.
-        check_password_hash(_unknown_user_hash(), form.password.data)
-    if not check_password_hash(hashed, form.password.data) or user is None:
+    if not accounts.password_matches(user, form.password.data) or user is None:
         flash("Incorrect username or password.", "error")
         return render_template("auth/login.html", form=form), 400
     # The right password: not a guess, which the failure throttle counts, but a hash of CPU
@@ -257,9 +210,9 @@ def login() -> tuple[str, int] | Response:
         flash("This account has been disabled by an admin.", "error")
         return render_template("auth/login.html", form=form), 403
     throttle.succeeded(attempt)
-    if not user.password.startswith(HASH_METHOD + ":"):
+    if not accounts.hash_is_current(user.password):
         # The tutorial stored pbkdf2:sha256 hashes; replace them while we know the password.
-        user.password = generate_password_hash(form.password.data)
+        user.password = accounts.hash_password(form.password.data)
     db.session.commit()
     log_in(user)
     response = redirect(url_for("index"))
@@ -279,7 +232,7 @@ def logout() -> tuple[str, int] | Response:
         return redirect(url_for("index"))
     if not form.validate_on_submit():
         return render_template("auth/logout.html", form=form), 200
-    end_sessions(account())
+    accounts.end_sessions(account())
     db.session.commit()
     session.clear()
     return redirect(url_for("index"))
@@ -296,13 +249,12 @@ def password() -> tuple[str, int] | Response:
     attempt = begin_attempt(user.username)
     within_budget(user, attempt)
     started = time.thread_time()
-    if not check_password_hash(user.password, form.current.data):
+    if not accounts.password_matches(user, form.current.data):
         form.current.errors = ["Current password is incorrect."]
         return form_page("auth/password.html", form)
     throttle.succeeded(attempt)
-    user.password = generate_password_hash(form.password.data)
+    accounts.set_password(user, form.password.data)  # every other session ends
     render_budget.charge(time.thread_time() - started, user.id)
-    end_sessions(user)
     db.session.commit()
     log_in(user)
     flash("Password changed. Every other session of yours has ended.", "info")

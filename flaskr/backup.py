@@ -28,7 +28,6 @@ from typing import IO
 
 import click
 from flask import Flask, current_app
-from flask.cli import with_appcontext
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import URL
 
@@ -599,57 +598,6 @@ def quiet_migrations() -> Iterator[None]:
         yield
     finally:
         migration.removeFilter(_above_info)
-
-
-@click.command("backup")
-@with_appcontext
-@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--keep", type=click.IntRange(min=0), default=0, help="Keep the newest N; 0: all.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON line instead.")
-@click.option("--quiet", is_flag=True, help="No progress line.")
-def backup_command(folder: Path | None, keep: int, as_json: bool, quiet: bool) -> None:
-    """Write a consistent, compressed backup of the database while the site serves."""
-    folder = folder or backup_folder(current_app)
-    summary = make_backup(folder, progress=progress_line(not quiet))
-    removed = prune(folder, keep)
-    emit(summary, as_json, "Backed up to")
-    if removed and not as_json:
-        click.echo(f"Removed {len(removed)} older backups (keeping {keep}).")
-
-
-@click.command("restore")
-@with_appcontext
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--force", is_flag=True, help="Restore even while the app is serving.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, nothing else.")
-@click.option(
-    "--shown-as",
-    hidden=True,
-    help="The name to print for PATH (scripts/container restores a copy of the user's file).",
-)
-@click.option(
-    "--max-unpacked-mb",
-    type=click.IntRange(min=1),
-    default=MAX_UNPACKED_MB,
-    show_default=True,
-    help="The most a compressed SQLite backup may unpack to (it stops at the free space too).",
-)
-@click.option(
-    "--no-migrate",
-    is_flag=True,
-    help="Keep the backup's schema revision (to roll back to the release that made it).",
-)
-def restore_command(
-    path: Path,
-    force: bool,
-    as_json: bool,
-    shown_as: str | None,
-    max_unpacked_mb: int,
-    no_migrate: bool,
-) -> None:
-    """Check a backup, keep the current database aside, restore, then migrate it forward."""
-    with quiet_migrations():
-        restore(path, force, as_json, shown_as or str(path), max_unpacked_mb, no_migrate)
 
 
 def restore(

@@ -1,4 +1,4 @@
-"""``flask copy-db --to URL``: move a site's data into another database.
+"""Move a site's data into another database (``flask copy-db --to URL``, commands.py).
 
 Typically from its SQLite file to PostgreSQL when it outgrows one machine (docs/scale-out.md).
 """
@@ -13,7 +13,6 @@ import time
 from urllib.parse import quote, quote_plus
 
 import click
-from flask.cli import with_appcontext
 from sqlalchemy import (
     URL,
     Connection,
@@ -177,23 +176,12 @@ def reset_sequence(connection: Connection, table: Table) -> None:
     )
 
 
-@click.command("copy-db")
-@with_appcontext
-@click.option(
-    "--to",
-    "target_url",
-    required=True,
-    help="The target database, empty and migrated: postgresql://USER@HOST/NAME, without its "
-    "password (refused: every local user can read a command line).",
-)
-@click.option(
-    "--password-file",
-    metavar="FILE",
-    help="A file (mode 0600) whose first line is the target's password. Else libpq's "
-    "PGPASSWORD, PGPASSFILE or ~/.pgpass, else it is asked for in a terminal.",
-)
-def copy_db_command(target_url: str, password_file: str | None) -> None:
-    """Copy every row of this site's database into an empty, migrated one, then verify."""
+def copy_database(target_url: str, password_file: str | None) -> None:
+    """Copy every row of this site's database into an empty, migrated one, then verify.
+
+    Each table's count is printed as it arrives; any refusal or failure is a
+    ``click.ClickException`` that names the target without its password.
+    """
     url = checked_url(target_url)
     password_file = password_file or credential_file()
     if password_file is not None:

@@ -12,13 +12,10 @@ from urllib.parse import quote_plus
 
 import click
 from flask import Flask, current_app
-from flask.cli import with_appcontext
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event, inspect
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import SQLAlchemyError
-
-from flaskr.logs import echo
 
 #: Constraint names that Alembic can find again on every backend.
 NAMING = {
@@ -257,26 +254,3 @@ def drop_all() -> None:
         if connection.dialect.name == "postgresql":
             for function in POSTGRESQL_FUNCTIONS:
                 connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {function}")
-
-
-@click.command("init-db")
-@with_appcontext
-@click.option(
-    "--drop", is_flag=True, help="Delete every table and all data first (asks to confirm)."
-)
-@click.option("--yes", is_flag=True, help="Do not ask before --drop.")
-def init_db_command(drop: bool, yes: bool) -> None:
-    """Create the tables, or upgrade them; existing data is kept unless --drop is given.
-
-    Then render the posts and comments whose stored HTML another renderer made (or none).
-    """
-    from flaskr.bodies import render_all_stale
-
-    if drop:
-        if not yes:
-            click.confirm("Delete every user, post and image?", abort=True)
-        drop_all()
-        echo("Dropped all tables.")
-    echo(upgrade_schema())
-    current_app.logger.debug("schema at %s", schema_revision())
-    echo(render_all_stale())

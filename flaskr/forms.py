@@ -7,13 +7,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from flask import flash
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from markupsafe import Markup
 from wtforms import PasswordField, StringField, TextAreaField
 from wtforms.fields import Field
-from wtforms.validators import DataRequired, Length, Regexp, ValidationError
+from wtforms.validators import DataRequired, Length, ValidationError
 
+from flaskr.accounts import PASSWORD_MAX, USERNAME_MAX, password_problem, username_problem
 from flaskr.rendering import RenderTooCostly, render
 
 TITLE_MAX = 200
@@ -21,14 +23,8 @@ BODY_MAX = 20_000
 COMMENT_MAX = 2_000
 TAG_MAX = 32
 TAGS_MAX = 10
-USERNAME_MAX = 32
-PASSWORD_MIN = 8  # NIST SP 800-63B: a minimum length, no composition rules
-PASSWORD_MAX = 1_024  # hashing is deliberately slow: cap what one request can make it do
 
 TAG_PATTERN = re.compile(r"^[\w-]+$")
-#: What a new username may hold, all of it (``\Z``: ``$`` would let a final newline through).
-#: ASCII only, so no name can look like another (a Cyrillic "а" in "аlice").
-USERNAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+\Z")
 #: Control characters break the Atom feed (XML forbids them), PostgreSQL refuses NUL, and
 #: none means anything in a title or a post; bodies keep tab, line feed and carriage return.
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ufffe\uffff]")
@@ -53,6 +49,23 @@ def at_most(label: str, limit: int) -> Length:
 def required(label: str, limit: int, *rules: Any) -> list[Any]:
     """The validators of a field that must be filled in and is bounded, plus ``rules``."""
     return [DataRequired(f"{label} is required."), at_most(label, limit), *rules]
+
+
+def follows(label: str, problem: Callable[[str], str | None]) -> Callable[[FlaskForm, Field], None]:
+    """Check a field by an account rule of accounts.py, which create-user checks too."""
+
+    def check(_form: FlaskForm, field: Field) -> None:
+        found = problem(field.data or "")
+        if found is not None:
+            raise ValidationError(f"{label} {found}.")
+
+    return check
+
+
+def flash_errors(form: FlaskForm) -> None:
+    """Show the first error of each field as a flash message, like the tutorial."""
+    for errors in form.errors.values():
+        flash(errors[0], "error")
 
 
 def no_control_characters(
@@ -93,39 +106,26 @@ class MarkdownField(TextAreaField):
             self.cost = time.thread_time() - started
 
 
-def username_field(*rules: Any) -> StringField:
-    """A username: required and bounded, plus ``rules``."""
-    return StringField("Username", validators=required("Username", USERNAME_MAX, *rules))
-
-
 class LoginForm(FlaskForm):
     """Any name may be tried: accounts from before the pattern existed still log in."""
 
-    username = username_field()
+    username = StringField("Username", validators=required("Username", USERNAME_MAX))
     password = PasswordField("Password", validators=required("Password", PASSWORD_MAX))
 
 
 def new_password(label: str = "Password") -> PasswordField:
     """A password being chosen: long enough, and bounded like every password."""
     return PasswordField(
-        label,
-        validators=[
-            DataRequired(f"{label} is required."),
-            Length(
-                min=PASSWORD_MIN,
-                max=PASSWORD_MAX,
-                message=f"{label} must be {PASSWORD_MIN} to {PASSWORD_MAX} characters.",
-            ),
-        ],
+        label, validators=[DataRequired(f"{label} is required."), follows(label, password_problem)]
     )
 
 
 class RegisterForm(LoginForm):
-    username = username_field(
-        Regexp(
-            USERNAME_PATTERN,
-            message="Username may only hold the letters A-Z and a-z, digits, '.', '-' and '_'.",
-        )
+    """The rules of a new account are accounts.py's: create-user follows the same."""
+
+    username = StringField(
+        "Username",
+        validators=[DataRequired("Username is required."), follows("Username", username_problem)],
     )
     password = new_password()
 

@@ -1,24 +1,21 @@
 """Moderation: an admin removes any post or comment and disables an account.
 
-From the pages or the ``flask`` CLI. Each action is logged (logger ``flaskr``, JSON in
+From the pages or the ``flask`` CLI (commands.py). Each action is logged (logger ``flaskr``, JSON in
 production) with who did it. The database triggers of migration 0006 raise the content
 version on each removal, so no cached page shows removed content.
 """
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Callable
 from typing import TypeVar
 
-import click
 from flask import Blueprint, abort, current_app, flash, g, redirect, url_for
-from flask.cli import with_appcontext
 from sqlalchemy import delete
 from werkzeug.wrappers import Response
 
-from flaskr.auth import admin_required, end_sessions
-from flaskr.cli import account_command
+from flaskr import accounts
+from flaskr.auth import admin_required
 from flaskr.db import db
 from flaskr.models import Comment, Post, User
 
@@ -55,13 +52,10 @@ def remove_comment(comment: Comment, actor: str) -> None:
     record("remove-comment", actor, target)
 
 
-def set_disabled(user: User, disabled: bool, actor: str) -> None:
-    """Disable an account (its sessions end at once) or enable it again."""
-    user.disabled = disabled
-    if disabled:
-        end_sessions(user)
-    db.session.commit()
-    record("disable" if disabled else "enable", actor, f"user {user.username}")
+def disable_user(user: User, actor: str, enable: bool = False) -> None:
+    """Disable an account (accounts.py: its sessions end) or enable it again, and log it."""
+    accounts.set_disabled(user, not enable)
+    record("enable" if enable else "disable", actor, f"user {user.username}")
 
 
 def remove_for_admin(model: type[Row], id: int, remove: Callable[[Row, str], None]) -> Row:
@@ -95,44 +89,6 @@ def user(id: int, action: str) -> Response:
     found = db.session.get(User, id) or abort(404, f"User id {id} doesn't exist.")
     if found.id == g.user.id:
         abort(400, "You cannot disable your own account.")
-    set_disabled(found, action == "disable", g.user.username)
+    disable_user(found, g.user.username, enable=action == "enable")
     flash(f"{found.username} is {action}d.", "info")
     return redirect(url_for("blog.index"))
-
-
-def cli_actor() -> str:
-    """Who ran a CLI command: the operating system's user."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # pragma: no cover - a uid without a name or $USER
-        return "cli"
-
-
-@account_command("disable-user", "--enable", "Let the account log in again instead.")
-def disable_user_command(user: User, enable: bool) -> None:
-    """Disable an account: its sessions end at once and it cannot log in (or --enable it)."""
-    set_disabled(user, not enable, cli_actor())
-    click.echo(f"{user.username} is {'enabled' if enable else 'disabled'}.")
-
-
-def removal_command(
-    model: type[Post] | type[Comment], remove: Callable[..., None]
-) -> click.Command:
-    """Make ``flask remove-MODEL ID``, which removes that row with ``remove``."""
-    noun = model.__name__.lower()
-
-    @click.command(f"remove-{noun}", help=remove.__doc__)
-    @with_appcontext
-    @click.argument("row_id", metavar=f"{noun.upper()}_ID", type=int)
-    def command(row_id: int) -> None:
-        found = db.session.get(model, row_id)
-        if found is None:
-            raise click.ClickException(f"No {noun} with id {row_id}.")
-        remove(found, cli_actor())
-        click.echo(f"Removed {noun} {row_id}.")
-
-    return command
-
-
-remove_post_command = removal_command(Post, remove_post)
-remove_comment_command = removal_command(Comment, remove_comment)

@@ -157,16 +157,16 @@ def test_names_from_before_the_ascii_rule_still_log_in(app, auth) -> None:
 
 def test_unknown_name_costs_a_password_hash_too(auth, monkeypatch) -> None:
     """The answer for a name nobody has takes as long as for a real one: a scrypt check runs."""
-    from flaskr import auth as auth_module
+    from flaskr import accounts
 
     checked = []
-    real = auth_module.check_password_hash
+    real = accounts.check_password_hash
 
     def spy(hashed: str, password: str) -> bool:
         checked.append(hashed.split(":")[0])
         return real(hashed, password)
 
-    monkeypatch.setattr(auth_module, "check_password_hash", spy)
+    monkeypatch.setattr(accounts, "check_password_hash", spy)
     assert auth.login("nobody-has-this", "whatever").status_code == 400
     assert checked == ["scrypt"]
     # The tutorial's accounts still hold faster pbkdf2 hashes: a scrypt check pads them.

@@ -17,7 +17,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, g, jsonify, render_template
 from werkzeug.wrappers import Response
 
-from flaskr.auth import is_admin
+from flaskr.accounts import is_admin
 from flaskr.isolation import probe
 from flaskr.isolation.formatting import summary_rows, without_commands
 from flaskr.isolation.proc import read_status

@@ -1,0 +1,153 @@
+"""Accounts: what one is and may do, for the views and the commands alike.
+
+Finding one by name, the rules a new one follows (the registration form checks the same
+ones), how passwords are hashed, admins, disabling, and ending sessions. Callers commit
+unless a function says it does.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import secrets
+from typing import Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from flaskr.db import db
+from flaskr.models import User
+
+USERNAME_MAX = 32
+#: What a new username may hold, all of it (``\Z``: ``$`` would let a final newline through).
+#: ASCII only, so no name can look like another (a Cyrillic "а" in "аlice").
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+\Z")
+PASSWORD_MIN = 8  # NIST SP 800-63B: a minimum length, no composition rules
+PASSWORD_MAX = 1_024  # hashing is deliberately slow: cap what one request can make it do
+
+#: werkzeug's current default; hashes made with another method are upgraded at login.
+HASH_METHOD = "scrypt"
+
+
+class Refused(Exception):
+    """A new account the rules do not allow; the message says which rule, for a person."""
+
+
+class NameTaken(Refused):
+    """The name belongs to an account already, whatever its case."""
+
+
+class Flags(Protocol):
+    """What deciding whether someone is an admin reads: a ``User`` or ``g.user`` has it."""
+
+    @property
+    def is_admin(self) -> bool: ...
+
+    @property
+    def disabled(self) -> bool: ...
+
+
+def username_problem(username: str) -> str | None:
+    """Why ``username`` cannot name a new account, to follow "Username", or None."""
+    if len(username) > USERNAME_MAX:
+        return f"must be at most {USERNAME_MAX} characters"
+    if not USERNAME_PATTERN.match(username):
+        return "may only hold the letters A-Z and a-z, digits, '.', '-' and '_'"
+    return None
+
+
+def password_problem(password: str) -> str | None:
+    """Why ``password`` cannot be chosen, to follow its field's name, or None."""
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        return f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters"
+    return None
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method=HASH_METHOD)
+
+
+def hash_is_current(hashed: str) -> bool:
+    """False for the tutorial's pbkdf2 hashes, which are replaced at the next login."""
+    return hashed.startswith(HASH_METHOD + ":")
+
+
+@functools.cache
+def _unknown_user_hash() -> str:
+    """A hash to check passwords against when the name is unknown.
+
+    The answer then takes as long as for a real account, so its time does not tell which
+    names exist.
+    """
+    return hash_password(secrets.token_hex(16))
+
+
+def password_matches(user: User | None, password: str) -> bool:
+    """Whether ``password`` is ``user``'s, in the same time whether the user exists or not.
+
+    An old hash checks faster than a current one: a check of a current hash pads it.
+    """
+    hashed = user.password if user is not None else _unknown_user_hash()
+    if not hash_is_current(hashed):
+        check_password_hash(_unknown_user_hash(), password)
+    return check_password_hash(hashed, password) and user is not None
+
+
+def find_user(username: str) -> User | None:
+    """Find the account called ``username``, whatever its case.
+
+    Both sides are lowered by the database, as its unique index is: names from before the
+    ASCII rule are found too.
+    """
+    return db.session.scalar(select(User).where(func.lower(User.username) == func.lower(username)))
+
+
+def create_user(username: str, password: str) -> User:
+    """Add an account that can log in at once, and commit; ``Refused`` says why not.
+
+    A taken name is found by the unique index after the hash is made, so it costs as long
+    as a free one: the registration page does not tell who has an account.
+    """
+    if username_problem(username) is not None:
+        raise Refused(f"A username is 1 to {USERNAME_MAX} of A-Z, a-z, 0-9, '.', '-' and '_'.")
+    if password_problem(password) is not None:
+        raise Refused(f"A password is {PASSWORD_MIN} to {PASSWORD_MAX} characters.")
+    user = User(username=username, password=hash_password(password))
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise NameTaken(f"User {username} is already registered.") from None
+    return user
+
+
+def is_admin(user: Flags | None) -> bool:
+    """Admins are made by a decision, ``flask make-admin NAME``, never by a name."""
+    return user is not None and user.is_admin and not user.disabled
+
+
+def set_admin(user: User, admin: bool) -> None:
+    """Give the admin right, or take it away, and commit."""
+    user.is_admin = admin
+    db.session.commit()
+
+
+def end_sessions(user: User) -> None:
+    """Every session of ``user`` ends at its next request."""
+    user.session_version += 1
+
+
+def set_password(user: User, password: str) -> None:
+    """A new password; every session of ``user`` ends (log the current one in again)."""
+    user.password = hash_password(password)
+    end_sessions(user)
+
+
+def set_disabled(user: User, disabled: bool) -> None:
+    """Disable an account (its sessions end at once) or enable it again, and commit."""
+    user.disabled = disabled
+    if disabled:
+        end_sessions(user)
+    db.session.commit()
