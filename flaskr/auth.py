@@ -30,7 +30,7 @@ from werkzeug.wrappers import Response
 
 from flaskr import accounts, render_budget, throttle
 from flaskr.db import db
-from flaskr.errors import wants_json
+from flaskr.errors import prefers_json
 from flaskr.forms import LoginForm, PasswordChangeForm, RegisterForm, flash_errors
 from flaskr.models import User
 from flaskr.reads import first_row
@@ -157,7 +157,7 @@ def refused_registration(form: FlaskForm, wait: int) -> Response:
     error, with the same message and Retry-After.
     """
     refusal = too_many("registrations from this address or on this site", wait)
-    if wants_json():
+    if prefers_json():
         raise refusal
     flash(refusal.description or "", "error")
     response = make_response(render_template("auth/register.html", form=form), refusal.code)

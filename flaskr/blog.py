@@ -18,15 +18,14 @@ from flask import (
 )
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects import postgresql, sqlite
 from werkzeug.wrappers import Response
 
 from flaskr import render_budget
 from flaskr.auth import login_required
 from flaskr.bodies import stored
 from flaskr.db import db
-from flaskr.forms import CONTROL, CommentForm, PostForm, split_tags
+from flaskr.forms import CONTROL, CommentForm, PostForm, flash_errors, split_tags
 from flaskr.guards import MAX_PAGE
 from flaskr.images import ImageError, check_quota, read_image
 from flaskr.listing import (
@@ -161,12 +160,17 @@ def page_of_comments(post_id: int) -> tuple[list[Comment], str | None, str | Non
     return list(reversed(rows[:per_page])), older, newer
 
 
+def insert_or_ignore(model: type[Tag] | type[Like], rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows``, leaving out those a unique key already holds: two writers may race."""
+    insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
+    db.session.execute(insert(model).values(rows).on_conflict_do_nothing())
+
+
 def tags_named(names: list[str]) -> list[Tag]:
     """The Tag rows for ``names``, creating missing ones; safe when two writers race."""
     if not names:
         return []
-    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-    db.session.execute(insert(Tag).values([{"name": n} for n in names]).on_conflict_do_nothing())
+    insert_or_ignore(Tag, [{"name": n} for n in names])
     tags = db.session.scalars(select(Tag).where(Tag.name.in_(names))).all()
     return sorted(tags, key=lambda t: names.index(t.name))
 
@@ -216,8 +220,7 @@ def too_busy(wait: int, form: PostForm, template: str, **context: Any) -> Any:
 
 def form_failed(form: PostForm, template: str, **context: Any) -> tuple[str, int]:
     """Show the form again with what was typed, each error flashed, and a 400 status."""
-    for errors in form.errors.values():
-        flash(errors[0], "error")
+    flash_errors(form)
     return render_template(template, form=form, **context), 400
 
 
@@ -286,10 +289,7 @@ def like(id: int) -> Response:
     post = get_post(id, check_author=False)
     existing = db.session.get(Like, (g.user.id, post.id))
     if existing is None:
-        insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-        db.session.execute(
-            insert(Like).values(user_id=g.user.id, post_id=post.id).on_conflict_do_nothing()
-        )
+        insert_or_ignore(Like, [{"user_id": g.user.id, "post_id": post.id}])
     else:
         db.session.delete(existing)
     db.session.commit()
@@ -306,8 +306,7 @@ def comment(id: int) -> Any:
         page, _ = render_post(post.id, form)
         return page, 429, {"Retry-After": str(wait)}
     if not validated(form):
-        for errors in form.errors.values():
-            flash(errors[0], "error")
+        flash_errors(form)
         return render_post(post.id, form, status=400)
     comment = Comment(post_id=post.id, author_id=g.user.id)
     stored(comment, form.body)

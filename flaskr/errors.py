@@ -14,7 +14,7 @@ from flaskr.db import db
 CSRF_MESSAGE = "The form expired or was sent from another site. Reload the page and try again."
 
 
-def wants_json() -> bool:
+def prefers_json() -> bool:
     """True when the client prefers JSON to HTML (an API client, not a browser)."""
     accept = request.accept_mimetypes
     return accept.quality("application/json") > accept.quality("text/html")
@@ -28,7 +28,7 @@ def handle_http_error(error: HTTPException) -> Response:
     db.session.rollback()  # nothing half-written outlives a refused request
     code = error.code or 500
     description = CSRF_MESSAGE if isinstance(error, CSRFError) else (error.description or "")
-    if wants_json():
+    if prefers_json():
         response = jsonify(error=error.name, status=code, message=description)
     elif request_ctx.url_adapter is None:  # a Host not in TRUSTED_HOSTS: no link can be made
         text = f"{code} {error.name}: {description}\n"

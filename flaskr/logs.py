@@ -49,7 +49,7 @@ def json_formatter() -> JsonFormatter:
     )
 
 
-def wants_json(app: Flask) -> bool:
+def logs_as_json(app: Flask) -> bool:
     """JSON lines, unless FLASKR_LOG_FORMAT=text or in tests and debugging."""
     return app.config["LOG_FORMAT"] == "json" and not (app.testing or app.debug)
 
@@ -60,7 +60,7 @@ def for_logs(app: Flask) -> bool:
     Logs are a container starting or a pipe into the journal, rather than a terminal: then
     the output is JSON like the rest.
     """
-    return wants_json(app) and not sys.stdout.isatty()
+    return logs_as_json(app) and not sys.stdout.isatty()
 
 
 def echo(message: str) -> None:
@@ -93,7 +93,7 @@ def json_root_handlers() -> None:
 
 def init_app(app: Flask) -> None:
     """Log as JSON to stdout, unless FLASKR_LOG_FORMAT=text or in tests and debugging."""
-    if not wants_json(app):
+    if not logs_as_json(app):
         return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(json_formatter())

@@ -14,10 +14,10 @@ import json
 import os
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, jsonify, render_template
+from flask import Blueprint, abort, current_app, jsonify, render_template
 from werkzeug.wrappers import Response
 
-from flaskr.accounts import is_admin
+from flaskr.auth import admin_required
 from flaskr.isolation import probe
 from flaskr.isolation.formatting import summary_rows, without_commands
 from flaskr.isolation.proc import read_status
@@ -63,11 +63,17 @@ def collect() -> dict[str, Any]:
     return without_commands(probe.collect(), keep=lambda p: p["pid"] in family)
 
 
-@bp.get("/isolation")
-def report() -> Response:
-    """Collect the report now and show it; 404 unless enabled and the user is an admin."""
-    if current_app.config.get("ISOLATION_PAGE") is not True or not is_admin(g.user):
+@bp.before_request
+def only_when_enabled() -> None:
+    """Without ISOLATION_PAGE the pages answer as pages that do not exist, to admins too."""
+    if current_app.config.get("ISOLATION_PAGE") is not True:
         abort(404)
+
+
+@bp.get("/isolation")
+@admin_required
+def report() -> Response:
+    """Collect the report now and show it."""
     data = collect()
     sections = {
         name: details(data[name])
@@ -85,13 +91,12 @@ def report() -> Response:
 
 
 @bp.get("/isolation.json")
+@admin_required
 def report_json() -> Response:
     """The same report as JSON, for `flask isolation compare` and the end-to-end suites.
 
     Collected inside the serving worker, so it shows the sandbox the service really runs in.
     """
-    if current_app.config.get("ISOLATION_PAGE") is not True or not is_admin(g.user):
-        abort(404)
     response = jsonify(collect())
     response.headers["Cache-Control"] = "no-store"
     return response
