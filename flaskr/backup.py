@@ -7,7 +7,6 @@ first. SQLite through its online backup API, PostgreSQL through pg_dump/pg_resto
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import gzip
 import json
@@ -32,8 +31,16 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import URL
 
 from flaskr.bodies import render_all_stale
-from flaskr.db import MIGRATIONS, create_private_file, db, schema_revision, upgrade_schema
+from flaskr.db import (
+    MIGRATIONS,
+    create_private_file,
+    db,
+    open_lock_file,
+    schema_revision,
+    upgrade_schema,
+)
 from flaskr.models import ContentVersion, Post, User
+from flaskr.serving.lock import serving_reason
 
 #: ``flaskr-<UTC time>-<schema revision>[-<label>].<format>``: sorting by name sorts by time.
 NAME = re.compile(
@@ -101,23 +108,6 @@ def prune(folder: Path, keep: int) -> list[Path]:
     return old
 
 
-def open_lock_file(path: Path) -> IO[str]:
-    """Open (creating, mode 0600) a lock file without following a link planted in its place.
-
-    A link at that name would make the service create or lock a file wherever it points.
-    """
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise click.ClickException(
-                f"{path} is a symbolic link, not a lock file: remove it (someone may have put "
-                "it there to make this command write elsewhere)."
-            ) from e
-        raise
-    return os.fdopen(fd, "r+")
-
-
 @contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
     """One backup at a time per folder; leftovers of a killed one are removed under the lock.
@@ -163,54 +153,6 @@ def publish(partial: Path, final: Path) -> None:
         os.close(fd)
     os.replace(partial, final)
     _fsync_dir(final.parent)
-
-
-# --- serving: restore refuses to pull the database from under a running app ---------------
-
-
-def serving_lock_path(app: Flask) -> Path | None:
-    """The file every serving gunicorn worker holds a shared lock on (SQLite only)."""
-    with app.app_context():
-        url = db.engine.url
-    if url.get_backend_name() != "sqlite" or not url.database:
-        return None
-    return Path(url.database + ".serving")
-
-
-def hold_serving_lock(app: Flask) -> None:
-    """Called in each gunicorn worker (gunicorn.conf.py): held until the worker exits."""
-    path = serving_lock_path(app)
-    if path is None:
-        return
-    # Kept open for the worker's life. Serving matters more than the guard: if the lock
-    # cannot be had (a link planted there among others), say so and go on.
-    try:
-        handle = open_lock_file(path)
-    except (OSError, click.ClickException) as e:
-        app.logger.warning("no serving lock at %s (%s): restore cannot see this worker", path, e)
-        return
-    fcntl.flock(handle, fcntl.LOCK_SH)
-    app.extensions["flaskr_serving_lock"] = handle
-
-
-def serving_reason(app: Flask) -> str | None:
-    """Why the database looks in use by a running app, or None when it does not."""
-    path = serving_lock_path(app)
-    if path is not None:
-        if not os.path.lexists(path):  # a link planted there is refused when opened
-            return None
-        with open_lock_file(path) as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return f"gunicorn workers are serving this database (they lock {path})"
-            return None
-    with db.engine.connect() as connection:
-        others = connection.exec_driver_sql(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).scalar()
-    return f"{others} other sessions are connected to this database" if others else None
 
 
 # --- counting and checking ---------------------------------------------------------------

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote_plus
 
 import click
@@ -83,6 +84,23 @@ def create_private_file(path: str | os.PathLike[str]) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def open_lock_file(path: str | os.PathLike[str]) -> IO[str]:
+    """Open (creating, mode 0600) a lock file without following a link planted in its place.
+
+    A link at that name would make the service create or lock a file wherever it points.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise click.ClickException(
+                f"{path} is a symbolic link, not a lock file: remove it (someone may have put "
+                "it there to make this command write elsewhere)."
+            ) from e
+        raise
+    return os.fdopen(fd, "r+")
 
 
 @event.listens_for(Engine, "do_connect")

@@ -1,7 +1,8 @@
 """Prometheus metrics at /metrics, off unless METRICS is true.
 
 Then only for the addresses in METRICS_ALLOW. Under gunicorn the figures cover every worker:
-prometheus_client's multiprocess mode, with PROMETHEUS_MULTIPROC_DIR set up by gunicorn.conf.py.
+prometheus_client's multiprocess mode, with PROMETHEUS_MULTIPROC_DIR set up before the app
+loads (flaskr/serving/hooks.py).
 """
 
 from __future__ import annotations

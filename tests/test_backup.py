@@ -13,6 +13,7 @@ from flaskr import backup, create_app
 from flaskr.db import db, schema_revision
 from flaskr.health import head_revision
 from flaskr.models import Post
+from flaskr.serving.lock import hold_serving_lock, serving_lock_path
 from tests.helpers import config_for, tutorial_database, umask
 
 #: The schema revision this code migrates to: what a new backup records.
@@ -156,7 +157,7 @@ def test_restore_onto_a_fresh_instance(app: Flask, tmp_path: Path) -> None:
 
 def test_restore_refuses_while_serving(app: Flask) -> None:
     path = run_backup(app)["path"]
-    backup.hold_serving_lock(app)
+    hold_serving_lock(app)
     try:
         result = app.test_cli_runner().invoke(args=["restore", path])
         assert result.exit_code == 1
@@ -293,14 +294,6 @@ def test_client_tools_get_the_password_outside_the_command_line() -> None:
     assert env["PGPASSWORD"] == "s3cret" and "s3cret" not in target
 
 
-def test_a_worker_serves_even_where_it_cannot_lock(tmp_path: Path, caplog) -> None:
-    url = f"sqlite:///{tmp_path / 'missing-folder' / 'flaskr.sqlite'}"
-    app = create_app(config_for(tmp_path, DATABASE_URL=url))
-    backup.hold_serving_lock(app)
-    assert "flaskr_serving_lock" not in app.extensions
-    assert "restore cannot see this worker" in caplog.text
-
-
 def test_a_link_planted_as_the_lock_is_refused_and_never_followed(
     app: Flask, tmp_path: Path
 ) -> None:
@@ -330,11 +323,11 @@ def test_a_backup_folder_others_can_write_is_refused(app: Flask) -> None:
 
 
 def test_the_serving_lock_never_follows_a_link(app: Flask, tmp_path: Path, caplog) -> None:
-    path = backup.serving_lock_path(app)
+    path = serving_lock_path(app)
     assert path is not None
     target = tmp_path / "victim"
     path.symlink_to(target)
-    backup.hold_serving_lock(app)
+    hold_serving_lock(app)
     assert "flaskr_serving_lock" not in app.extensions
     assert "is a symbolic link" in caplog.text
     assert not target.exists()
@@ -458,7 +451,7 @@ def test_a_restore_while_serving_shows_no_page_of_the_replaced_data(app: Flask) 
     path = run_backup(app)["path"]
     add_post(app, "Taken away by the restore")
     assert b"Taken away by the restore" in client.get("/").data  # kept by the page cache
-    backup.hold_serving_lock(app)
+    hold_serving_lock(app)
     try:
         forced = app.test_cli_runner().invoke(args=["restore", "--force", path])
         assert forced.exit_code == 0, forced.output

@@ -219,7 +219,7 @@ def test_a_value_of_the_wrong_kind_is_refused_at_start(monkeypatch, variable, va
     [
         ("FLASKR_POSTS_PER_PAGE", "7", 7),
         ("FLASKR_METRICS", "true", True),
-        ("FLASKR_METRICS", "1", 1),  # as gunicorn.conf.py reads it too
+        ("FLASKR_METRICS", "1", 1),  # as flaskr/serving/hooks.py reads it too
         ("FLASKR_PAGE_CACHE_SIZE", "0", 0),
         ("FLASKR_LOG_LEVEL", "WARNING", "WARNING"),
         ("FLASKR_LOG_LEVEL", "10", 10),

@@ -1,143 +1,83 @@
-"""flaskr/gunicorn.conf.py's worker_exit hook with gunicorn's own sync worker on real sockets:
-a stopping worker serves the requests queued on its socket instead of leaving them to be
-reset, then closes the socket, so later connections are refused (never sent)."""
+"""flaskr/gunicorn.conf.py as gunicorn reads it: from the flaskr/ folder, as the seed's
+`gunicorn ... hello:app` runs (the image's WORKDIR, the unit's WorkingDirectory=), with
+nothing but that folder on the path."""
 
 from __future__ import annotations
 
+import json
 import os
-import runpy
-import socket
-import time
-from collections.abc import Iterator
+import shutil
+import subprocess
+import sys
 from pathlib import Path
-from types import SimpleNamespace
 
-import pytest
-from gunicorn.config import Config
-from gunicorn.glogging import Logger
-from gunicorn.workers.sync import SyncWorker
-
-CONF = runpy.run_path(str(Path(__file__).parents[1] / "flaskr" / "gunicorn.conf.py"))
-REQUEST = b"POST /create HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\nhi"
-
-
-def hello(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "6")])
-    return [b"served"]
-
-
-#: What gunicorn's master holds once it has loaded an app (preload_app): a bare WSGI one here.
-LOADED = SimpleNamespace(wsgi=lambda: hello)
-
-
-def test_the_master_compiles_every_template_for_the_workers(app) -> None:
-    """Compiled once before the fork, the templates are shared instead of built per worker."""
-    names = app.jinja_env.list_templates()
-    assert len(names) > 10 and len(app.jinja_env.cache) == 0
-    CONF["when_ready"](SimpleNamespace(app=SimpleNamespace(wsgi=lambda: app), stop=None))
-    assert len(app.jinja_env.cache) == len(names)
+FLASKR = Path(__file__).resolve().parents[1] / "flaskr"
+HOOKS = ("on_starting", "when_ready", "pre_fork", "post_worker_init", "worker_exit", "child_exit")
+#: gunicorn's own reading of the settings, as `gunicorn hello:app` does it before the app loads.
+READ = f"""
+import json, sys
+sys.argv = ["gunicorn", "hello:app"]
+from gunicorn.app.wsgiapp import WSGIApplication
+cfg = WSGIApplication().cfg
+settings = {{name: getattr(cfg, name) for name in {HOOKS!r}}}
+settings = {{name: f"{{hook.__module__}}.{{hook.__name__}}" for name, hook in settings.items()}}
+settings["logger_class"] = cfg.logger_class.__module__ + "." + cfg.logger_class.__name__
+settings["graceful_timeout"] = cfg.graceful_timeout
+settings["preload_app"] = cfg.preload_app
+import prometheus_client.values
+settings["metrics_values"] = prometheus_client.values.ValueClass.__name__
+print(json.dumps(settings))
+"""
 
 
-@pytest.fixture
-def worker() -> Iterator[SyncWorker]:
-    """A booted sync worker of this process, listening on 127.0.0.1, not yet accepting."""
-    cfg = Config()
-    listener = socket.create_server(("127.0.0.1", 0))
-    booted = SyncWorker(0, os.getppid(), [listener], None, 30, cfg, Logger(cfg))
-    booted.wsgi = hello
-    booted.pid = os.getpid()
-    booted.booted = True
-    booted.alive = False  # told to stop, by a TERM now
-    booted.flaskr_stop_asked_at = time.monotonic()
-    yield booted
-    booted.tmp.close()
-    listener.close()
+def read_settings(folder: Path, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "FLASKR_"))}
+    clean.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return subprocess.run(
+        [sys.executable, "-c", READ],
+        cwd=folder,
+        env={**clean, "TMPDIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
-def queue(port: int, count: int) -> list[socket.socket]:
-    """Connections the kernel accepted and whose request was sent, none read by the app."""
-    clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
-    for client in clients:
-        client.sendall(REQUEST)
-        # Done sending, as nginx is once it has sent a request: gunicorn's close need not
-        # wait for the client (it lingers up to 2 s to read what a client still sends).
-        client.shutdown(socket.SHUT_WR)
-    return clients
+def test_gunicorn_takes_flaskrs_hooks_and_settings_from_the_flaskr_folder(tmp_path: Path) -> None:
+    done = read_settings(FLASKR, tmp_path)
+    assert done.returncode == 0, done.stderr
+    settings = json.loads(done.stdout)
+    for hook in HOOKS:
+        assert settings[hook] == f"flaskr.serving.hooks.{hook}"
+    assert settings["logger_class"] == "flaskr.serving.logging.JsonLogger"
+    assert settings["graceful_timeout"] == 8 and settings["preload_app"] is True
+    assert settings["metrics_values"] == "MutexValue"  # metrics off: figures in memory
 
 
-def test_stopping_worker_serves_every_queued_request_then_closes(worker: SyncWorker) -> None:
-    (listener,) = worker.sockets
-    port = listener.getsockname()[1]
-    clients = queue(port, 3)
-    CONF["worker_exit"](SimpleNamespace(cfg=worker.cfg, log=worker.log), worker)
-    for client in clients:
-        with client:
-            answer = client.makefile("rb").read()
-        assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"served"), answer
-    assert listener.fileno() == -1
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", port), timeout=5)
+def test_text_logs_keep_gunicorns_own_format(tmp_path: Path) -> None:
+    done = read_settings(FLASKR, tmp_path, FLASKR_LOG_FORMAT="text")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["logger_class"] == "gunicorn.glogging.Logger"
 
 
-def test_the_master_drains_nothing(worker: SyncWorker) -> None:
-    """gunicorn also calls the hook in the master, for a worker that is already gone."""
-    (listener,) = worker.sockets
-    worker.pid = os.getpid() + 1
-    (client,) = queue(listener.getsockname()[1], 1)
-    with client:
-        CONF["worker_exit"](SimpleNamespace(cfg=worker.cfg, log=worker.log), worker)
-        assert listener.fileno() != -1
-        accepted, _ = listener.accept()  # still queued, for the workers that live on
-        accepted.close()
+def test_metrics_count_in_a_folder_shared_by_every_worker(tmp_path: Path) -> None:
+    """prometheus_client picks where it counts once, when it is first imported: the settings
+    give it the shared folder before anything (the app, the hooks) imports it."""
+    done = read_settings(FLASKR, tmp_path, FLASKR_METRICS="true")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["metrics_values"] == "MmapedValue"
+    (folder,) = tmp_path.glob("flaskr-metrics-*")
+    assert folder.is_dir()
 
 
-@pytest.mark.parametrize("graceful", [True, False])
-def test_a_graceful_stop_queues_no_more_connections(graceful: bool) -> None:
-    """The hook the master gets when ready: on TERM the queue takes one connection more, and
-    the kernel drops the first packet of the next (its client retries, then is refused);
-    INT and QUIT stop at once, as before."""
-    with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:
-        address = listener.getsockname()
-        stops: list[bool] = []
-        master = SimpleNamespace(
-            LISTENERS=[listener], stop=stops.append, reexec_pid=0, master_pid=0, app=LOADED
-        )
-        CONF["when_ready"](master)
-        master.stop(graceful)
-        assert stops == [graceful]
-        with socket.create_connection(address, timeout=5):  # queued
-            if graceful:
-                with pytest.raises(TimeoutError):
-                    socket.create_connection(address, timeout=0.5)
-            else:
-                socket.create_connection(address, timeout=5).close()
-
-
-def test_a_worker_ending_without_a_term_drains_nothing(worker: SyncWorker) -> None:
-    """max_requests or an abort end a worker without a TERM: the others keep the socket and
-    serve its queue, and an aborted worker must not take a request the master will kill."""
-    (listener,) = worker.sockets
-    del worker.flaskr_stop_asked_at
-    (client,) = queue(listener.getsockname()[1], 1)
-    with client:
-        CONF["worker_exit"](SimpleNamespace(cfg=worker.cfg, log=worker.log), worker)
-        assert listener.fileno() != -1
-        accepted, _ = listener.accept()
-        accepted.close()
-
-
-@pytest.mark.parametrize("generation", ["reexec_pid", "master_pid"])
-def test_a_stop_during_an_upgrade_leaves_the_shared_queue_alone(generation: str) -> None:
-    """After USR2 the old and the new master share the socket: whichever stops, the one that
-    lives on keeps its full queue."""
-    with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:
-        address = listener.getsockname()
-        ids = {"reexec_pid": 0, "master_pid": 0, generation: 4242}
-        master = SimpleNamespace(
-            LISTENERS=[listener], stop=lambda graceful: None, app=LOADED, **ids
-        )
-        CONF["when_ready"](master)
-        master.stop(True)
-        connections = [socket.create_connection(address, timeout=5) for _ in range(4)]
-        for connection in connections:
-            connection.close()
+def test_without_its_hooks_gunicorn_does_not_start(tmp_path: Path) -> None:
+    """A release copied without flaskr/serving/ would serve with no worker holding the serving
+    lock, and `flask restore` would overwrite the served database: gunicorn stops instead."""
+    half = tmp_path / "flaskr"
+    half.mkdir()
+    shutil.copy(FLASKR / "gunicorn.conf.py", half)
+    done = read_settings(half, tmp_path)
+    assert done.returncode == 1
+    assert "Failed to read config file" in done.stderr
+    assert "No module named 'flaskr.serving'" in done.stderr

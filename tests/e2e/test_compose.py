@@ -311,7 +311,7 @@ def test_rolling_restart_fails_no_read_and_loses_no_write(deployment: Deployment
     connection on another replica, but never a POST it has sent; gunicorn's own stop would
     reset the connections queued on its socket, sent POSTs among them (nginx: `recv() failed
     (104: Connection reset by peer) while reading response header`, one 502 per replica).
-    flaskr/gunicorn.conf.py drains instead: on TERM the socket queues one connection at most
+    flaskr/serving/draining.py drains instead: on TERM the socket queues one connection at most
     (the kernel drops the first packet of others, whose retry is refused: never sent), and the
     workers serve every queued one before they close it."""
     base = deployment.base

@@ -297,11 +297,11 @@ def test_reload_under_load_fails_no_request(host: Host) -> None:
 BROKEN = {
     "import": ("/opt/flaskr/app/flaskr/hello.py", "$ a def broken(:"),
     "worker": (
-        "/opt/flaskr/app/flaskr/backup.py",
+        "/opt/flaskr/app/flaskr/serving/lock.py",
         '/^def hold_serving_lock/a \\    raise RuntimeError("this worker cannot start")',
     ),
     "slow worker": (
-        "/opt/flaskr/app/flaskr/backup.py",
+        "/opt/flaskr/app/flaskr/serving/lock.py",
         "/^def hold_serving_lock/a \\    __import__('time').sleep(3); raise RuntimeError('late')",
     ),
 }
@@ -423,10 +423,10 @@ def test_an_upgrade_that_cannot_serve_is_taken_back_out(host: Host) -> None:
     that served goes on serving, and its code is back in place, so a restart runs it too."""
     m = host.machine
     broken_install, marker = newer_checkout(host, "broken")
-    backup = host.src / "flaskr-broken/flaskr/backup.py"
+    lock = host.src / "flaskr-broken/flaskr/serving/lock.py"
     start = "def hold_serving_lock(app: Flask) -> None:\n"
-    backup.write_text(
-        backup.read_text().replace(start, start + '    raise RuntimeError("cannot start")\n')
+    lock.write_text(
+        lock.read_text().replace(start, start + '    raise RuntimeError("cannot start")\n')
     )
     served = m.client("get", "/hello")["body"]
     main, workers = flaskr_pids(m)

@@ -85,6 +85,8 @@ def test_wheel_holds_exactly_the_package(wheel: Path) -> None:
         "flaskr/migrations/env.py",
         "flaskr/migrations/versions/0001_tutorial.py",
         "flaskr/gunicorn.conf.py",
+        "flaskr/serving/hooks.py",
+        "flaskr/serving/worker_name.py",
     ):
         assert expected in names, f"{expected} missing from {wheel.name}"
     assert not any("__pycache__" in n or n.endswith((".pyc", ".sock")) for n in names)

@@ -1,0 +1,1 @@
+"""The tests of flaskr/serving/, one module for each of its modules."""
