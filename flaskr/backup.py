@@ -262,7 +262,9 @@ def backup_sqlite(folder: Path, label: str | None, progress: Progress) -> Summar
     )
 
 
-def unpack_capped(gz: IO[bytes], out: IO[bytes], path: Path, max_bytes: int, folder: Path) -> None:
+def unpack_capped(
+    gz: gzip.GzipFile, out: IO[bytes], path: Path, max_bytes: int, folder: Path
+) -> None:
     """Unpack a compressed backup that starts as a SQLite database, and only so far.
 
     It stops at ``max_bytes`` or the folder's free space less RESTORE_RESERVE, whichever

@@ -71,7 +71,7 @@ def render_listing(listing: Listing, query: str = "", tag: str | None = None) ->
 
 def page_url(page: int, query: str) -> str:
     """The link to another page of the same listing (index, search or tag)."""
-    args = {"q": query} if query else {}
+    args: dict[str, Any] = {"q": query} if query else {}
     return url_for(request.endpoint or "blog.index", **(request.view_args or {}), **args, page=page)
 
 
@@ -153,7 +153,8 @@ def page_of_comments(post_id: int) -> tuple[list[Comment], str | None, str | Non
         abort(404)
 
     def url(n: int) -> str:
-        return url_for("blog.detail", id=post_id, **({"comments": n} if n > 1 else {}))
+        comments: dict[str, Any] = {"comments": n} if n > 1 else {}
+        return url_for("blog.detail", id=post_id, **comments)
 
     older = url(page + 1) + "#comments" if len(rows) > per_page else None
     newer = url(page - 1) + "#comments" if page > 1 else None
@@ -207,7 +208,7 @@ def save_post(form: PostForm, post: Post) -> str | None:
 
 def validated(form: PostForm | CommentForm) -> bool:
     """Validate a sent form, which renders its body, and charge the user for the render."""
-    valid = form.validate()
+    valid = bool(form.validate())
     render_budget.charge(form.body.cost)
     return valid
 

@@ -245,7 +245,7 @@ def upgrade_schema() -> str:
 def _upgrade_schema() -> str:
     from flask_migrate import stamp, upgrade
 
-    use_migrate(current_app._get_current_object())
+    use_migrate(current_app._get_current_object())  # type: ignore[attr-defined]
     tables = set(inspect(db.engine).get_table_names())
     if schema_revision() is None and {"user", "post"} <= tables:
         # A database made by the tutorial's schema.sql: adopt it, then migrate forward.

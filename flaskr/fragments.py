@@ -34,7 +34,7 @@ def listed_post(post: ListedPost) -> Markup:
         *(tag.name for tag in post.tags),
     )
     rendered: BoundedCache = current_app.extensions["flaskr.posts"]
-    html = rendered.get(key)
+    html: Markup | None = rendered.get(key)
     if html is None:
         template = current_app.jinja_env.get_template("blog/_listed_post.html")
         # Safe to mark: the template escapes everything it puts in.

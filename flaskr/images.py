@@ -59,10 +59,13 @@ def check_quota(user_id: int, post_id: int | None) -> None:
     budget (the third outside review): the quota bounds what an account can store.
     """
     quota = current_app.config["IMAGE_BYTES_PER_USER"]
-    stored = db.session.scalar(
-        select(func.coalesce(func.sum(func.length(Image.data)), 0))
-        .join(Post, Post.id == Image.post_id)
-        .where(Post.author_id == user_id, Post.id != (post_id or 0))
+    stored = (
+        db.session.scalar(
+            select(func.coalesce(func.sum(func.length(Image.data)), 0))
+            .join(Post, Post.id == Image.post_id)
+            .where(Post.author_id == user_id, Post.id != (post_id or 0))
+        )
+        or 0
     )
     if stored >= quota:
         raise ImageError(

@@ -114,7 +114,7 @@ def metrics() -> Response:
         abort(404)  # the client learns nothing; the operator reads why in the log
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry = current_app.extensions["flaskr.metrics"].registry
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     BigInteger,
@@ -21,6 +22,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from flaskr.db import db
 
+if TYPE_CHECKING:  # db.Model is made at run time: to the type checker, a declarative base
+    from sqlalchemy.orm import DeclarativeBase as Model
+else:
+    Model = db.Model
+
 post_tag = Table(
     "post_tag",
     db.metadata,
@@ -30,7 +36,7 @@ post_tag = Table(
 )
 
 
-class User(db.Model):
+class User(Model):
     __tablename__ = "user"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -48,7 +54,7 @@ class User(db.Model):
     )
 
 
-class Post(db.Model):
+class Post(Model):
     __tablename__ = "post"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -79,7 +85,7 @@ class Post(db.Model):
     )
 
 
-class Tag(db.Model):
+class Tag(Model):
     __tablename__ = "tag"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -90,7 +96,7 @@ class Tag(db.Model):
     )
 
 
-class Comment(db.Model):
+class Comment(Model):
     __tablename__ = "comment"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -105,7 +111,7 @@ class Comment(db.Model):
     author: Mapped[User] = relationship(lazy="joined", innerjoin=True)
 
 
-class Like(db.Model):
+class Like(Model):
     __tablename__ = "post_like"
 
     user_id: Mapped[int] = mapped_column(
@@ -116,7 +122,7 @@ class Like(db.Model):
     )
 
 
-class Image(db.Model):
+class Image(Model):
     """An uploaded image, stored in the database so every instance sharing it can serve it."""
 
     __tablename__ = "image"
@@ -131,7 +137,7 @@ class Image(db.Model):
     post: Mapped[Post] = relationship(back_populates="image")
 
 
-class LoginFailure(db.Model):
+class LoginFailure(Model):
     """A login attempt that failed (or is being checked).
 
     Counted per account, address and trusted device to throttle guessing (throttle.py).
@@ -147,7 +153,7 @@ class LoginFailure(db.Model):
     device: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
-class RegistrationAttempt(db.Model):
+class RegistrationAttempt(Model):
     """A registration, counted per address and for the whole site to throttle sign-ups.
 
     See throttle.py; rows older than its window are deleted.
@@ -162,7 +168,7 @@ class RegistrationAttempt(db.Model):
     created: Mapped[datetime] = mapped_column(index=True)
 
 
-class RenderCost(db.Model):
+class RenderCost(Model):
     """CPU time one render of a user's post, comment or preview took.
 
     Summed per user to bound what each account may make the workers do (render_budget.py).
@@ -176,7 +182,7 @@ class RenderCost(db.Model):
     cpu_ms: Mapped[int]
 
 
-class ContentVersion(db.Model):
+class ContentVersion(Model):
     """One row, whose number database triggers raise whenever something a page shows changes.
 
     The triggers come from migration 0006; the number tells a worker its cached pages still

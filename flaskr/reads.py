@@ -13,15 +13,17 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Executable
-from sqlalchemy.engine import Compiled, Dialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from flaskr.db import db
 
 
 @lru_cache(maxsize=16)  # the module-level statements that call first_row: a handful
-def _compiled(statement: Executable, dialect: Dialect) -> Compiled:
-    return statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+def _compiled(statement: Executable, dialect: Dialect) -> SQLCompiler:
+    compiled: SQLCompiler = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+    return compiled
 
 
 def first_row(

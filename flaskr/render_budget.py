@@ -74,7 +74,7 @@ def wait(user_id: int | None = None) -> int | None:
         oldest = site_oldest
     if oldest is None:
         return None
-    return max(1, math.ceil((oldest + _window() - now).total_seconds()))
+    return max(1, math.ceil((oldest + _window() - now).total_seconds()))  # type: ignore[no-any-return]
 
 
 def charge(seconds: float, user_id: int | None = None) -> None:

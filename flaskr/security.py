@@ -14,10 +14,10 @@ from typing import Any
 
 from flask import Flask, Request, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
+from flask.wrappers import Response
 from flask_wtf.csrf import CSRFProtect
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.exceptions import UnsupportedMediaType
-from werkzeug.wrappers import Response
 
 from flaskr.bounded_cache import BoundedCache
 

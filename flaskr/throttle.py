@@ -27,6 +27,7 @@ import math
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flask import current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -47,7 +48,7 @@ def _now() -> datetime:
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt="flaskr.device")
+    return URLSafeTimedSerializer(str(current_app.secret_key), salt="flaskr.device")
 
 
 def trusted_device(account: str) -> str | None:
@@ -150,7 +151,7 @@ def _count(
     db.session.add(row)
     db.session.commit()
     row_id = row.id
-    columns = []
+    columns: list[ColumnElement[Any]] = []
     for where, _ in limits:
         columns += [func.count().filter(where), func.min(model.created).filter(where)]
     counts = db.session.execute(select(*columns).where(model.created > now - window)).one()
@@ -236,7 +237,7 @@ def clear_failures(username: str) -> int:
         delete(LoginFailure).where(LoginFailure.username == _account(username))
     )
     db.session.commit()
-    return result.rowcount
+    return int(result.rowcount)  # type: ignore[attr-defined]  # a DELETE's CursorResult
 
 
 def begin_registration() -> int | None:

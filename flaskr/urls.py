@@ -25,7 +25,7 @@ def cached_url_for(endpoint: str, **values: Any) -> str:
     """
     ctx = _cv_request.get(None)
     adapter = ctx.url_adapter if ctx is not None else None
-    if adapter is None or endpoint[:1] == "." or any(name[:1] == "_" for name in values):
+    if ctx is None or adapter is None or endpoint[:1] == "." or any(n[:1] == "_" for n in values):
         return url_for(endpoint, **values)
     built: BoundedCache = ctx.app.extensions["flaskr.links"]
     try:
@@ -36,7 +36,7 @@ def cached_url_for(endpoint: str, **values: Any) -> str:
     if url is None:
         url = url_for(endpoint, **values)
         built.put(key, url)
-    return url
+    return str(url)
 
 
 def init_app(app: Flask) -> None:

@@ -55,7 +55,7 @@ def _which_row(report: Mapping[str, Any], *names: str) -> str:
     on_path = _get(report, "dependencies", "on_path") or {}
     for name in names:
         if on_path.get(name):
-            return on_path[name]["path"]
+            return str(on_path[name]["path"])
     return "not found"
 
 
@@ -193,7 +193,10 @@ def format_compare(
     """Two reports side by side, as a text table or a Markdown one for the docs."""
     rows = compare_rows(a, b)
     if markdown:
-        cell = lambda text: _clip(text, 70).replace("|", "\\|")  # noqa: E731
+
+        def cell(text: str) -> str:
+            return _clip(text, 70).replace("|", "\\|")
+
         lines = [f"| | {labels[0]} | {labels[1]} | |", "|---|---|---|---|"]
         for label, value_a, value_b, differs in rows:
             mark = "differs" if differs else "same"

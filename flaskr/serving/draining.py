@@ -43,7 +43,7 @@ def queue_no_more_on_stop(server: Arbiter) -> None:
                 listener.listen(0)  # a queue of one: Linux takes one more than the backlog
         stop(graceful, *args, **kwargs)
 
-    server.stop = queue_no_more_then_stop  # type: ignore[method-assign]
+    server.stop = queue_no_more_then_stop
 
 
 def note_when_told_to_stop(worker: Worker) -> None:
@@ -55,7 +55,7 @@ def note_when_told_to_stop(worker: Worker) -> None:
     handle_exit = worker.handle_exit
 
     def handle_exit_noting_when(sig: int, frame: FrameType | None) -> None:
-        worker.flaskr_stop_asked_at = time.monotonic()  # type: ignore[attr-defined]
+        worker.flaskr_stop_asked_at = time.monotonic()
         handle_exit(sig, frame)
 
     signal.signal(signal.SIGTERM, handle_exit_noting_when)
