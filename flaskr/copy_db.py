@@ -21,15 +21,13 @@ from sqlalchemy import (
     Table,
     create_engine,
     func,
-    inspect,
     make_url,
     select,
-    text,
 )
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from flaskr.config import with_driver
-from flaskr.db import db, require_schema, schema_revision, shown_url
+from flaskr.db import db, require_schema, revision_of, schema_revision, shown_url
 
 #: Kept by the target's own triggers (and its migration's first row), not copied.
 DERIVED = {"content_version"}
@@ -151,12 +149,6 @@ def copied_tables() -> list[Table]:
     return [t for t in db.metadata.sorted_tables if t.name not in DERIVED]
 
 
-def target_revision(connection: Connection) -> str | None:
-    if not inspect(connection).has_table("alembic_version"):
-        return None
-    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-
-
 def count(connection: Connection, table: Table) -> int:
     return connection.execute(select(func.count()).select_from(table)).scalar_one()
 
@@ -196,7 +188,7 @@ def copy_database(target_url: str, password_file: str | None) -> None:
     started = time.monotonic()
     try:
         with db.engine.connect() as source, target.begin() as out:
-            there = target_revision(out)
+            there = revision_of(out)
             if there != revision:
                 raise click.ClickException(
                     f"{where} is at schema revision {there}, this database at {revision}. "

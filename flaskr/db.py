@@ -5,9 +5,12 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote_plus
 
@@ -15,7 +18,7 @@ import click
 from flask import Flask, current_app
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event, inspect
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 #: Constraint names that Alembic can find again on every backend.
@@ -165,14 +168,58 @@ def use_migrate(app: Flask) -> None:
 
 
 def schema_revision() -> str | None:
-    """Give the Alembic revision the database is at, or None for an unversioned one.
-
-    Plain SQL, so that /readyz does not make a serving worker import Alembic.
-    """
+    """Give the Alembic revision the app's database is at, or None for an unversioned one."""
     with db.engine.connect() as connection:
-        if not inspect(connection).has_table("alembic_version"):
-            return None
-        return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        return revision_of(connection)
+
+
+def revision_of(connection: Connection) -> str | None:
+    """Give the Alembic revision of the database behind ``connection``, or None.
+
+    The one place that reads ``alembic_version``; plain SQL, so that /readyz does not make a
+    serving worker import Alembic. On the caller's connection, so a backup reads it in the
+    snapshot it dumps.
+    """
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    revision: str | None = connection.exec_driver_sql(
+        "SELECT version_num FROM alembic_version"
+    ).scalar()
+    return revision
+
+
+REVISION_LINE = re.compile(r'^(revision|down_revision) = "([^"]+)"$', re.MULTILINE)
+
+
+@cache
+def migration_chain() -> dict[str, str | None]:
+    """Each revision shipped with this code, and the one it revises (None for the first).
+
+    Read from the migration scripts' own lines rather than through Alembic, which serving
+    workers do not import (tests/test_db.py checks the answers against Alembic's).
+    """
+    revises: dict[str, str | None] = {}
+    for path in Path(MIGRATIONS, "versions").glob("*.py"):
+        found = dict(REVISION_LINE.findall(path.read_text(encoding="utf-8")))
+        revises[found["revision"]] = found.get("down_revision")
+    return revises
+
+
+def known_revisions() -> list[str]:
+    """Every revision this code knows, oldest first."""
+    revises = migration_chain()
+
+    def depth(revision: str | None) -> int:
+        return 0 if revision is None else 1 + depth(revises.get(revision))
+
+    return sorted(revises, key=lambda revision: (depth(revision), revision))
+
+
+def head_revision() -> str | None:
+    """Name the newest migration shipped with this code: the one no other revises."""
+    revises = migration_chain()
+    heads = set(revises) - set(revises.values())
+    return heads.pop() if len(heads) == 1 else None
 
 
 def shown_url(url: URL) -> str:

@@ -2,34 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from functools import cache
-from pathlib import Path
-
 from flask import Blueprint, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from flaskr.db import MIGRATIONS, schema_revision
+from flaskr.db import head_revision, schema_revision
 
 bp = Blueprint("health", __name__)
-
-REVISION_LINE = re.compile(r'^(revision|down_revision) = "([^"]+)"$', re.MULTILINE)
-
-
-@cache
-def head_revision() -> str | None:
-    """Name the newest migration shipped with this code: the one no other revises.
-
-    Read from the scripts' own lines rather than through Alembic, which serving workers do
-    not import (tests/test_health.py checks the answer against Alembic's).
-    """
-    revisions, revised = set(), set()
-    for path in Path(MIGRATIONS, "versions").glob("*.py"):
-        found = dict(REVISION_LINE.findall(path.read_text(encoding="utf-8")))
-        revisions.add(found["revision"])
-        revised.add(found.get("down_revision"))
-    heads = revisions - revised
-    return heads.pop() if len(heads) == 1 else None
 
 
 @bp.get("/healthz")

@@ -5,13 +5,14 @@ import sqlite3
 import stat
 from pathlib import Path
 
+import click
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
 from flaskr import backup, create_app
-from flaskr.db import db, schema_revision
-from flaskr.health import head_revision
+from flaskr.backup import files, postgresql, sqlite
+from flaskr.db import db, head_revision, known_revisions, schema_revision
 from flaskr.models import Post
 from flaskr.serving.lock import hold_serving_lock, serving_lock_path
 from tests.helpers import config_for, tutorial_database, umask
@@ -93,7 +94,7 @@ def test_keep_removes_the_oldest(app: Flask, tmp_path: Path) -> None:
 def test_progress_line_for_large_databases(
     app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(backup, "STEP_PAGES", 2)
+    monkeypatch.setattr(sqlite, "STEP_PAGES", 2)
     result = app.test_cli_runner().invoke(args=["backup", str(tmp_path / "b")])
     assert "Backing up: 0% of" in result.output
     assert "Backing up: 100% of" in result.output
@@ -259,7 +260,7 @@ def test_a_failed_backup_leaves_no_file_under_a_final_name(
     def killed(_partial: Path, _final: Path) -> None:
         raise KeyboardInterrupt  # as abrupt as it gets in-process (SIGKILL: tests/e2e)
 
-    monkeypatch.setattr(backup, "publish", killed)
+    monkeypatch.setattr(sqlite, "publish", killed)
     with app.app_context(), pytest.raises(KeyboardInterrupt):
         backup.make_backup(folder)
     assert backup.backups_in(folder) == []
@@ -281,15 +282,15 @@ def test_missing_database_and_missing_client_tools(
     result = empty.test_cli_runner().invoke(args=["backup", str(tmp_path / "b")])
     assert result.exit_code == 1 and "There is no database at" in result.output
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(backup.click.ClickException, match="Debian's package postgresql-client"):
-        backup.pg_tool("pg_dump")
+    with pytest.raises(click.ClickException, match="Debian's package postgresql-client"):
+        postgresql.pg_tool("pg_dump")
 
 
 def test_client_tools_get_the_password_outside_the_command_line() -> None:
     from sqlalchemy.engine import make_url
 
     url = make_url("postgresql+psycopg://app:s3cret@db:5432/flaskr?sslmode=require")
-    target, env = backup.libpq_target(url)
+    target, env = postgresql.libpq_target(url)
     assert target == "postgresql://app@db:5432/flaskr?sslmode=require"
     assert env["PGPASSWORD"] == "s3cret" and "s3cret" not in target
 
@@ -372,15 +373,15 @@ def test_a_compressed_backup_unpacks_only_as_far_as_allowed(
     app: Flask, tmp_path: Path, monkeypatch
 ) -> None:
     """A 2 MB file of zeros once grew to 2 GB in the instance folder before it was refused."""
-    bomb = zeros_backup(tmp_path / "flaskr-bomb.sqlite.gz", backup.SQLITE_HEADER, 24)
+    bomb = zeros_backup(tmp_path / "flaskr-bomb.sqlite.gz", sqlite.SQLITE_HEADER, 24)
     output = restore_leaves_everything_as_it_was(app, "--max-unpacked-mb", "8", str(bomb))
     assert "unpacks to more than the 8 MB that --max-unpacked-mb allows" in output
     assert "nothing changed" in output
 
     class Usage:
-        free = backup.RESTORE_RESERVE + 4 * backup.MB
+        free = sqlite.RESTORE_RESERVE + 4 * files.MB
 
-    monkeypatch.setattr(backup.shutil, "disk_usage", lambda _folder: Usage)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _folder: Usage)
     output = restore_leaves_everything_as_it_was(app, str(bomb))
     assert "unpacks to more than the free space in" in output and "(4 MB," in output
 
@@ -393,7 +394,7 @@ def test_a_restore_the_disk_cannot_hold_is_refused_before_anything_changes(
     path = run_backup(app)["path"]
     add_post(app, "after the backup")
     kept = sorted(p.name for p in Path(path).parent.iterdir())
-    real = backup.shutil.disk_usage
+    real = shutil.disk_usage
     calls = []
 
     def nearly_full(folder):
@@ -401,9 +402,9 @@ def test_a_restore_the_disk_cannot_hold_is_refused_before_anything_changes(
         usage = real(folder)
         if len(calls) == 1:  # while unpacking: room enough
             return usage
-        return usage._replace(free=backup.RESTORE_RESERVE + 1024)
+        return usage._replace(free=sqlite.RESTORE_RESERVE + 1024)
 
-    monkeypatch.setattr(backup.shutil, "disk_usage", nearly_full)
+    monkeypatch.setattr(shutil, "disk_usage", nearly_full)
     output = restore_leaves_everything_as_it_was_but(app, 2, path)
     assert "MB free in" in output and "Nothing was changed." in output
     assert sorted(p.name for p in Path(path).parent.iterdir()) == kept  # nothing kept aside
@@ -468,7 +469,7 @@ def test_restore_says_the_backups_revision_and_what_it_is_now(app: Flask, tmp_pa
     path = Path(run_backup(app)["path"])
     with app.app_context():
         newest = schema_revision()
-        revisions = backup.known_revisions()
+        revisions = known_revisions()
     older = revisions[revisions.index(newest) - 1]
     copy = unpack(path, tmp_path / "older.sqlite")
     copy.execute("UPDATE alembic_version SET version_num = ?", (older,))

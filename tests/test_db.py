@@ -3,10 +3,19 @@ import sqlite3
 import stat
 from pathlib import Path
 
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 
 from flaskr import create_app
-from flaskr.db import MIGRATIONS, db, schema_revision, upgrade_schema
+from flaskr.db import (
+    MIGRATIONS,
+    db,
+    head_revision,
+    known_revisions,
+    schema_revision,
+    upgrade_schema,
+)
 from flaskr.models import Post, User
 from tests.helpers import config_for, tutorial_database, umask
 
@@ -218,3 +227,13 @@ def test_a_database_without_tables_is_named_without_its_query_values(tmp_path) -
     result = app.test_cli_runner().invoke(args=["make-admin", "nobody"])
     assert result.exit_code == 1 and "has no flaskr tables yet" in result.output, result.output
     assert "31415926" not in result.output and "empty.sqlite?timeout=***" in result.output
+
+
+def test_the_revisions_read_from_the_scripts_are_alembics() -> None:
+    """The migration scripts are read without Alembic (serving workers do not import it):
+    the head and the order must still be what Alembic makes of them."""
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    scripts = ScriptDirectory.from_config(config)
+    assert head_revision() == scripts.get_current_head()
+    assert known_revisions() == [r.revision for r in reversed(list(scripts.walk_revisions()))]

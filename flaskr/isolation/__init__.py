@@ -6,7 +6,9 @@ seed's comparison between a container and a host measurable. ``flask isolation``
 /admin/isolation shows the report of the worker serving it.
 
 - ``proc``: reading and parsing /proc and the files beside it.
-- ``probe``: the report's sections, and ``collect`` for the whole report.
+- ``dependencies``, ``processes``, ``container``, ``supervisor``, ``privileges``: the report's
+  sections, one each.
+- ``probe``: ``collect``, the whole report.
 - ``formatting``: the report as rows, text and comparisons, and without others' command lines.
 - ``cli``: the ``flask isolation`` commands (``__main__``: the same as ``python -m``).
 - ``views``: the blueprint of the operator page, off unless ISOLATION_PAGE is true.

@@ -20,10 +20,9 @@ import click
 import pytest
 from sqlalchemy import create_engine, text
 
-from flaskr import backup, create_app
-from flaskr.backup import backups_in
-from flaskr.db import db
-from flaskr.health import head_revision
+from flaskr import create_app
+from flaskr.backup import backups_in, postgresql
+from flaskr.db import db, head_revision
 from tests.e2e.harness import ROOT, servers
 from tests.e2e.harness.drills import AFTER, BEFORE, PASSWORD, acknowledged_before, writers
 from tests.e2e.harness.http import Visitor
@@ -302,7 +301,7 @@ def test_a_postgresql_restore_that_fails_puts_the_previous_database_back(
     dump = json.loads(flask(env, "backup", str(tmp_path / "b"), "--json").stdout)["path"]
     flask(env, "seed", "--force", "--posts", "5")  # the live database moves on
     app = create_app(config_for(tmp_path, DATABASE_URL=url, BACKUP_FOLDER=str(tmp_path / "aside")))
-    real_run_pg = backup.run_pg
+    real_run_pg = postgresql.run_pg
     restores: list[list[str]] = []
 
     def failing_first_restore(args: list[str], env: dict[str, str], what: str) -> str:
@@ -312,7 +311,7 @@ def test_a_postgresql_restore_that_fails_puts_the_previous_database_back(
                 raise click.ClickException("pg_restore failed: made to fail by the test")
         return real_run_pg(args, env, what)
 
-    monkeypatch.setattr(backup, "run_pg", failing_first_restore)
+    monkeypatch.setattr(postgresql, "run_pg", failing_first_restore)
     with app.app_context():
         before = db.session.execute(text("SELECT count(*), max(id) FROM post")).one()
         db.session.remove()

@@ -30,7 +30,8 @@ import compose
 import pytest
 import requests
 
-from flaskr.backup import NAME, known_revisions
+from flaskr.backup import NAME
+from flaskr.db import known_revisions
 from tests.e2e.container_docker import DockerDaemon
 from tests.e2e.container_engines import STAND_INS, Engine, HiddenPython
 from tests.e2e.harness import ROOT

@@ -76,6 +76,7 @@ def test_wheel_holds_exactly_the_package(wheel: Path) -> None:
     assert tops == {"flaskr", "flaskr-1.0.0.dist-info"}, tops
     for expected in (
         "flaskr/hello.py",
+        "flaskr/backup/restore.py",
         "flaskr/isolation/__main__.py",
         "flaskr/isolation/views.py",
         "flaskr/templates/base.html",

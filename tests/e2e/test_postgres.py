@@ -15,8 +15,14 @@ from flask import Flask
 from sqlalchemy import func, make_url, select, text
 
 from flaskr import create_app
-from flaskr.db import MIGRATIONS, db, drop_all, schema_revision, upgrade_schema
-from flaskr.health import head_revision
+from flaskr.db import (
+    MIGRATIONS,
+    db,
+    drop_all,
+    head_revision,
+    schema_revision,
+    upgrade_schema,
+)
 from flaskr.models import Comment, Image, Like, Post, Tag
 from tests.e2e.harness import ROOT
 from tests.e2e.harness.cmdlines import watching_command_lines

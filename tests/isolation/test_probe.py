@@ -1,5 +1,6 @@
-"""flaskr.isolation.probe: the report's sections on recorded /proc trees
-(tests/fixtures/isolation/<case>/) and on trees a test writes."""
+"""flaskr.isolation.probe: the whole report on recorded /proc trees
+(tests/fixtures/isolation/<case>/) and on trees a test writes; each section's own cases are
+in tests/isolation/test_<section>.py."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from flaskr.isolation import formatting, probe, proc
+from flaskr.isolation.privileges import privileges
+from flaskr.isolation.supervisor import supervisor
 from tests.isolation import case, write
 
 
@@ -100,7 +103,7 @@ def test_systemd_service() -> None:
     visible = report["processes"]["visible"]
     assert {"pid": 2, "uid": 0, "user": "root", "command": "[kthreadd]"} in visible
     # Without INVOCATION_ID, the cgroup alone still names the unit.
-    assert probe.supervisor(case("systemd-service"), environ={})["systemd"] is True
+    assert supervisor(case("systemd-service"), environ={})["systemd"] is True
 
 
 def test_nspawn_service() -> None:
@@ -130,19 +133,6 @@ def test_nspawn_service() -> None:
     assert rows["PID 1"] == "unknown (hidden: /proc is mounted with hidepid=invisible)"
 
 
-def test_parent_outside_the_namespace(tmp_path: Path) -> None:
-    """PPid 0 for a process that is not PID 1 of its namespace: nsenter or docker exec."""
-    write(tmp_path, "proc/self/status", "Pid:\t297\nPPid:\t0\nNSpid:\t297\n")
-    reason = probe.supervisor(str(tmp_path), environ={})["reasons"]["parent"]
-    assert reason.startswith("PPid 0: its parent is outside its PID namespace (pid 297 there")
-    write(tmp_path, "proc/self/status", "Pid:\t12\nPPid:\t0\n")
-    reason = probe.supervisor(str(tmp_path), environ={})["reasons"]["parent"]
-    assert "(pid 12 there" in reason
-    write(tmp_path, "proc/self/status", "PPid:\t0\n")
-    reason = probe.supervisor(str(tmp_path), environ={})["reasons"]["parent"]
-    assert reason == "PPid 0: the first process of its PID namespace"
-
-
 def test_not_linux(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "platform", "darwin")
     report = probe.collect(str(tmp_path), environ={})
@@ -162,17 +152,6 @@ def test_not_linux(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert rows["PID namespace"].startswith("unknown (cannot read /proc/self/ns/pid")
     assert rows["supervisor"].startswith("unknown")
     assert rows["user"].endswith(f"(uid {os.getuid()})")
-
-
-def test_no_ids_no_statvfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Windows: neither /proc nor os.geteuid nor os.statvfs."""
-    monkeypatch.delattr(os, "geteuid")
-    monkeypatch.delattr(os, "statvfs")
-    priv = probe.privileges(str(tmp_path))
-    assert priv["uid"] is None and priv["read_only_root"] is None
-    assert priv["reasons"]["read_only_root"].startswith("cannot read /proc/self/mountinfo")
-    rows = dict(formatting.summary_rows({"privileges": priv}))
-    assert rows["user"].startswith("unknown") and rows["read-only root"].startswith("unknown")
 
 
 def test_old_kernels_and_truncated_files_give_unknowns_with_reasons(tmp_path: Path) -> None:
@@ -199,72 +178,10 @@ def test_old_kernels_and_truncated_files_give_unknowns_with_reasons(tmp_path: Pa
     assert box["pid1_container_env"] is None
     assert priv["uid"] is None and priv["reasons"]["uid"] == "not in /proc/self/status"
     assert priv["read_only_root"] is not None  # statvfs of the folder
-    supervisor = probe.supervisor(str(tmp_path), environ={})
-    assert supervisor["systemd"] is False and supervisor["unit"] is None
+    supervised = supervisor(str(tmp_path), environ={})
+    assert supervised["systemd"] is False and supervised["unit"] is None
     write(tmp_path, "proc/self/status", "Uid:\t4242\t4242\t0\t0\nGid:\t0\t0\t0\t0\nSeccomp:\t9\n")
-    priv = probe.privileges(str(tmp_path))
+    priv = privileges(str(tmp_path))
     assert priv["user"] is None and priv["reasons"]["user"] == "uid 4242 is not in /etc/passwd"
     assert priv["seccomp"] == "9"
     assert proc.read_cmdline(str(tmp_path), "99") is None
-
-
-def test_nested_nspid(tmp_path: Path) -> None:
-    """/proc mounted outside the namespace (unshare --pid --fork without --mount-proc)."""
-    write(tmp_path, "proc/self/status", "NSpid:\t7411\t2\n")
-    namespace = probe.pid_namespace(str(tmp_path))
-    assert namespace["pid_namespace"] == "own" and namespace["nspid"] == [7411, 2]
-    assert namespace["evidence"].startswith("NSpid lists 2 pids")
-    assert namespace["reasons"]["ns_pid"].startswith("cannot read /proc/self/ns/pid")
-
-
-def test_proc_hidepid(tmp_path: Path) -> None:
-    write(tmp_path, "proc/self/mountinfo", "5 1 0:5 / /proc rw - proc proc rw,hidepid=invisible\n")
-    assert probe.processes(str(tmp_path))["proc_hidepid"] == "hidepid=invisible"
-    write(tmp_path, "proc/self/mountinfo", "5 1 0:5 / /proc rw - proc proc rw\n")
-    assert probe.processes(str(tmp_path))["proc_hidepid"] is None
-
-
-def test_runtime_markers(tmp_path: Path) -> None:
-    """A marker against a host PID namespace gives no verdict and no runtime."""
-    write(tmp_path, "run/systemd/container", "systemd-nspawn\n")
-    (tmp_path / "proc/self/ns").mkdir(parents=True)
-    os.symlink(f"pid:[{proc.INIT_PID_NS_INODE}]", tmp_path / "proc/self/ns/pid")
-    box = probe.container(str(tmp_path))
-    assert box["markers"] == ["/run/systemd/container"]
-    assert box["in_container"] is None and box["reasons"]["in_container"] == "conflicting evidence"
-    assert box["runtime"] is None
-    assert box["reasons"]["runtime"].startswith("/run/systemd/container suggests systemd-nspawn")
-    # A /.dockerenv alone (no mountinfo to discount it) names docker.
-    (tmp_path / "proc/self/ns/pid").unlink()
-    (tmp_path / "run/systemd/container").unlink()
-    write(tmp_path, ".dockerenv", "")
-    box = probe.container(str(tmp_path))
-    assert box["in_container"] is True and box["runtime"] == "docker"
-    assert box["runtime_source"] == "/.dockerenv"
-    rows = dict(formatting.summary_rows({"container": box}))
-    assert rows["runtime"] == "docker (from /.dockerenv)"
-    assert rows["in a container"] == "yes"
-
-
-def test_dependencies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    requirements = tmp_path / "requirements.txt"
-    requirements.write_text(
-        "# comment\n\nflask==3.1.3 \\\n    --hash=sha256:ab\n"
-        "Psycopg[binary]==3.3.9 ; python_version >= '3.11'\nno-such-package-here==1\n"
-    )
-    deps = probe.dependencies(requirements)
-    assert list(deps["packages"]) == ["flask", "psycopg", "no-such-package-here"]
-    assert deps["packages"]["flask"] and deps["packages"]["no-such-package-here"] is None
-    assert deps["reasons"]["packages.no-such-package-here"] == "not installed"
-    assert deps["packages_source"] == str(requirements)
-    deps = probe.dependencies(tmp_path / "missing.txt")
-    assert list(deps["packages"]) == probe.MAIN_PACKAGES
-    assert deps["in_venv"] == (sys.prefix != sys.base_prefix)
-    monkeypatch.setenv("PATH", str(tmp_path))
-    deps = probe.dependencies()
-    assert deps["on_path"]["python"] is None and deps["on_path"]["pip"] is None
-    rows = dict(formatting.summary_rows({"dependencies": deps}))
-    assert rows["python on PATH"] == "not found"
-    assert rows["pip on PATH"] == "not found"
-    monkeypatch.setattr(sys, "executable", "")
-    assert probe.dependencies()["executable_realpath"] is None
