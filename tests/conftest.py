@@ -5,6 +5,8 @@ what tests import (make_app, config_for, image_bytes, ...) is in tests/helpers.p
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,9 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from gunicorn.config import Config
+from gunicorn.glogging import Logger
+from gunicorn.workers.sync import SyncWorker
 from sqlalchemy import event
 
 from flaskr.db import db
@@ -84,3 +89,23 @@ def runner(app: Flask) -> FlaskCliRunner:
 @pytest.fixture
 def auth(client: FlaskClient) -> AuthActions:
     return AuthActions(client)
+
+
+def served(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """The smallest WSGI app: every request gets ``served``."""
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "6")])
+    return [b"served"]
+
+
+@pytest.fixture
+def sync_worker() -> Iterator[SyncWorker]:
+    """A booted gunicorn sync worker of this process, on 127.0.0.1, not yet accepting."""
+    cfg = Config()
+    listener = socket.create_server(("127.0.0.1", 0))
+    booted = SyncWorker(0, os.getppid(), [listener], None, 30, cfg, Logger(cfg))
+    booted.wsgi = served
+    booted.pid = os.getpid()
+    booted.booted = True
+    yield booted
+    booted.tmp.close()
+    listener.close()

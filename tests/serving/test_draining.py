@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
-from gunicorn.config import Config
-from gunicorn.glogging import Logger
 from gunicorn.workers.sync import SyncWorker
 
 from flaskr.serving.draining import drain_before_exit, note_when_told_to_stop, queue_no_more_on_stop
@@ -20,34 +18,15 @@ from flaskr.serving.draining import drain_before_exit, note_when_told_to_stop, q
 REQUEST = b"POST /create HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\nhi"
 
 
-def hello(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "6")])
-    return [b"served"]
-
-
 @pytest.fixture
-def worker() -> Iterator[SyncWorker]:
-    """A booted sync worker of this process, listening on 127.0.0.1, not yet accepting."""
-    cfg = Config()
-    listener = socket.create_server(("127.0.0.1", 0))
-    booted = SyncWorker(0, os.getppid(), [listener], None, 30, cfg, Logger(cfg))
-    booted.wsgi = hello
-    booted.pid = os.getpid()
-    booted.booted = True
-    yield booted
-    booted.tmp.close()
-    listener.close()
-
-
-@pytest.fixture
-def told_to_stop(worker: SyncWorker) -> Iterator[SyncWorker]:
+def told_to_stop(sync_worker: SyncWorker) -> Iterator[SyncWorker]:
     """The worker, after a real TERM, as its master sends one on a graceful stop."""
     previous = signal.getsignal(signal.SIGTERM)
-    note_when_told_to_stop(worker)
+    note_when_told_to_stop(sync_worker)
     try:
         os.kill(os.getpid(), signal.SIGTERM)
-        assert not worker.alive  # gunicorn's own handler ran too
-        yield worker
+        assert not sync_worker.alive  # gunicorn's own handler ran too
+        yield sync_worker
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -107,13 +86,13 @@ def test_the_master_drains_nothing(told_to_stop) -> None:
         accepted.close()
 
 
-def test_a_worker_ending_without_a_term_drains_nothing(worker: SyncWorker) -> None:
+def test_a_worker_ending_without_a_term_drains_nothing(sync_worker: SyncWorker) -> None:
     """max_requests or an abort end a worker without a TERM: the others keep the socket and
     serve its queue, and an aborted worker must not take a request the master will kill."""
-    (listener,) = worker.sockets
+    (listener,) = sync_worker.sockets
     (client,) = queue(listener.getsockname()[1], 1)
     with client:
-        drain_before_exit(server(worker), worker)
+        drain_before_exit(server(sync_worker), sync_worker)
         assert listener.fileno() != -1
         accepted, _ = listener.accept()
         accepted.close()
