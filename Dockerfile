@@ -1,4 +1,4 @@
-# flaskr served by gunicorn: the seed's image, hardened for production.
+# flaskr served by gunicorn: the original image, hardened for production.
 # Build and run it with ./scripts/container (Docker or podman); see docs/deploy-container.md.
 # No apk step anywhere: CI builds this same file on a Debian stand-in for the base image.
 FROM python:3.12.4-alpine3.20

@@ -1,7 +1,7 @@
 """gunicorn settings shared by the container and the systemd unit.
 
 gunicorn reads this file from its working folder (this one, in both deployments); flags on
-the command line, such as the seed's ``--workers 3 --timeout 120 --bind ...``, still win.
+the command line, such as the README's ``--workers 3 --timeout 120 --bind ...``, still win.
 What the hooks named here do is in flaskr/serving/.
 """
 

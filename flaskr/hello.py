@@ -1,4 +1,4 @@
-"""The WSGI entry point the seed runs: ``gunicorn ... hello:app`` from inside this folder.
+"""The WSGI entry point: ``gunicorn ... hello:app`` from inside this folder, as first written.
 
 Only the entry point: the tutorial's ``/hello`` route is defined in ``create_app``. gunicorn
 puts the current folder (this package) on ``sys.path``, not its parent, so the parent is added

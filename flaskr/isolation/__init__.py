@@ -1,7 +1,7 @@
 """What isolates the running process from its host, read from /proc and the filesystem.
 
 Its dependencies, processes, container, supervisor and privileges, as facts: they make the
-seed's comparison between a container and a host measurable. ``flask isolation`` reports,
+README's comparison between a container and a host measurable. ``flask isolation`` reports,
 ``flask isolation compare`` puts two reports side by side, and the operator page
 /admin/isolation shows the report of the worker serving it.
 

@@ -53,7 +53,7 @@ def requirement_names(path: Path) -> list[str]:
 def dependencies(requirements: Path = REQUIREMENTS) -> dict[str, Any]:
     """The interpreter, its venv, python and pip on PATH, and the app's package versions.
 
-    What the seed says a container keeps inside.
+    What a container keeps inside: python and pip on its PATH, none on the host's.
     """
     reasons = {}
     if requirements.is_file():

@@ -1,9 +1,9 @@
 """Presenting a report: as rows, as text, side by side, and fit to share.
 
-The seed's comparison as one row per fact, the readable text of ``flask isolation``, two reports
-side by side, and a report with others' command lines left out before it is shared. Everything here
-reads the plain data ``probe.collect`` returns (or a saved JSON report), so a report from another
-machine formats the same way.
+The README's container-and-host comparison as one row per fact, the readable text of
+``flask isolation``, two reports side by side, and a report with others' command lines left
+out before it is shared. Everything here reads the plain data ``probe.collect`` returns (or a
+saved JSON report), so a report from another machine formats the same way.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _which_row(report: Mapping[str, Any], *names: str) -> str:
 
 
 def summary_rows(report: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The seed's comparison, one (label, value) row per fact, as short strings."""
+    """The container-and-host comparison, one (label, value) row per fact, as short strings."""
     deps = report.get("dependencies") or {}
     procs = report.get("processes") or {}
     box = report.get("container") or {}
@@ -178,7 +178,7 @@ def format_report(report: Mapping[str, Any], process_limit: int = 25) -> str:
 def compare_rows(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, str, str, bool]]:
     """Rows of (label, A's value, B's value, differs), the differences first.
 
-    Each group keeps the seed's order.
+    Each group keeps the README's order.
     """
     rows = [
         (label, value_a, value_b, value_a != value_b)

@@ -1,6 +1,6 @@
 """``collect``: the whole report, one section from each module beside it.
 
-Each section is what one of the seed's claims about a container and a host turns on: the
+Each section is what one of the README's claims about a container and a host turns on: the
 dependencies, the processes this one can see, the container around it, its
 supervisor and its privileges. ``collect`` gathers them all as plain data that ``json.dumps``
 takes; where a value cannot be told it is None and the section's ``reasons`` says why.

@@ -17,7 +17,7 @@ from flaskr.isolation.proc import (
 
 
 def supervisor(root: str = "/", environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Whether systemd supervises this process, as in the seed's host deployment.
+    """Whether systemd supervises this process, as in the host deployment (systemd behind nginx).
 
     systemd sets INVOCATION_ID for a service and puts it in a cgroup named after its unit.
     """
