@@ -3,6 +3,7 @@ import warnings
 from logging.config import fileConfig
 
 from alembic import context
+from alembic.util import CommandError
 from flask import current_app
 
 from flaskr.logs import for_logs, json_root_handlers
@@ -20,53 +21,7 @@ if for_logs(current_app):
 logger = logging.getLogger("alembic.env")
 
 
-def get_engine():
-    return current_app.extensions["migrate"].db.engine
-
-
-def get_engine_url():
-    try:
-        return get_engine().url.render_as_string(hide_password=False).replace("%", "%%")
-    except AttributeError:
-        return str(get_engine().url).replace("%", "%%")
-
-
-# add your model's MetaData object here
-# for 'autogenerate' support
-# from myapp import mymodel
-# target_metadata = mymodel.Base.metadata
-config.set_main_option("sqlalchemy.url", get_engine_url())
 target_db = current_app.extensions["migrate"].db
-
-# other values from the config, defined by the needs of env.py,
-# can be acquired:
-# my_important_option = config.get_main_option("my_important_option")
-# ... etc.
-
-
-def get_metadata():
-    if hasattr(target_db, "metadatas"):
-        return target_db.metadatas[None]
-    return target_db.metadata
-
-
-def run_migrations_offline():
-    """Run migrations in 'offline' mode.
-
-    This configures the context with just a URL
-    and not an Engine, though an Engine is acceptable
-    here as well.  By skipping the Engine creation
-    we don't even need a DBAPI to be available.
-
-    Calls to context.execute() here emit the given string to the
-    script output.
-
-    """
-    url = config.get_main_option("sqlalchemy.url")
-    context.configure(url=url, target_metadata=get_metadata(), literal_binds=True)
-
-    with context.begin_transaction():
-        context.run_migrations()
 
 
 def include_name(name, type_, parent_names):
@@ -101,23 +56,22 @@ def run_migrations_online():
 
     """
 
-    # this callback is used to prevent an auto-migration from being generated
-    # when there are no changes to the schema
-    # reference: http://alembic.zzzcomputing.com/en/latest/cookbook.html
     def process_revision_directives(context, revision, directives):
-        if getattr(config.cmd_opts, "autogenerate", False):
-            script = directives[0]
-            if script.upgrade_ops.is_empty():
-                directives[:] = []
-                logger.info("No changes in schema detected.")
+        """`flask db migrate` with nothing to migrate writes no empty script."""
+        if getattr(config.cmd_opts, "autogenerate", False) and directives[0].upgrade_ops.is_empty():
+            directives[:] = []
+            logger.info("No changes in schema detected.")
 
-    conf_args = current_app.extensions["migrate"].configure_args
-    if conf_args.get("process_revision_directives") is None:
-        conf_args["process_revision_directives"] = process_revision_directives
-    conf_args.setdefault("include_name", include_name)
-    conf_args.setdefault("include_object", include_object)
+    # A new dict each run: the app's configure_args outlive this run (the app is built once and
+    # may run several commands), and a callback kept there would read an earlier run's config.
+    conf_args = {
+        "process_revision_directives": process_revision_directives,
+        "include_name": include_name,
+        "include_object": include_object,
+        **current_app.extensions["migrate"].configure_args,
+    }
 
-    connectable = get_engine()
+    connectable = target_db.engine
 
     with connectable.connect() as connection:
         if connection.dialect.name == "sqlite":
@@ -125,7 +79,7 @@ def run_migrations_online():
             # referenced table would fail. The pragma only works outside a transaction.
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
-        context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
+        context.configure(connection=connection, target_metadata=target_db.metadata, **conf_args)
 
         with context.begin_transaction():
             context.run_migrations()
@@ -136,6 +90,9 @@ def run_migrations_online():
 
 
 if context.is_offline_mode():
-    run_migrations_offline()
-else:
-    run_migrations_online()
+    # Several revisions read and rewrite rows (0007, 0010), which no SQL script can do ahead.
+    raise CommandError(
+        "flaskr's migrations move data, so they run against a database: "
+        "use `flask --app flaskr init-db` (or `flask db upgrade`) without --sql."
+    )
+run_migrations_online()
