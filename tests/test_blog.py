@@ -131,6 +131,15 @@ def test_detail_page_linked_from_title(client) -> None:
     assert client.get("/99").status_code == 404
 
 
+def test_every_page_describes_itself_for_search_engines(client) -> None:
+    """Search results show a page's meta description; a post's names the post and author."""
+    for path in ("/", "/auth/login", "/tag/none", "/99"):
+        page = client.get(path).get_data(as_text=True)
+        assert '<meta name="description" content="Flaskr, a blog: ' in page, path
+    post = client.get("/1").get_data(as_text=True)
+    assert '<meta name="description" content="test title, a post by test on Flaskr.">' in post
+
+
 def test_like_and_unlike(client, auth, app) -> None:
     assert client.post("/1/like").headers["Location"] == "/auth/login"
     auth.login()
@@ -316,6 +325,8 @@ def test_image_upload(client, auth, app) -> None:
     page = client.get("/2").data
     assert b'src="/2/image"' in page
     assert b'width="8" height="6"' in page
+    assert b'fetchpriority="high"' in page  # the post's image is the largest paint
+    assert b'loading="lazy"' in client.get("/").data  # thumbnails wait their turn
     image = client.get("/2/image")
     assert image.status_code == 200
     assert image.mimetype == "image/jpeg"
