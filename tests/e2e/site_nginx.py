@@ -91,7 +91,7 @@ class SiteNginx(Nginx):
             (snippets / name).write_text(
                 text.replace("/var/cache/nginx/flaskr", f"{self.dir}/cache")
             )
-        tls_port = free_port()
+        tls_port = self.tls_port = free_port()  # the https servers' port: plain http there, 400
         lines = []
         for line in render_site(self.micro_cache).splitlines():
             if "listen [::]" in line:

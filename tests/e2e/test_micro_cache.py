@@ -164,3 +164,13 @@ def test_the_feed_and_styles_are_compressed(site: SiteNginx, path: str, kind: st
     assert "Content-Encoding" not in plain.headers
     assert gzip.decompress(sent) == plain.content
     print(f"{path}: {len(plain.content)} B, {len(sent)} B compressed")
+
+
+def test_no_answer_names_the_nginx_version(site: SiteNginx) -> None:
+    """nginx's own pages, and plain http sent to the https port, say "nginx" and no version."""
+    missing = requests.get(site.base + "/static/no-such-file.css", timeout=30)
+    plain_to_https = requests.get(f"http://127.0.0.1:{site.tls_port}/", timeout=30)
+    assert (missing.status_code, plain_to_https.status_code) == (404, 400)
+    for answer in (missing, plain_to_https):
+        assert answer.headers["Server"] == "nginx"
+        assert "nginx/" not in answer.text
