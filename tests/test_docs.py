@@ -151,7 +151,7 @@ def recipe_calls(function: ast.FunctionDef) -> set[tuple[str, str, int]]:
 def e2e_tests() -> dict[str, set[tuple[str, str, int]]]:
     """Every end-to-end test function's name, with the recipes it runs."""
     found: dict[str, set[tuple[str, str, int]]] = {}
-    for path in sorted((ROOT / "tests/e2e").glob("test_*.py")):
+    for path in sorted((ROOT / "tests/e2e").rglob("test_*.py")):  # the scenarios' stages too
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
                 found[node.name] = recipe_calls(node)
@@ -185,18 +185,23 @@ def test_the_recipe_reader_sees_every_block(tmp_path: Path) -> None:
     ]
 
 
+#: A test cited in a guide: `a.py::x`, then `::y` for the same file in the sentence that follows.
+CITED = re.compile(r"((?:\w+/)*test_\w+\.py)((?:::\w+[`,\s]*(?:and\s*)?`?)+)")
+
+
 def test_the_tests_the_guides_name_exist() -> None:
-    """A test renamed or removed leaves no guide pointing at it (``file.py::name``)."""
+    """A test renamed or removed leaves no guide pointing at it (``file.py::name``, or with the
+    file's folders: ``host/test_1_install.py::name``, ``tests/e2e/host/...``)."""
     functions: dict[str, set[str]] = {}
     for path in (ROOT / "tests").rglob("test_*.py"):
         tree = ast.parse(path.read_text())
         names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
-        functions.setdefault(path.name, set()).update(names)
+        parts = path.relative_to(ROOT).parts
+        for start in range(len(parts)):
+            functions.setdefault("/".join(parts[start:]), set()).update(names)
     missing = []
     for path in GUIDES:
-        text = path.read_text()
-        # `a.py::x`, then `::y` for the same file in the sentence that follows.
-        for match in re.finditer(r"(test_\w+\.py)((?:::\w+[`,\s]*(?:and\s*)?`?)+)", text):
+        for match in CITED.finditer(path.read_text()):
             for name in re.findall(r"::(\w+)", match.group(2)):
                 known = functions.get(match.group(1), set())
                 if not any(f == name or f.startswith(name) for f in known):

@@ -81,7 +81,10 @@ def test_root_filesystems_come_from_released_suites_only() -> None:
 
 
 def test_every_e2e_suite_lists_its_packages() -> None:
-    suites = {p.stem for p in (ROOT / "tests" / "e2e").glob("test_*.py")}
+    e2e = ROOT / "tests" / "e2e"
+    # A file test_NAME.py, or a scenario package NAME/ (tests/e2e/scenario.py): test_NAME.
+    suites = {p.stem for p in e2e.glob("test_*.py")}
+    suites |= {f"test_{p.parent.name}" for p in e2e.glob("*/test_*.py")}
     assert set(packages.SUITES) == suites
     used = {part for parts in packages.SUITES.values() for part in parts}
     assert used <= set(packages.PARTS)
