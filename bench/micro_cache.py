@@ -30,8 +30,8 @@ from bench.load import WRK_FLAGS, run_wrk
 from bench.pages import Page
 from bench.servers import Server, run_env
 from bench.stats import table
-from tests.e2e.harness.packages import need
-from tests.e2e.site_nginx import NGINX_DIR, SiteNginx
+from toolkit.nginx import NGINX_DIR, SiteNginx
+from toolkit.packages import need
 
 SHIPPED = (NGINX_DIR / "flaskr-micro-cache.conf").read_text()
 LOCKED = SHIPPED.replace("proxy_cache_lock off;", "proxy_cache_lock on;")

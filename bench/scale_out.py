@@ -22,9 +22,9 @@ from pathlib import Path
 from bench.data import flask_cmd
 from bench.load import run_wrk
 from bench.pages import Page
-from tests.e2e.harness.packages import need
-from tests.e2e.harness.postgres import postgres
-from tests.e2e.scale_helpers import Fleet, fleet_env, nginx
+from toolkit.fleet import Fleet, fleet_env, nginx
+from toolkit.packages import need
+from toolkit.postgres import postgres
 
 
 def measure(seconds: int, connections: int, workers: int, posts: int) -> None:

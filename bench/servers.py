@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.settings import BENCH, ROOT, VENV_BIN
-from tests.e2e.harness.ports import free_port
-from tests.e2e.harness.servers import SEED_FLAGS, app_env, children, stop
-from tests.e2e.harness.wait import until
+from toolkit.ports import free_port
+from toolkit.servers import SEED_FLAGS, app_env, children, stop
+from toolkit.wait import until
 
 FLASKR_DIR = ROOT / "flaskr"
 #: Where gunicorn runs flaskr from: this checkout's flaskr/ unless --app-dir names a scratch

@@ -26,7 +26,7 @@ from werkzeug.test import TestResponse
 from flaskr import create_app
 from flaskr.db import db, upgrade_schema
 from flaskr.models import Post, User
-from tests.e2e.harness.http import csrf_token
+from toolkit.visitors import csrf_token
 
 TUTORIAL_USERS = [
     (

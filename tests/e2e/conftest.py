@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.container_docker import DockerDaemon
-from tests.e2e.harness.packages import SUITES, need
+from toolkit.docker import DockerDaemon
+from toolkit.packages import SUITES, need
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

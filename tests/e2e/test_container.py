@@ -31,8 +31,9 @@ import pytest
 from PIL import Image
 
 from flaskr.isolation import formatting
-from tests.e2e.container_docker import DockerDaemon, Registry
-from tests.e2e.container_engines import (
+from toolkit import ROOT
+from toolkit.cmdlines import watching_command_lines
+from toolkit.containers import (
     BASE_IMAGE,
     SCRIPT,
     Engine,
@@ -40,17 +41,16 @@ from tests.e2e.container_engines import (
     tcp_sockets,
     terminal_session,
 )
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.cmdlines import watching_command_lines
-from tests.e2e.harness.drills import AFTER, BEFORE, PASSWORD, acknowledged_before, writers
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.images import png
-from tests.e2e.harness.load import Load, Tally, Writer
-from tests.e2e.harness.ports import free_port
-from tests.e2e.harness.postgres import Postgres
-from tests.e2e.harness.recipes import recipe
-from tests.e2e.harness.wait import until, wait_for_http
-from tests.e2e.isolation_reports import is_gunicorn, isolation_out, save_report
+from toolkit.docker import DockerDaemon, Registry
+from toolkit.drills import AFTER, BEFORE, PASSWORD, acknowledged_before, writers
+from toolkit.images import png
+from toolkit.isolation_reports import is_gunicorn, isolation_out, save_report
+from toolkit.load import Load, Tally, Writer
+from toolkit.ports import free_port
+from toolkit.postgres import Postgres
+from toolkit.recipes import recipe
+from toolkit.visitors import Visitor
+from toolkit.wait import until, wait_for_http
 
 #: What a checkout has but the build context never takes (see .dockerignore).
 UNTRACKED = shutil.ignore_patterns("__pycache__", "*.pyc", "instance", "*.sqlite*", "*.sock")

@@ -32,13 +32,13 @@ from urllib.parse import urljoin
 import pytest
 
 from flaskr.isolation import formatting
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.debian import rootfs
-from tests.e2e.harness.recipes import recipe
-from tests.e2e.harness.wait import until
-from tests.e2e.host_machine import Machine, copy_checkout, wheelhouse
-from tests.e2e.host_tls import PEBBLE_DIR, issue, make_ca, start_ocsp_responder, start_pebble
-from tests.e2e.isolation_reports import is_gunicorn, isolation_out, save_report
+from toolkit import ROOT
+from toolkit.debian import rootfs
+from toolkit.isolation_reports import is_gunicorn, isolation_out, save_report
+from toolkit.machines import Machine, copy_checkout, wheelhouse
+from toolkit.recipes import recipe
+from toolkit.tls import PEBBLE_DIR, issue, make_ca, start_ocsp_responder, start_pebble
+from toolkit.wait import until
 
 SRC = "/srv/src"
 INSTALL = [f"{SRC}/flaskr/scripts/install-host", "--wheels", "/srv/wheels"]

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.ports import free_port
-from tests.e2e.harness.wait import wait_for_http
+from toolkit import ROOT
+from toolkit.ports import free_port
+from toolkit.wait import wait_for_http
 
 #: The checkout's venv, whose flask and gunicorn the suites run.
 VENV_BIN = Path(sys.executable).parent

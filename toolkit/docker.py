@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness.debian import CACHE
-from tests.e2e.harness.packages import need
+from toolkit.debian import CACHE
+from toolkit.packages import need
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "container"
 #: The client from Debian's docker.io: another docker (a newer client) may come first on PATH.
 DOCKER = "/usr/bin/docker"
 DOCKERD = "/usr/sbin/dockerd"

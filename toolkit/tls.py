@@ -14,8 +14,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from tests.e2e.harness.packages import need
-from tests.e2e.host_machine import Machine, MachineError
+from toolkit.machines import Machine, MachineError
+from toolkit.packages import need
 
 PEBBLE_DIR = "https://127.0.0.1:14000/dir"
 PEBBLE_ROOTS = "https://127.0.0.1:15000/roots/0"

@@ -23,12 +23,12 @@ import threading
 import time
 from pathlib import Path
 
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.debian import CACHE, locked
-from tests.e2e.harness.packages import need
-from tests.e2e.harness.wait import until
+from toolkit import ROOT
+from toolkit.debian import CACHE, locked
+from toolkit.packages import need
+from toolkit.wait import until
 
-CLIENT = Path(__file__).with_name("host_client.py")
+CLIENT = Path(__file__).with_name("machine_client.py")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 

@@ -5,7 +5,7 @@ they are installed. ``SUITES`` names the parts each suite needs; tests/e2e/conft
 them before the suite's first test. Helpers that run a program call :func:`need` as well, so
 they work whatever ran before them (a suite alone, in any order, or bench/).
 
-``python -m tests.e2e.harness.packages`` prints the packages a new machine lacks, one a line:
+``python -m toolkit.packages`` prints the packages a new machine lacks, one a line:
 the suites' own, and what installs here brought in with them (INSTALLED_LOG). That is what
 ``.ci/run`` purges before it starts from nothing (it runs before any venv exists, so this
 module needs the standard library only).

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.container_docker import DockerDaemon
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.debian import CACHE, rootfs
-from tests.e2e.harness.packages import need
+from toolkit import ROOT
+from toolkit.debian import CACHE, rootfs
+from toolkit.docker import DockerDaemon
+from toolkit.packages import need
 
 SCRIPT = ROOT / "scripts" / "container"
 
@@ -37,7 +37,8 @@ SCRIPT = ROOT / "scripts" / "container"
 #: (3.11) made by mmdebstrap is tagged with this name instead, so the Dockerfile stays unchanged.
 BASE_IMAGE = "docker.io/library/python:3.12.4-alpine3.20"
 STAND_IN_NAME = "localhost/flaskr-e2e-stand-in"
-STAND_INS = Path(__file__).parent / "standins"
+#: The stand-ins' Dockerfiles, kept beside the suites that build them.
+STAND_INS = ROOT / "tests" / "e2e" / "standins"
 HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
 #: What the python images set; without PATH, RUN steps would find no mkdir.
 PYTHON_IMAGE_CHANGES = (

@@ -41,4 +41,4 @@ from __future__ import annotations
 from pathlib import Path
 
 #: The checkout the suites test.
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ROOT, debian, packages
+from toolkit import ROOT, debian, packages
 
 OS_RELEASE = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_CODENAME=bookworm\n'
 
@@ -89,9 +89,11 @@ def test_every_e2e_suite_lists_its_packages() -> None:
 
 
 def test_every_install_goes_through_the_packages_module() -> None:
-    """No other test or bench file runs apt, and no file names a package registry's host."""
-    own = ROOT / "tests" / "e2e" / "harness" / "packages.py"
-    for path in [*(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]:
+    """No other test, toolkit or bench file runs apt, and no file names a package registry's
+    host."""
+    own = ROOT / "toolkit" / "packages.py"
+    ours = [p for folder in ("tests", "toolkit", "bench") for p in (ROOT / folder).rglob("*.py")]
+    for path in ours:
         if path != own and path != Path(__file__):
             text = path.read_text()
             assert not re.search(r"[\"']apt(-get)?[\"']|dpkg -i", text), path
@@ -127,7 +129,7 @@ def test_ci_purges_what_a_new_machine_lacks(tmp_path: Path) -> None:
 def test_the_purge_list_prints_with_the_standard_library_only() -> None:
     """.ci/run runs it with the machine's python3, before any venv exists."""
     done = subprocess.run(
-        [sys.executable, "-S", "-m", "tests.e2e.harness.packages"],
+        [sys.executable, "-S", "-m", "toolkit.packages"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -15,9 +15,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.ports import free_port
-from tests.e2e.scale_helpers import Nginx
+from toolkit import ROOT
+from toolkit.fleet import Nginx
+from toolkit.ports import free_port
 
 NGINX_DIR = ROOT / "deploy" / "nginx"
 SNIPPETS = ("flaskr-tls.conf", "flaskr-micro-cache.conf", "flaskr-micro-cache-zone.conf")

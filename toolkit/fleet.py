@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness.packages import need
-from tests.e2e.harness.ports import free_port
-from tests.e2e.harness.servers import Gunicorn, app_env, children, gunicorn, stop
-from tests.e2e.harness.wait import until, wait_for_http
+from toolkit.packages import need
+from toolkit.ports import free_port
+from toolkit.servers import Gunicorn, app_env, children, gunicorn, stop
+from toolkit.wait import until, wait_for_http
 
 #: What docs/scale-out.md documents; parsed as JSON by Flask's from_prefixed_env.
 ENGINE_OPTIONS = '{"pool_size": 5, "pool_recycle": 1800, "pool_pre_ping": true}'
