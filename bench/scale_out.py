@@ -22,7 +22,8 @@ from pathlib import Path
 from bench.data import flask_cmd
 from bench.load import run_wrk
 from bench.pages import Page
-from toolkit.fleet import Fleet, fleet_env, nginx
+from toolkit.fleet import Fleet, fleet_env
+from toolkit.nginx import nginx
 from toolkit.packages import need
 from toolkit.postgres import postgres
 

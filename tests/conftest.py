@@ -20,7 +20,8 @@ from gunicorn.workers.sync import SyncWorker
 from sqlalchemy import event
 
 from flaskr.db import db
-from tests.helpers import AuthActions, make_app
+from tests.helpers import AuthActions
+from toolkit.apps import make_app
 
 
 @pytest.fixture(autouse=True)

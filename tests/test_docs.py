@@ -11,7 +11,7 @@ import pytest
 
 from flaskr import create_app
 from flaskr.config import SETTINGS, settings_table, with_settings_table
-from tests.helpers import config_for
+from toolkit.apps import config_for
 from toolkit.recipes import RECIPE_GUIDES, commands, recipes
 from toolkit.recipes import test_name as recipe_test_name
 

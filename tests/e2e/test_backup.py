@@ -23,8 +23,9 @@ from sqlalchemy import create_engine, text
 from flaskr import create_app
 from flaskr.backup import backups_in, postgresql
 from flaskr.db import db, head_revision
-from tests.helpers import config_for, tutorial_database
+from tests.helpers import tutorial_database
 from toolkit import ROOT, servers
+from toolkit.apps import config_for
 from toolkit.drills import AFTER, BEFORE, PASSWORD, acknowledged_before, writers
 from toolkit.load import Load, Tally, Writer, record
 from toolkit.postgres import postgres

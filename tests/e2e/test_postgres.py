@@ -24,8 +24,9 @@ from flaskr.db import (
     upgrade_schema,
 )
 from flaskr.models import Comment, Image, Like, Post, Tag
-from tests.helpers import TUTORIAL_USERS, config_for, insert_post, make_app
+from tests.helpers import insert_post
 from toolkit import ROOT
+from toolkit.apps import TUTORIAL_USERS, config_for, make_app
 from toolkit.cmdlines import watching_command_lines
 from toolkit.images import png
 from toolkit.postgres import Postgres, postgres

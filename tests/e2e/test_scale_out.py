@@ -21,9 +21,10 @@ import pytest
 import requests
 
 from toolkit import ROOT
-from toolkit.fleet import Fleet, Instance, Nginx, fleet_env, nginx
+from toolkit.fleet import Fleet, Instance, fleet_env
 from toolkit.images import png
 from toolkit.load import Load, status, summary
+from toolkit.nginx import Nginx, nginx
 from toolkit.packages import need
 from toolkit.postgres import Postgres, postgres
 from toolkit.recipes import recipe
