@@ -12,7 +12,7 @@ ceiling, in one run: requests/s of
     .venv/bin/python -m bench.micro_cache --seconds 2 --rounds 1
 
 The site is deploy/nginx/flaskr.conf rendered as scripts/install-host writes it, run by a
-private nginx (tests/e2e/site_nginx.py) in front of flaskr's gunicorn (the seed's command line,
+private nginx (toolkit/nginx.py's SiteNginx) in front of flaskr's gunicorn (the seed's command line,
 flaskr's own page cache on). Rows are interleaved round by round; the table shows medians.
 Everything listens on 127.0.0.1 and is stopped at the end; root installs wrk and nginx.
 """

@@ -4,10 +4,10 @@ resident (RSS) and proportional (PSS) memory of the master and each worker from 
 
 Every server started here is stopped however the run ends (``stop_all``, registered at exit).
 
-It starts gunicorn with its own ``Popen`` rather than tests/e2e/harness/servers.py's
+It starts gunicorn with its own ``Popen`` rather than toolkit/servers.py's
 ``gunicorn(...)`` (whose stop, polling and ports it does use) for two reasons: a bench server
 outlives any one with-block (started by one section, stopped by another or at exit), and its
-access log (stdout) is thrown away while its error log (stderr) is kept, where the harness
+access log (stdout) is thrown away while its error log (stderr) is kept, where the toolkit
 writes both to one file: writing a line per request under wrk would cost the server disk I/O
 that the figures would include.
 """

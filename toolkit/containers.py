@@ -24,9 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
-from toolkit import ROOT
+from toolkit import ROOT, ToolkitError
 from toolkit.debian import CACHE, rootfs
 from toolkit.docker import DockerDaemon
 from toolkit.packages import need
@@ -102,7 +100,7 @@ class HiddenPython:
         ready = self.holder.stdout.readline().strip()
         if ready != "ready":
             _, err = self.stop()
-            pytest.fail(f"could not hide the host's Python: {ready!r} {err}")
+            raise ToolkitError(f"could not hide the host's Python: {ready!r} {err}")
 
     def argv(self, argv: list[str]) -> list[str]:
         return ["nsenter", f"--target={self.holder.pid}", "--mount", f"--wd={ROOT}", "--", *argv]
@@ -205,7 +203,7 @@ class Engine:
             check=False,
         )
         if check and done.returncode != 0:
-            pytest.fail(
+            raise ToolkitError(
                 f"{what} exited {done.returncode}\n"
                 f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
             )
@@ -341,7 +339,7 @@ def terminal_session(argv: list[str], env: dict[str, str], lines: list[str], tim
             if proc.poll() is not None and not ready:
                 break
         else:
-            pytest.fail(f"{argv} did not finish in {timeout}s; it printed:\n{seen.decode()}")
+            raise ToolkitError(f"{argv} did not finish in {timeout}s; it printed:\n{seen.decode()}")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from toolkit import ToolkitError
 from toolkit.packages import need
 
 #: Everything the suites keep between runs, in one folder.
@@ -53,7 +54,7 @@ ROOTFS: dict[str, tuple[str, str]] = {
 }
 
 
-class MirrorError(RuntimeError):
+class MirrorError(ToolkitError):
     pass
 
 

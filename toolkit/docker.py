@@ -10,8 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
+from toolkit import ToolkitError
 from toolkit.debian import CACHE
 from toolkit.packages import need
 
@@ -67,7 +66,9 @@ class DockerDaemon:
             check=False,
         )
         if check and done.returncode != 0:
-            pytest.fail(f"docker {' '.join(args)} exited {done.returncode}: {done.stderr[-3000:]}")
+            raise ToolkitError(
+                f"docker {' '.join(args)} exited {done.returncode}: {done.stderr[-3000:]}"
+            )
         return done
 
     def answers(self) -> bool:
@@ -105,7 +106,7 @@ class DockerDaemon:
             if self.proc.poll() is not None or time.monotonic() > end:
                 tail = (self.root / "dockerd.log").read_text(errors="replace")[-3000:]
                 self.stop()
-                pytest.fail(f"dockerd did not answer on {self.socket}:\n{tail}")
+                raise ToolkitError(f"dockerd did not answer on {self.socket}:\n{tail}")
             time.sleep(0.2)
 
     def stop(self) -> None:

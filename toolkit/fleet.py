@@ -14,8 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
+from toolkit import ToolkitError
 from toolkit.ports import free_port
 from toolkit.servers import Gunicorn, app_env, gunicorn, stop
 from toolkit.wait import wait_for_http
@@ -62,7 +61,7 @@ class Fleet:
     def wait_ready(self, instance: Instance, timeout: float = 90) -> None:
         wait_for_http(instance.base + "/readyz", timeout=timeout)
         if instance.process.poll() is not None:
-            pytest.fail(f"{instance.name} exited: {instance.log.read_text()[-2000:]}")
+            raise ToolkitError(f"{instance.name} exited: {instance.log.read_text()[-2000:]}")
 
 
 def fleet_env(workdir: Path, database_url: str, **extra: str) -> dict[str, str]:

@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from toolkit import ROOT
+from toolkit import ROOT, ToolkitError
 from toolkit.debian import CACHE, locked
 from toolkit.packages import need
 from toolkit.wait import until
@@ -32,7 +32,7 @@ CLIENT = Path(__file__).with_name("machine_client.py")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-class MachineError(RuntimeError):
+class MachineError(ToolkitError):
     pass
 
 

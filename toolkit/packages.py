@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolkit import ToolkitError
+
 
 @dataclass(frozen=True)
 class Part:
@@ -97,7 +99,7 @@ SUITES: dict[str, tuple[str, ...]] = {
 INSTALLED_LOG = Path("/var/lib/flaskr-e2e/installed-packages")
 
 
-class PackageError(RuntimeError):
+class PackageError(ToolkitError):
     """A part could not be installed."""
 
 
