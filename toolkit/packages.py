@@ -38,9 +38,9 @@ class Part:
 
 
 PARTS: dict[str, Part] = {
-    # Root filesystems for stand-in images and booted machines (harness/debian.py).
+    # Root filesystems for stand-in images and booted machines (debian.py).
     "mmdebstrap": Part(("mmdebstrap",), ("/usr/bin/mmdebstrap",)),
-    # A booted systemd: host_machine.py.
+    # A booted systemd: machines.py.
     "nspawn": Part(("systemd-container",), ("/usr/bin/systemd-nspawn",)),
     "podman": Part(
         ("podman", "buildah", "runc", "netavark", "aardvark-dns", "iptables", "uidmap"),
@@ -54,7 +54,7 @@ PARTS: dict[str, Part] = {
             "/usr/bin/newuidmap",
         ),
     ),  # fmt: skip
-    # Docker Engine with a dockerd of the suites' own, and a registry: container_docker.py.
+    # Docker Engine with a dockerd of the suites' own, and a registry: docker.py.
     "docker": Part(
         ("docker.io", "docker-registry", "iptables"),
         ("/usr/bin/docker", "/usr/sbin/dockerd", "/usr/bin/docker-registry", "/usr/sbin/iptables"),
@@ -64,7 +64,7 @@ PARTS: dict[str, Part] = {
     "chromium": Part(("chromium",), ("/usr/bin/chromium",)),
     "wrk": Part(("wrk",), ("/usr/bin/wrk",)),
     "curl": Part(("curl",), ("/usr/bin/curl",)),
-    # A certificate authority of the suites' own: host_tls.py.
+    # A certificate authority of the suites' own: tls.py.
     "openssl": Part(("openssl",), ("/usr/bin/openssl",)),
 }
 

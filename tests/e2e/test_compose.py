@@ -48,7 +48,7 @@ from toolkit.wait import until
 #: bin/docker-compose script around it, which exits 0 whatever Compose said.
 COMPOSE = str(Path(compose.__file__).parent / "docker-compose")
 #: The images deploy/compose.yaml names, and the Dockerfile in tests/e2e/standins/ that gives
-#: Debian's package (trixie's "services" root filesystem, tests/e2e/harness/debian.py) the
+#: Debian's package (trixie's "services" root filesystem, toolkit/debian.py) the
 #: official image's entrypoint behaviour.
 IMAGES = {"postgres:17-alpine": "postgres.Dockerfile", "nginx:1.28-alpine": "nginx.Dockerfile"}
 

@@ -238,7 +238,7 @@ def test_a_reload_is_a_new_master_on_the_new_code(env, tmp_path: Path) -> None:
             asking.set()
             for thread in threads:
                 thread.join(60)
-            if new is not None:  # no longer the harness's child: stopped here
+            if new is not None:  # no longer the toolkit's child: stopped here
                 os.kill(new, signal.SIGTERM)
                 until(lambda: children(new) == set(), 30, "the new master's workers to stop")
     assert failures == []
