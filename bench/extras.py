@@ -14,7 +14,7 @@ from sqlalchemy import select
 from flaskr import create_app
 from flaskr.db import db
 from flaskr.models import Comment, Image, Like, Post, Tag, User
-from tests.e2e.harness.images import png
+from toolkit.images import png
 
 NEEDLE = "Needle in a haystack"
 

@@ -20,7 +20,9 @@ from PIL import Image, ImageFilter
 
 from flaskr import rendering
 from flaskr.rendering import RenderTooCostly, render
-from tests.helpers import image_bytes, make_app, reference_links
+from toolkit.apps import make_app
+from toolkit.hostile import reference_links
+from toolkit.images import image_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 

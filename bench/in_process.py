@@ -43,7 +43,7 @@ from bench.data import flask_cmd
 from bench.hello_flask import app as hello
 from bench.servers import run_env
 from bench.settings import ROOT
-from tests.e2e.harness.http import csrf_token
+from toolkit.visitors import csrf_token
 
 
 def caller(app: Any, path: str, cookie: str = "") -> Callable[[], None]:

@@ -12,7 +12,7 @@ ceiling, in one run: requests/s of
     .venv/bin/python -m bench.micro_cache --seconds 2 --rounds 1
 
 The site is deploy/nginx/flaskr.conf rendered as scripts/install-host writes it, run by a
-private nginx (tests/e2e/site_nginx.py) in front of flaskr's gunicorn (the seed's command line,
+private nginx (toolkit/nginx.py's SiteNginx) in front of flaskr's gunicorn (the seed's command line,
 flaskr's own page cache on). Rows are interleaved round by round; the table shows medians.
 Everything listens on 127.0.0.1 and is stopped at the end; root installs wrk and nginx.
 """
@@ -30,8 +30,8 @@ from bench.load import WRK_FLAGS, run_wrk
 from bench.pages import Page
 from bench.servers import Server, run_env
 from bench.stats import table
-from tests.e2e.harness.packages import need
-from tests.e2e.site_nginx import NGINX_DIR, SiteNginx
+from toolkit.nginx import NGINX_DIR, SiteNginx
+from toolkit.packages import need
 
 SHIPPED = (NGINX_DIR / "flaskr-micro-cache.conf").read_text()
 LOCKED = SHIPPED.replace("proxy_cache_lock off;", "proxy_cache_lock on;")

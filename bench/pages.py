@@ -10,7 +10,7 @@ from __future__ import annotations
 import urllib.parse
 from dataclasses import dataclass
 
-from tests.e2e.harness.http import Visitor
+from toolkit.visitors import Visitor
 
 FORM = "application/x-www-form-urlencoded"
 

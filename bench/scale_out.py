@@ -4,11 +4,11 @@
     .venv/bin/python -m bench.scale_out                    # wrk -t2 -c16 -d10s per row
     .venv/bin/python -m bench.scale_out --seconds 2 --posts 5
 
-It borrows the e2e suites' launchers (a throwaway PostgreSQL cluster, gunicorn instances
-sharing a key file, nginx with swappable upstreams: tests/e2e/scale_helpers.py, the
-scale-out suite's own helpers, imported as they are rather than copied), so it needs the
-dev venv (pytest, requests), and root: for the cluster's ``postgres`` user, and to install
-wrk, nginx and PostgreSQL from Debian when they are missing. Everything listens on 127.0.0.1
+It uses the scale-out suite's launchers from the toolkit (a throwaway PostgreSQL cluster:
+toolkit/postgres.py; gunicorn instances sharing a key file: toolkit/fleet.py; nginx with
+swappable upstreams: toolkit/nginx.py), so it needs the dev venv (requests), and root: for the
+cluster's ``postgres`` user, and to install wrk, nginx and PostgreSQL from Debian when they
+are missing. Everything listens on 127.0.0.1
 and is stopped at the end.
 """
 
@@ -22,9 +22,10 @@ from pathlib import Path
 from bench.data import flask_cmd
 from bench.load import run_wrk
 from bench.pages import Page
-from tests.e2e.harness.packages import need
-from tests.e2e.harness.postgres import postgres
-from tests.e2e.scale_helpers import Fleet, fleet_env, nginx
+from toolkit.fleet import Fleet, fleet_env
+from toolkit.nginx import nginx
+from toolkit.packages import need
+from toolkit.postgres import postgres
 
 
 def measure(seconds: int, connections: int, workers: int, posts: int) -> None:

@@ -4,10 +4,10 @@ resident (RSS) and proportional (PSS) memory of the master and each worker from 
 
 Every server started here is stopped however the run ends (``stop_all``, registered at exit).
 
-It starts gunicorn with its own ``Popen`` rather than tests/e2e/harness/servers.py's
+It starts gunicorn with its own ``Popen`` rather than toolkit/servers.py's
 ``gunicorn(...)`` (whose stop, polling and ports it does use) for two reasons: a bench server
 outlives any one with-block (started by one section, stopped by another or at exit), and its
-access log (stdout) is thrown away while its error log (stderr) is kept, where the harness
+access log (stdout) is thrown away while its error log (stderr) is kept, where the toolkit
 writes both to one file: writing a line per request under wrk would cost the server disk I/O
 that the figures would include.
 """
@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.settings import BENCH, ROOT, VENV_BIN
-from tests.e2e.harness.ports import free_port
-from tests.e2e.harness.servers import SEED_FLAGS, app_env, children, stop
-from tests.e2e.harness.wait import until
+from toolkit.ports import free_port
+from toolkit.servers import SEED_FLAGS, app_env, children, stop
+from toolkit.wait import until
 
 FLASKR_DIR = ROOT / "flaskr"
 #: Where gunicorn runs flaskr from: this checkout's flaskr/ unless --app-dir names a scratch

@@ -1,6 +1,7 @@
 """Fixtures in the Flask tutorial's shape: an app on a fresh database, a client, a runner,
 and an ``auth`` helper. The data is the tutorial's data.sql, old password hashes included;
-what tests import (make_app, config_for, image_bytes, ...) is in tests/helpers.py."""
+what tests import is in tests/helpers.py (AuthActions, tutorial_database, ...) and, shared with
+bench/, in toolkit/ (make_app and config_for in apps.py, image_bytes in images.py, ...)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from gunicorn.workers.sync import SyncWorker
 from sqlalchemy import event
 
 from flaskr.db import db
-from tests.helpers import AuthActions, make_app
+from tests.helpers import AuthActions
+from toolkit.apps import make_app
 
 
 @pytest.fixture(autouse=True)

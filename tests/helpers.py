@@ -1,43 +1,27 @@
-"""What several test modules share and pytest does not inject: the tutorial's users, data and
-database, an app built on a fresh database, the ``auth`` actions, small real images (and
-hostile ones), hostile Markdown. Fixtures live in conftest.py; these are imported, as pytest
-advises, from a module of their own."""
+"""What several test modules share and pytest does not inject: the tutorial's data and
+database, the ``auth`` actions, posts written behind an app's back, requests racing each other.
+Fixtures live in conftest.py; these are imported, as pytest advises, from a module of their
+own. What bench/ uses too is in toolkit/: an app on a fresh database (toolkit/apps.py), small
+real images (toolkit/images.py), hostile uploads and Markdown (toolkit/hostile.py)."""
 
 from __future__ import annotations
 
-import io
 import os
 import sqlite3
-import struct
 import threading
-import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from flask import Flask
 from flask.testing import FlaskClient
-from PIL import Image as PILImage
 from sqlalchemy import text
 from werkzeug.test import TestResponse
 
-from flaskr import create_app
-from flaskr.db import db, upgrade_schema
-from flaskr.models import Post, User
-from tests.e2e.harness.http import csrf_token
-
-TUTORIAL_USERS = [
-    (
-        "test",
-        "pbkdf2:sha256:50000$TCI4GzcX$0de171a4f4dac32e3364c7ddc7c14f3e2fa61f2d17574483f7ffbb431b4acb2f",
-    ),
-    (
-        "other",
-        "pbkdf2:sha256:50000$kJPKsz6N$d2d4784f1b030a9761f5ccaeeaca413f27f2ecb76d6168407af962ddce849f79",
-    ),
-]
+from flaskr.db import db
+from toolkit.apps import TUTORIAL_USERS
+from toolkit.visitors import csrf_token
 
 #: The tutorial's tests/data.sql: users 'test' and 'other' (passwords equal to their names,
 #: hashed with werkzeug's old pbkdf2:sha256 default) and one post.
@@ -85,33 +69,6 @@ def tutorial_database(path: Path) -> None:
     )
     connection.commit()
     connection.close()
-
-
-def config_for(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
-    config = {
-        "TESTING": True,
-        "SECRET_KEY": "t-9f86d081884c7d65a2f0e3b1c4d7e6f8",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'test.sqlite'}",
-        "WTF_CSRF_ENABLED": False,
-    }
-    config.update(overrides)
-    return config
-
-
-def make_app(tmp_path: Path, **overrides: Any) -> Flask:
-    """An app on a new database holding the tutorial's data."""
-    app = create_app(config_for(tmp_path, **overrides))
-    with app.app_context():
-        upgrade_schema()
-        # The same rows as TUTORIAL_DATA, written portably (PostgreSQL too), ids 1 and 2.
-        for username, hashed in TUTORIAL_USERS:
-            db.session.add(User(username=username, password=hashed))
-            db.session.flush()
-        db.session.add(
-            Post(title="test title", body="test\nbody", author_id=1, created=datetime(2018, 1, 1))
-        )
-        db.session.commit()
-    return app
 
 
 def insert_post(app: Flask, title: str) -> None:
@@ -163,59 +120,6 @@ class AuthActions:
     def logout(self) -> TestResponse:
         """The tutorial's GET only asks now; its form posts (CSRF is off in these tests)."""
         return self._client.post("/auth/logout")
-
-
-def image_bytes(
-    fmt: str = "PNG",
-    size: tuple[int, int] = (8, 6),
-    color: int | tuple[int, ...] | None = None,
-    mode: str | None = None,
-    **save: Any,
-) -> bytes:
-    """A small real image in ``fmt``, of one ``color`` (in ``mode``, else the format's own)."""
-    out = io.BytesIO()
-    mode = mode or ("RGB" if fmt in ("JPEG", "WEBP") else "RGBA" if fmt == "PNG" else "P")
-    if color is None:
-        color = 1 if mode == "P" else 0 if mode == "1" else (200, 30, 60)
-    PILImage.new(mode, size, color=color).save(out, fmt, **save)
-    return out.getvalue()
-
-
-def repeated_scans_jpeg(size: tuple[int, int], repeats: int) -> bytes:
-    """A progressive JPEG whose last (tiny) refinement scan is repeated ``repeats`` times: a
-    few hundred bytes more, and the decoder goes over every pixel once more per copy."""
-    out = io.BytesIO()
-    PILImage.new("RGB", size, (120, 130, 140)).save(out, "JPEG", progressive=True)
-    data = out.getvalue()[:-2]  # without the end-of-image marker
-    scan = data[data.rfind(b"\xff\xda") :]
-    return data + scan * repeats + b"\xff\xd9"
-
-
-def jpeg_after_fill_bytes() -> bytes:
-    """Five million 0xFF fill bytes after the start marker, then a valid 8x8 JPEG: Pillow
-    steps over the fill a byte at a time, in Python."""
-    return b"\xff\xd8" + b"\xff" * 5_000_000 + image_bytes("JPEG", (8, 8))[2:]
-
-
-def png_after_empty_chunks() -> bytes:
-    """430,000 empty chunks of an unknown kind between the header and the pixels."""
-    png = image_bytes("PNG", (8, 8))
-    empty = struct.pack(">I", 0) + b"abCd" + struct.pack(">I", zlib.crc32(b"abCd"))
-    return png[:33] + empty * 430_000 + png[33:]  # 33: signature and IHDR chunk
-
-
-def gif_with_a_long_comment() -> bytes:
-    """A comment extension of 2.6 million one-byte sub-blocks before the image."""
-    gif = image_bytes("GIF", (8, 8))
-    head = 13 + (3 * 2 ** ((gif[10] & 7) + 1) if gif[10] & 0x80 else 0)  # and colour table
-    comment = b"\x21\xfe" + b"\x01x" * 2_600_000 + b"\x00"
-    return b"GIF89a" + gif[6:head] + comment + gif[head:]
-
-
-def reference_links(size: int, url_length: int) -> str:
-    """``[a]`` repeated, all pointing at one long reference: each copy repeats the URL."""
-    url = "https://example.com/" + "a" * url_length
-    return "[a]" * ((size - url_length - 40) // 3) + "\n\n[a]: " + url
 
 
 @contextmanager

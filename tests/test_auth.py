@@ -4,7 +4,8 @@ from sqlalchemy import select
 
 from flaskr.db import db
 from flaskr.models import User
-from tests.helpers import AuthActions, form_token, make_app
+from tests.helpers import AuthActions, form_token
+from toolkit.apps import make_app
 
 
 def test_register(client, app) -> None:
@@ -270,7 +271,7 @@ def test_registering_a_name_makes_no_admin(tmp_path) -> None:
     """The old FLASKR_ADMINS named admins, so anyone could register one: it is refused now."""
     from flaskr import create_app
     from flaskr.config import ConfigError
-    from tests.helpers import config_for
+    from toolkit.apps import config_for
 
     with pytest.raises(ConfigError, match="make-admin"):
         create_app(config_for(tmp_path, ADMINS=["admin"]))

@@ -15,7 +15,8 @@ from flaskr.backup import files, postgresql, sqlite
 from flaskr.db import db, head_revision, known_revisions, schema_revision
 from flaskr.models import Post
 from flaskr.serving.lock import hold_serving_lock, serving_lock_path
-from tests.helpers import config_for, tutorial_database, umask
+from tests.helpers import tutorial_database, umask
+from toolkit.apps import config_for
 
 #: The schema revision this code migrates to: what a new backup records.
 HEAD = head_revision()

@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from flaskr import forms
 from flaskr.db import db
 from flaskr.models import Comment, Image, Like, Post, Tag
-from tests.helpers import image_bytes, reference_links
+from toolkit.hostile import reference_links
+from toolkit.images import image_bytes
 
 
 def count(app, model) -> int:

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from flaskr.db import db
 from flaskr.models import Comment, Post
 from flaskr.rendering import RENDERER
-from tests.helpers import reference_links
+from toolkit.hostile import reference_links
 
 
 def stored_row(app: Flask, model: type[Post] | type[Comment], id: int) -> tuple[str, str, str]:

@@ -8,7 +8,7 @@ from flaskr import create_app
 from flaskr.accounts import is_admin
 from flaskr.db import db
 from flaskr.models import Post, Tag, User, post_tag
-from tests.helpers import config_for
+from toolkit.apps import config_for
 
 
 def test_create_user(runner, client, app) -> None:

@@ -6,7 +6,8 @@ from sqlalchemy import func, select
 from flaskr import create_app
 from flaskr.db import db, upgrade_schema
 from flaskr.models import Image, Post, User
-from tests.helpers import config_for, image_bytes
+from toolkit.apps import config_for
+from toolkit.images import image_bytes
 
 
 def migrated(tmp_path, name: str) -> str:

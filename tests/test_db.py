@@ -17,7 +17,8 @@ from flaskr.db import (
     upgrade_schema,
 )
 from flaskr.models import Post, User
-from tests.helpers import config_for, tutorial_database, umask
+from tests.helpers import tutorial_database, umask
+from toolkit.apps import config_for
 
 #: A production app (not TESTING) whose command output is plain text, as at a terminal.
 TEXT_LOGS = {"SECRET_KEY": "s-9f86d081884c7d65a2f0e3b1c4d7e6f8", "LOG_FORMAT": "text"}

@@ -11,9 +11,9 @@ import pytest
 
 from flaskr import create_app
 from flaskr.config import SETTINGS, settings_table, with_settings_table
-from tests.e2e.harness.recipes import RECIPE_GUIDES, commands, recipes
-from tests.e2e.harness.recipes import test_name as recipe_test_name
-from tests.helpers import config_for
+from toolkit.apps import config_for
+from toolkit.recipes import RECIPE_GUIDES, commands, recipes
+from toolkit.recipes import test_name as recipe_test_name
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from flaskr import create_app
-from tests.helpers import AuthActions, config_for, make_app
+from tests.helpers import AuthActions
+from toolkit.apps import config_for, make_app
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
-from tests.helpers import image_bytes, make_app
+from toolkit.apps import make_app
+from toolkit.images import image_bytes
 
 ROUTES = [
     "/",

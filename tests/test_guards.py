@@ -1,6 +1,6 @@
 import pytest
 
-from tests.helpers import make_app
+from toolkit.apps import make_app
 
 
 @pytest.mark.parametrize(

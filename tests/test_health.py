@@ -2,7 +2,7 @@ from pathlib import Path
 
 from flaskr import create_app
 from flaskr.db import MIGRATIONS, db, head_revision
-from tests.helpers import config_for
+from toolkit.apps import config_for
 
 
 def test_healthz(client) -> None:

@@ -6,15 +6,15 @@ import pytest
 from PIL import Image as PILImage
 from werkzeug.test import EnvironBuilder
 
-from tests.helpers import (
-    AuthActions,
+from tests.helpers import AuthActions
+from toolkit.apps import make_app
+from toolkit.hostile import (
     gif_with_a_long_comment,
-    image_bytes,
     jpeg_after_fill_bytes,
-    make_app,
     png_after_empty_chunks,
     repeated_scans_jpeg,
 )
+from toolkit.images import image_bytes
 
 
 def upload(client, data: bytes, name: str = "i.png"):

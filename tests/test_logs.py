@@ -4,7 +4,7 @@ import logging
 from pythonjsonlogger.json import JsonFormatter
 
 from flaskr import create_app, logs
-from tests.helpers import make_app
+from toolkit.apps import make_app
 
 
 def test_request_id_is_made_up_and_returned(client) -> None:

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 from sqlalchemy.exc import DataError
 
-from tests.helpers import make_app
+from toolkit.apps import make_app
 
 
 def test_metrics_off_by_default(client) -> None:

@@ -8,7 +8,8 @@ from sqlalchemy import text
 from flaskr import create_app
 from flaskr.db import db
 from flaskr.page_cache import content_version
-from tests.helpers import config_for, insert_post, make_app
+from tests.helpers import insert_post
+from toolkit.apps import config_for, make_app
 
 
 @pytest.mark.parametrize("path", ["/", "/?q=test", "/tag/none", "/1", "/feed.atom"])

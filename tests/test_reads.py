@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 from flaskr import create_app
 from flaskr.db import db
 from flaskr.reads import first_row
-from tests.helpers import config_for
+from toolkit.apps import config_for
 
 
 @pytest.fixture

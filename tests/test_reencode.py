@@ -6,7 +6,8 @@ import pytest
 from PIL import Image as PILImage
 
 from flaskr.reencode import Refused, reencode
-from tests.helpers import image_bytes, repeated_scans_jpeg
+from toolkit.hostile import repeated_scans_jpeg
+from toolkit.images import image_bytes
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP"])

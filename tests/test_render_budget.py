@@ -14,7 +14,10 @@ from flaskr import create_app
 from flaskr.db import db
 from flaskr.models import Comment, Post, RenderCost
 from flaskr.render_budget import _now
-from tests.helpers import AuthActions, config_for, image_bytes, jpeg_after_fill_bytes
+from tests.helpers import AuthActions
+from toolkit.apps import config_for
+from toolkit.hostile import jpeg_after_fill_bytes
+from toolkit.images import image_bytes
 
 TABLE = "|a|b|\n|-|-|\n" + "|1|2|\n" * 400  # a few milliseconds to render
 

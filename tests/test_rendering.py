@@ -15,7 +15,7 @@ from flaskr.rendering import (
     plain,
     render,
 )
-from tests.helpers import reference_links
+from toolkit.hostile import reference_links
 
 
 def check_cost(text: str) -> int:

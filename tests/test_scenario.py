@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ROOT
+from toolkit import ROOT
 
 CONFTEST = """
 from pathlib import Path

@@ -8,7 +8,8 @@ from flaskr import create_app
 from flaskr.db import db
 from flaskr.models import LoginFailure, RegistrationAttempt, User
 from flaskr.throttle import DEVICE_COOKIE, _now
-from tests.helpers import at_once, config_for, make_app
+from tests.helpers import at_once
+from toolkit.apps import config_for, make_app
 
 
 def fail(client, username: str = "test", addr: str = "10.0.0.1"):

@@ -1,6 +1,6 @@
 """The end-to-end suites' hooks and shared fixtures: every test here is marked ``e2e``, each
-suite's Debian packages are installed before its first test (harness/packages.py lists them),
-and the Docker suites share one dockerd. What the suites import is in tests/e2e/harness/."""
+suite's Debian packages are installed before its first test (toolkit/packages.py lists them),
+and the Docker suites share one dockerd. What the suites import is in toolkit/."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.container_docker import DockerDaemon
-from tests.e2e.harness.packages import SUITES, need
+from toolkit.docker import DockerDaemon
+from toolkit.packages import SUITES, need
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -25,13 +25,13 @@ def suite_packages(request: pytest.FixtureRequest) -> None:
     """What SUITES lists for this suite, installed when missing, whatever ran before it."""
     suite = Path(request.path).stem
     if suite not in SUITES:
-        pytest.fail(f"{suite} is not in tests/e2e/harness/packages.py's SUITES")
+        pytest.fail(f"{suite} is not in toolkit/packages.py's SUITES")
     need(*SUITES[suite])
 
 
 @pytest.fixture(scope="session")
 def docker_daemon() -> Iterator[DockerDaemon]:
-    """The suite's own dockerd (see tests/e2e/container_docker.py), for the whole session."""
+    """The suite's own dockerd (see toolkit/docker.py), for the whole session."""
     daemon = DockerDaemon()
     daemon.start()
     try:

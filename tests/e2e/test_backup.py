@@ -23,14 +23,15 @@ from sqlalchemy import create_engine, text
 from flaskr import create_app
 from flaskr.backup import backups_in, postgresql
 from flaskr.db import db, head_revision
-from tests.e2e.harness import ROOT, servers
-from tests.e2e.harness.drills import AFTER, BEFORE, PASSWORD, acknowledged_before, writers
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.load import Load, Tally, Writer, record
-from tests.e2e.harness.postgres import postgres
-from tests.e2e.harness.servers import VENV_BIN, app_env, flask, init_db
-from tests.e2e.harness.wait import until
-from tests.helpers import config_for, tutorial_database
+from tests.helpers import tutorial_database
+from toolkit import ROOT, servers
+from toolkit.apps import config_for
+from toolkit.drills import AFTER, BEFORE, PASSWORD, acknowledged_before, writers
+from toolkit.load import Load, Tally, Writer, record
+from toolkit.postgres import postgres
+from toolkit.servers import VENV_BIN, app_env, flask, init_db
+from toolkit.visitors import Visitor
+from toolkit.wait import until
 
 #: The schema revision this code migrates to: what a new backup records.
 HEAD = head_revision()

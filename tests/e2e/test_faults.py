@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 from werkzeug.security import generate_password_hash
 
-from tests.e2e.harness import servers
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.load import Client, Load, Reader, Tally, Writer, as_dicts, record
-from tests.e2e.harness.servers import Gunicorn, app_env, init_db
-from tests.e2e.harness.wait import until
+from toolkit import servers
+from toolkit.load import Client, Load, Reader, Tally, Writer, as_dicts, record
+from toolkit.servers import Gunicorn, app_env, init_db
+from toolkit.visitors import Visitor
+from toolkit.wait import until
 
 PASSWORD = "load and faults"
 #: Concurrent writers, and how long they write.

@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.images import png
-from tests.e2e.harness.ports import free_port
-from tests.e2e.harness.servers import (
+from toolkit import ROOT
+from toolkit.images import png
+from toolkit.ports import free_port
+from toolkit.servers import (
     SEED_FLAGS,
     app_env,
     children,
@@ -29,7 +28,8 @@ from tests.e2e.harness.servers import (
     running,
     serve,
 )
-from tests.e2e.harness.wait import until, wait_for_http
+from toolkit.visitors import Visitor
+from toolkit.wait import until, wait_for_http
 
 
 @pytest.fixture
@@ -238,7 +238,7 @@ def test_a_reload_is_a_new_master_on_the_new_code(env, tmp_path: Path) -> None:
             asking.set()
             for thread in threads:
                 thread.join(60)
-            if new is not None:  # no longer the harness's child: stopped here
+            if new is not None:  # no longer the toolkit's child: stopped here
                 os.kill(new, signal.SIGTERM)
                 until(lambda: children(new) == set(), 30, "the new master's workers to stop")
     assert failures == []

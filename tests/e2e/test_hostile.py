@@ -18,16 +18,16 @@ import pytest
 import requests
 
 from flaskr.feed import ENTRY_CONTENT_BYTES, FEED_SIZE
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.servers import app_env, children, init_db, serve
-from tests.helpers import (
+from toolkit.hostile import (
     gif_with_a_long_comment,
-    image_bytes,
     jpeg_after_fill_bytes,
     png_after_empty_chunks,
     reference_links,
     repeated_scans_jpeg,
 )
+from toolkit.images import image_bytes
+from toolkit.servers import app_env, children, init_db, serve
+from toolkit.visitors import Visitor
 
 #: Refused from the header or the form, before any real work.
 QUICK = 0.3

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.servers import Gunicorn, app_env, flask, init_db, serve
 from tests.helpers import at_once
+from toolkit.servers import Gunicorn, app_env, flask, init_db, serve
+from toolkit.visitors import Visitor
 
 PASSWORD = "the owner's own password"
 #: What a refused guess may cost, in seconds of wall time on a busy 2-core CI machine: no

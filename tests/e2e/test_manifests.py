@@ -20,11 +20,11 @@ import pytest
 import requests
 
 from flaskr.secret_key import INSECURE_KEYS
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.packages import need
-from tests.e2e.harness.ports import free_port
-from tests.e2e.harness.wait import wait_for_http
-from tests.e2e.host_tls import issue, make_ca
+from toolkit import ROOT
+from toolkit.packages import need
+from toolkit.ports import free_port
+from toolkit.tls import issue, make_ca
+from toolkit.wait import wait_for_http
 
 DEPLOY = ROOT / "deploy"
 KUBERNETES = sorted((DEPLOY / "kubernetes").glob("*.yaml"))

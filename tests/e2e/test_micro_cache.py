@@ -15,10 +15,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.servers import app_env, init_db, serve
-from tests.e2e.harness.wait import until
-from tests.e2e.site_nginx import SiteNginx
+from toolkit.nginx import SiteNginx
+from toolkit.servers import app_env, init_db, serve
+from toolkit.visitors import Visitor
+from toolkit.wait import until
 
 pytestmark = pytest.mark.e2e
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.images import png
-from tests.e2e.harness.servers import serve
+from toolkit import ROOT
+from toolkit.images import png
+from toolkit.servers import serve
+from toolkit.visitors import Visitor
 
 PIP = ["-m", "pip", "--disable-pip-version-check", "--no-input"]
 

@@ -24,13 +24,14 @@ from flaskr.db import (
     upgrade_schema,
 )
 from flaskr.models import Comment, Image, Like, Post, Tag
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.cmdlines import watching_command_lines
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.images import png
-from tests.e2e.harness.postgres import Postgres, postgres
-from tests.e2e.harness.servers import VENV_BIN, app_env, serve
-from tests.helpers import TUTORIAL_USERS, config_for, insert_post, make_app
+from tests.helpers import insert_post
+from toolkit import ROOT
+from toolkit.apps import TUTORIAL_USERS, config_for, make_app
+from toolkit.cmdlines import watching_command_lines
+from toolkit.images import png
+from toolkit.postgres import Postgres, postgres
+from toolkit.servers import VENV_BIN, app_env, serve
+from toolkit.visitors import Visitor
 
 
 @pytest.fixture(scope="module")

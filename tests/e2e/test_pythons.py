@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.container_engines import PYTHON_IMAGE_CHANGES, Engine, HiddenPython
-from tests.e2e.harness import ROOT, debian
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.ports import free_port
-from tests.e2e.harness.wait import wait_for_http
+from toolkit import ROOT, debian
+from toolkit.containers import PYTHON_IMAGE_CHANGES, Engine, HiddenPython
+from toolkit.ports import free_port
+from toolkit.visitors import Visitor
+from toolkit.wait import wait_for_http
 
 SUITE = "trixie"
 STAND_IN = f"localhost/flaskr-e2e-stand-in:{SUITE}"

@@ -20,15 +20,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.images import png
-from tests.e2e.harness.load import Load, status, summary
-from tests.e2e.harness.packages import need
-from tests.e2e.harness.postgres import Postgres, postgres
-from tests.e2e.harness.recipes import recipe
-from tests.e2e.harness.wait import until
-from tests.e2e.scale_helpers import Fleet, Instance, Nginx, fleet_env, nginx
+from toolkit import ROOT
+from toolkit.fleet import Fleet, Instance, fleet_env
+from toolkit.images import png
+from toolkit.load import Load, status, summary
+from toolkit.nginx import Nginx, nginx
+from toolkit.packages import need
+from toolkit.postgres import Postgres, postgres
+from toolkit.recipes import recipe
+from toolkit.visitors import Visitor
+from toolkit.wait import until
 
 
 @dataclass

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from flaskr.isolation import probe
-from tests.helpers import make_app
 from tests.isolation import case
+from toolkit.apps import make_app
 
 
 def save(tmp_path: Path, name: str, report: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 from flaskr.isolation import probe
-from tests.helpers import make_app
+from toolkit.apps import make_app
 
 
 def page_app(tmp_path: Path, admin: str | None = "test", **config: Any) -> Flask:

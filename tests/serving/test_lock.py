@@ -9,7 +9,7 @@ from flask import Flask
 
 from flaskr import create_app
 from flaskr.serving.lock import hold_serving_lock, serving_lock_path, serving_reason
-from tests.helpers import config_for
+from toolkit.apps import config_for
 
 
 def test_a_held_lock_tells_restore_the_database_is_served(app: Flask) -> None:

@@ -14,13 +14,13 @@ import pytest
 
 from tests.e2e import scenario
 from tests.e2e.container.helpers import Post, Site, start_site
-from tests.e2e.container_docker import DockerDaemon, Registry
-from tests.e2e.container_engines import Engine, HiddenPython
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.images import png
-from tests.e2e.harness.packages import SUITES, need
-from tests.e2e.harness.ports import free_port
-from tests.e2e.harness.wait import wait_for_http
+from toolkit.containers import Engine, HiddenPython
+from toolkit.docker import DockerDaemon, Registry
+from toolkit.images import png
+from toolkit.packages import SUITES, need
+from toolkit.ports import free_port
+from toolkit.visitors import Visitor
+from toolkit.wait import wait_for_http
 
 PACKAGE = Path(__file__).resolve().parent
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from tests.e2e.container_engines import Engine
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.ports import free_port
-from tests.e2e.harness.wait import wait_for_http
+from toolkit.containers import Engine
+from toolkit.ports import free_port
+from toolkit.visitors import Visitor
+from toolkit.wait import wait_for_http
 
 
 @dataclass

@@ -9,8 +9,8 @@ import subprocess
 from pathlib import Path
 
 from tests.e2e.container.helpers import Post, Site, check_post_readable
-from tests.e2e.container_engines import SCRIPT, Engine, terminal_session
-from tests.e2e.harness.wait import until
+from toolkit.containers import SCRIPT, Engine, terminal_session
+from toolkit.wait import until
 
 
 def test_build_and_run_need_no_python_on_the_host(engine: Engine, site: Site) -> None:

@@ -15,14 +15,14 @@ import uuid
 from pathlib import Path
 
 from tests.e2e.container.helpers import Post, Site, check_post_readable, start_site
-from tests.e2e.container_engines import Engine, tcp_sockets
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.drills import AFTER, BEFORE, PASSWORD, acknowledged_before, writers
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.load import Load, Tally, Writer
-from tests.e2e.harness.ports import free_port
-from tests.e2e.harness.recipes import recipe
-from tests.e2e.harness.wait import until, wait_for_http
+from toolkit import ROOT
+from toolkit.containers import Engine, tcp_sockets
+from toolkit.drills import AFTER, BEFORE, PASSWORD, acknowledged_before, writers
+from toolkit.load import Load, Tally, Writer
+from toolkit.ports import free_port
+from toolkit.recipes import recipe
+from toolkit.visitors import Visitor
+from toolkit.wait import until, wait_for_http
 
 #: Seconds `docker stop` (`podman stop`) waits before SIGKILL (scripts/container passes
 #: --stop-timeout 10).

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.container_engines import Engine
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.ports import free_port
-from tests.e2e.harness.recipes import recipe
-from tests.e2e.harness.wait import wait_for_http
+from toolkit import ROOT
+from toolkit.containers import Engine
+from toolkit.ports import free_port
+from toolkit.recipes import recipe
+from toolkit.visitors import Visitor
+from toolkit.wait import wait_for_http
 
 
 def newer_checkout(tmp_path: Path) -> tuple[Path, str]:

@@ -12,13 +12,13 @@ import uuid
 from pathlib import Path
 
 from tests.e2e.container.helpers import Site
-from tests.e2e.container_engines import BASE_IMAGE, Engine
-from tests.e2e.harness.cmdlines import watching_command_lines
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.ports import free_port
-from tests.e2e.harness.postgres import Postgres
-from tests.e2e.harness.recipes import recipe
-from tests.e2e.harness.wait import wait_for_http
+from toolkit.cmdlines import watching_command_lines
+from toolkit.containers import BASE_IMAGE, Engine
+from toolkit.ports import free_port
+from toolkit.postgres import Postgres
+from toolkit.recipes import recipe
+from toolkit.visitors import Visitor
+from toolkit.wait import wait_for_http
 
 
 def test_deploy_container_the_app_s_commands(engine: Engine, site: Site) -> None:
@@ -119,7 +119,7 @@ def test_build_without_the_base_image_says_the_base_is_missing(
 
 
 class BridgedPostgres(Postgres):
-    """Debian's PostgreSQL (tests/e2e/harness/postgres.py), listening on every address too, so
+    """Debian's PostgreSQL (toolkit/postgres.py), listening on every address too, so
     that containers on the engine's bridge reach it through its gateway, as a database server
     elsewhere; from there only the role ``flaskr``, with its password."""
 

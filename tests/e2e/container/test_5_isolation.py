@@ -10,12 +10,12 @@ import uuid
 from pathlib import Path
 
 from flaskr.isolation import formatting
-from tests.e2e.container_engines import Engine
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.ports import free_port
-from tests.e2e.harness.wait import wait_for_http
-from tests.e2e.isolation_reports import is_gunicorn, isolation_out, save_report
+from toolkit import ROOT
+from toolkit.containers import Engine
+from toolkit.isolation_reports import is_gunicorn, isolation_out, save_report
+from toolkit.ports import free_port
+from toolkit.visitors import Visitor
+from toolkit.wait import wait_for_http
 
 #: The image (stage 1 builds it) is all this stage needs (tests/e2e/scenario.py): it runs
 #: a container of its own. ``-k isolation`` runs stages 1 and 5 on each engine.

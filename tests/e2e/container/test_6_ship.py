@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from tests.e2e.container.helpers import Post, Site, check_post_readable, start_site
-from tests.e2e.container_docker import Registry
-from tests.e2e.container_engines import Engine
-from tests.e2e.harness import ROOT
+from toolkit import ROOT
+from toolkit.containers import Engine
+from toolkit.docker import Registry
 
 #: What a checkout has but the build context never takes (see .dockerignore).
 UNTRACKED = shutil.ignore_patterns("__pycache__", "*.pyc", "instance", "*.sqlite*", "*.sock")

@@ -4,9 +4,9 @@ reboots without losing a request or a post. Then https as docs/deploy-host.md se
 certbot --nginx against pebble (a real ACME server, in the machine), upgrades and renewals
 under load, and install-host --tls-cert with a certificate of the suite's own CA.
 
-The machine is systemd-nspawn on an mmdebstrap root filesystem (see host_machine.py), with a
+The machine is systemd-nspawn on an mmdebstrap root filesystem (see toolkit/machines.py), with a
 private network: nginx listens on the machine's own loopback only, and the HTTP clients
-(host_client.py) run in its network namespace. The checkout is bound read-only into the
+(toolkit/machine_client.py) run in its network namespace. The checkout is bound read-only into the
 machine and install-host runs there as root, as a user would run it with sudo; the machine
 has no network, so pip installs from a wheelhouse built on the host (``--wheels``).
 

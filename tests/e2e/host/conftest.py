@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import scenario
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.debian import rootfs
-from tests.e2e.harness.packages import SUITES, need
 from tests.e2e.host.helpers import SRC, Host
-from tests.e2e.host_machine import Machine, copy_checkout, wheelhouse
+from toolkit import ROOT
+from toolkit.debian import rootfs
+from toolkit.machines import Machine, copy_checkout, wheelhouse
+from toolkit.packages import SUITES, need
 
 PACKAGE = Path(__file__).resolve().parent
 

@@ -8,8 +8,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e.harness.wait import until
-from tests.e2e.host_machine import Machine
+from toolkit.machines import Machine
+from toolkit.wait import until
 
 SRC = "/srv/src"
 INSTALL = [f"{SRC}/flaskr/scripts/install-host", "--wheels", "/srv/wheels"]

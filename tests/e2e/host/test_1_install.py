@@ -8,7 +8,6 @@ import re
 import subprocess
 import time
 
-from tests.e2e.harness.recipes import recipe
 from tests.e2e.host.helpers import (
     INSTALL,
     MAX_EXPOSURE,
@@ -18,7 +17,8 @@ from tests.e2e.host.helpers import (
     flaskr_pids,
     snapshot,
 )
-from tests.e2e.host_machine import copy_checkout
+from toolkit.machines import copy_checkout
+from toolkit.recipes import recipe
 
 
 def test_deploy_host_from_a_fresh_server_to_https(booted: Host) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.harness.wait import until
 from tests.e2e.host.helpers import Host, flaskr_pids, wait_workers_replaced
+from toolkit.wait import until
 
 
 def test_reload_under_load_fails_no_request(host: Host) -> None:

@@ -8,8 +8,6 @@ import re
 import shutil
 import uuid
 
-from tests.e2e.harness.recipes import recipe
-from tests.e2e.harness.wait import until
 from tests.e2e.host.helpers import (
     INSTALL,
     NAME,
@@ -21,6 +19,8 @@ from tests.e2e.host.helpers import (
     snapshot,
     wait_workers_replaced,
 )
+from toolkit.recipes import recipe
+from toolkit.wait import until
 
 
 def test_reinstall_is_a_noop(host: Host) -> None:

@@ -7,9 +7,9 @@ import json
 import re
 import uuid
 
-from tests.e2e.harness.recipes import recipe
 from tests.e2e.host.helpers import INSTALL, SRC, Host, flaskr_pids, snapshot
-from tests.e2e.host_machine import Machine
+from toolkit.machines import Machine
+from toolkit.recipes import recipe
 
 
 def admins(user: str) -> dict[str, str]:

@@ -9,10 +9,10 @@ import threading
 import time
 import uuid
 
-from tests.e2e.harness.recipes import recipe
-from tests.e2e.harness.wait import until
 from tests.e2e.host.helpers import MAX_EXPOSURE, SOCKET, Host, exposure, flaskr_pids
-from tests.e2e.host_machine import Machine
+from toolkit.machines import Machine
+from toolkit.recipes import recipe
+from toolkit.wait import until
 
 
 def test_kill_9_of_the_master_is_restarted(host: Host) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from flaskr.isolation import formatting
 from tests.e2e.host.helpers import Host
-from tests.e2e.isolation_reports import is_gunicorn, isolation_out, save_report
+from toolkit.isolation_reports import is_gunicorn, isolation_out, save_report
 
 #: Turns the operator page on for the installed service, for one test; removed afterwards.
 DROP_IN = "/etc/systemd/system/flaskr.service.d/isolation.conf"

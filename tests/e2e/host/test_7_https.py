@@ -15,11 +15,11 @@ from urllib.parse import urljoin
 
 import pytest
 
-from tests.e2e.harness.recipes import recipe
-from tests.e2e.harness.wait import until
 from tests.e2e.host.helpers import NAME, SITE, SRC, Host, snapshot
-from tests.e2e.host_machine import Machine
-from tests.e2e.host_tls import PEBBLE_DIR, issue, make_ca, start_ocsp_responder, start_pebble
+from toolkit.machines import Machine
+from toolkit.recipes import recipe
+from toolkit.tls import PEBBLE_DIR, issue, make_ca, start_ocsp_responder, start_pebble
+from toolkit.wait import until
 
 #: docs/deploy-host.md's `certbot --nginx -d NAME`, with what its prompts would ask (e-mail,
 #: terms) on the command line, and pebble as the ACME server instead of Let's Encrypt's.
@@ -37,7 +37,7 @@ PEBBLE_ROOT = "/root/pebble-root.pem"
 class Https:
     certbot: subprocess.CompletedProcess[str]
     cafile: str  # the site's CA, inside the machine
-    client: tuple[str, ...]  # host_client's options for https to NAME, trusting that CA only
+    client: tuple[str, ...]  # machine_client's options for https to NAME, trusting that CA only
 
 
 def install_as(name: str, *args: str, src: str = f"{SRC}/flaskr") -> list[str]:

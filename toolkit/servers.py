@@ -15,11 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.ports import free_port
-from tests.e2e.harness.wait import wait_for_http
+from toolkit import ROOT, ToolkitError
+from toolkit.ports import free_port
+from toolkit.wait import wait_for_http
 
 #: The checkout's venv, whose flask and gunicorn the suites run.
 VENV_BIN = Path(sys.executable).parent
@@ -170,13 +168,15 @@ def serve(
     **options: object,
 ) -> Iterator[Gunicorn]:
     """The seed's gunicorn (``flags``) on a free loopback port, once ``ready`` answers 200
-    (else fail with its log); ``options`` go to gunicorn()."""
+    (else raise, with its log); ``options`` go to gunicorn()."""
     port = free_port()
     with gunicorn([*flags, "--bind", f"127.0.0.1:{port}"], env, log, **options) as process:
         server = Gunicorn(process, port, log)
         try:
             wait_for_http(server.base + ready, timeout=timeout)
-        except pytest.fail.Exception as e:
+        except ToolkitError as e:
             tail = log.read_text(errors="replace")[-3000:]
-            pytest.fail(f"gunicorn (exit {process.poll()}) did not serve: {e}\n{tail}")
+            raise ToolkitError(
+                f"gunicorn (exit {process.poll()}) did not serve: {e}\n{tail}"
+            ) from e
         yield server

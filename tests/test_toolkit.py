@@ -1,9 +1,11 @@
-"""The end-to-end suites' install and root filesystem helpers, checked without installing or
-building anything: which Debian mirror they read from apt's configuration, and that every
-package a suite installs is listed in one place that .ci/run can purge."""
+"""The toolkit (toolkit/), checked without installing or building anything: which Debian mirror
+its root filesystems come from (apt's configuration), that every package a suite installs is
+listed in one place that .ci/run can purge, and that it and bench/ need neither pytest nor the
+tests."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ROOT, debian, packages
+from toolkit import ROOT, debian, packages
 
 OS_RELEASE = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_CODENAME=bookworm\n'
 
@@ -92,9 +94,11 @@ def test_every_e2e_suite_lists_its_packages() -> None:
 
 
 def test_every_install_goes_through_the_packages_module() -> None:
-    """No other test or bench file runs apt, and no file names a package registry's host."""
-    own = ROOT / "tests" / "e2e" / "harness" / "packages.py"
-    for path in [*(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]:
+    """No other test, toolkit or bench file runs apt, and no file names a package registry's
+    host."""
+    own = ROOT / "toolkit" / "packages.py"
+    ours = [p for folder in ("tests", "toolkit", "bench") for p in (ROOT / folder).rglob("*.py")]
+    for path in ours:
         if path != own and path != Path(__file__):
             text = path.read_text()
             assert not re.search(r"[\"']apt(-get)?[\"']|dpkg -i", text), path
@@ -130,7 +134,7 @@ def test_ci_purges_what_a_new_machine_lacks(tmp_path: Path) -> None:
 def test_the_purge_list_prints_with_the_standard_library_only() -> None:
     """.ci/run runs it with the machine's python3, before any venv exists."""
     done = subprocess.run(
-        [sys.executable, "-S", "-m", "tests.e2e.harness.packages"],
+        [sys.executable, "-S", "-m", "toolkit.packages"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -146,3 +150,70 @@ def test_need_says_what_is_missing_without_root(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(packages.PackageError, match="need root to install no-such-pkg"):
         packages.need("nothing")
     packages.need()  # nothing asked: nothing to do
+
+
+#: Run by another Python than this venv's: bench/plot.py under bench/.venv, with matplotlib.
+ELSEWHERE = {"bench.plot"}
+#: What neither the toolkit nor bench/ may import: they run without pytest and the tests.
+FORBIDDEN = ("pytest", "_pytest", "tests")
+
+#: Imports every module named on its command line with FORBIDDEN's imports made to fail.
+IMPORT_ALL = """
+import importlib, sys
+FORBIDDEN = {forbidden!r}
+
+class Forbidden:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in FORBIDDEN:
+            raise ImportError(f"{{name}} was imported")
+        return None
+
+sys.meta_path.insert(0, Forbidden())
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+"""
+
+
+def modules(folder: str) -> list[str]:
+    """The dotted names of every module in ``folder`` (a package) and its subpackages."""
+    found = []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return found
+
+
+def test_the_toolkit_and_bench_import_without_pytest_or_the_tests() -> None:
+    """bench/run needs no pytest: every module of toolkit/ and bench/ imports in a Python where
+    importing pytest, or anything from tests/, fails (whoever imports it, however deep)."""
+    names = [name for name in modules("toolkit") + modules("bench") if name not in ELSEWHERE]
+    assert "toolkit.servers" in names and "bench.run" in names
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_ALL.format(forbidden=FORBIDDEN), *names],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_no_module_of_the_toolkit_or_bench_names_pytest_or_the_tests() -> None:
+    """The same, read from the source: it covers ELSEWHERE's modules too."""
+    for path in [*(ROOT / "toolkit").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                imported = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported = [node.module or ""]
+            else:
+                continue
+            assert not [n for n in imported if n.split(".")[0] in FORBIDDEN], (path, imported)
+
+
+def test_no_toolkit_module_shadows_the_standard_library() -> None:
+    """machine_client.py runs by path, so toolkit/ comes first on its sys.path: a toolkit/http.py
+    would be the ``http`` its ``import http.client`` finds."""
+    names = {path.stem for path in (ROOT / "toolkit").glob("*.py")}
+    assert not names & sys.stdlib_module_names

@@ -24,12 +24,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
-from tests.e2e.container_docker import DockerDaemon
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.debian import CACHE, rootfs
-from tests.e2e.harness.packages import need
+from toolkit import ROOT, ToolkitError
+from toolkit.debian import CACHE, rootfs
+from toolkit.docker import DockerDaemon
+from toolkit.packages import need
 
 SCRIPT = ROOT / "scripts" / "container"
 
@@ -37,7 +35,8 @@ SCRIPT = ROOT / "scripts" / "container"
 #: (3.11) made by mmdebstrap is tagged with this name instead, so the Dockerfile stays unchanged.
 BASE_IMAGE = "docker.io/library/python:3.12.4-alpine3.20"
 STAND_IN_NAME = "localhost/flaskr-e2e-stand-in"
-STAND_INS = Path(__file__).parent / "standins"
+#: The stand-ins' Dockerfiles, kept beside the suites that build them.
+STAND_INS = ROOT / "tests" / "e2e" / "standins"
 HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
 #: What the python images set; without PATH, RUN steps would find no mkdir.
 PYTHON_IMAGE_CHANGES = (
@@ -101,7 +100,7 @@ class HiddenPython:
         ready = self.holder.stdout.readline().strip()
         if ready != "ready":
             _, err = self.stop()
-            pytest.fail(f"could not hide the host's Python: {ready!r} {err}")
+            raise ToolkitError(f"could not hide the host's Python: {ready!r} {err}")
 
     def argv(self, argv: list[str]) -> list[str]:
         return ["nsenter", f"--target={self.holder.pid}", "--mount", f"--wd={ROOT}", "--", *argv]
@@ -204,7 +203,7 @@ class Engine:
             check=False,
         )
         if check and done.returncode != 0:
-            pytest.fail(
+            raise ToolkitError(
                 f"{what} exited {done.returncode}\n"
                 f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
             )
@@ -291,7 +290,7 @@ class Engine:
 def build_docker_image(docker: DockerDaemon, image: str) -> None:
     """`scripts/container build` through its Docker branch on the suite's dockerd, tagged
     ``image``, making the stand-in base image first if this store has none (a suite that
-    runs before tests/e2e/test_container.py on a new machine finds none)."""
+    runs before tests/e2e/container/ on a new machine finds none)."""
     ns = HiddenPython()
     try:
         engine = Engine("docker", ns, Path(os.devnull), docker)
@@ -340,7 +339,7 @@ def terminal_session(argv: list[str], env: dict[str, str], lines: list[str], tim
             if proc.poll() is not None and not ready:
                 break
         else:
-            pytest.fail(f"{argv} did not finish in {timeout}s; it printed:\n{seen.decode()}")
+            raise ToolkitError(f"{argv} did not finish in {timeout}s; it printed:\n{seen.decode()}")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -1,6 +1,6 @@
-"""A throwaway Debian machine with a real systemd, for tests/e2e/test_host.py.
+"""A throwaway Debian machine with a real systemd, for tests/e2e/host/.
 
-systemd-nspawn boots a root filesystem of tests/e2e/harness/debian.py ("machine" for the host
+systemd-nspawn boots a root filesystem of toolkit/debian.py ("machine" for the host
 suite) inside ``unshare --mount`` with a private network, as ../shared/notes/containers.md
 recommends: under nspawn, ``Restart=`` and reloads behave as on
 a real host. Commands run inside with ``nsenter -t INIT -a``; HTTP clients run with
@@ -23,16 +23,16 @@ import threading
 import time
 from pathlib import Path
 
-from tests.e2e.harness import ROOT
-from tests.e2e.harness.debian import CACHE, locked
-from tests.e2e.harness.packages import need
-from tests.e2e.harness.wait import until
+from toolkit import ROOT, ToolkitError
+from toolkit.debian import CACHE, locked
+from toolkit.packages import need
+from toolkit.wait import until
 
-CLIENT = Path(__file__).with_name("host_client.py")
+CLIENT = Path(__file__).with_name("machine_client.py")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-class MachineError(RuntimeError):
+class MachineError(ToolkitError):
     pass
 
 
@@ -217,7 +217,7 @@ class Machine:
         timeout: float = 300,
         stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """A guide's recipe (harness/recipes.py) as a reader runs it in a root shell on the
+        """A guide's recipe (toolkit/recipes.py) as a reader runs it in a root shell on the
         server: its lines in one shell from ``cwd``, stopping at the first that fails.
         FLASKR_WHEELS: the machine has no network, so install-host installs from the wheels."""
         script = "\n".join(["set -e", f"cd {cwd}", *lines])
@@ -252,7 +252,7 @@ class Machine:
             stdin=subprocess.DEVNULL,
         )
         if done.returncode != 0:
-            raise MachineError(f"host_client {' '.join(args)} failed:\n{done.stderr}")
+            raise MachineError(f"machine_client {' '.join(args)} failed:\n{done.stderr}")
         return json.loads(done.stdout.splitlines()[-1])
 
     def wait_http(self, path: str = "/healthz", timeout: float = 30) -> float:
@@ -268,7 +268,7 @@ class Machine:
         return time.monotonic() - start
 
     def load(self, seconds: float = 180, options: tuple[str, ...] = ()) -> Load:
-        """``options``: host_client's own (--host NAME --cafile FILE for https)."""
+        """``options``: machine_client's own (--host NAME --cafile FILE for https)."""
         return Load(self._client_command([*options, "load", str(seconds)]))
 
 

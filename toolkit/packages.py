@@ -5,7 +5,7 @@ they are installed. ``SUITES`` names the parts each suite needs; tests/e2e/conft
 them before the suite's first test. Helpers that run a program call :func:`need` as well, so
 they work whatever ran before them (a suite alone, in any order, or bench/).
 
-``python -m tests.e2e.harness.packages`` prints the packages a new machine lacks, one a line:
+``python -m toolkit.packages`` prints the packages a new machine lacks, one a line:
 the suites' own, and what installs here brought in with them (INSTALLED_LOG). That is what
 ``.ci/run`` purges before it starts from nothing (it runs before any venv exists, so this
 module needs the standard library only).
@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolkit import ToolkitError
+
 
 @dataclass(frozen=True)
 class Part:
@@ -36,9 +38,9 @@ class Part:
 
 
 PARTS: dict[str, Part] = {
-    # Root filesystems for stand-in images and booted machines (harness/debian.py).
+    # Root filesystems for stand-in images and booted machines (debian.py).
     "mmdebstrap": Part(("mmdebstrap",), ("/usr/bin/mmdebstrap",)),
-    # A booted systemd: host_machine.py.
+    # A booted systemd: machines.py.
     "nspawn": Part(("systemd-container",), ("/usr/bin/systemd-nspawn",)),
     "podman": Part(
         ("podman", "buildah", "runc", "netavark", "aardvark-dns", "iptables", "uidmap"),
@@ -52,7 +54,7 @@ PARTS: dict[str, Part] = {
             "/usr/bin/newuidmap",
         ),
     ),  # fmt: skip
-    # Docker Engine with a dockerd of the suites' own, and a registry: container_docker.py.
+    # Docker Engine with a dockerd of the suites' own, and a registry: docker.py.
     "docker": Part(
         ("docker.io", "docker-registry", "iptables"),
         ("/usr/bin/docker", "/usr/sbin/dockerd", "/usr/bin/docker-registry", "/usr/sbin/iptables"),
@@ -62,7 +64,7 @@ PARTS: dict[str, Part] = {
     "chromium": Part(("chromium",), ("/usr/bin/chromium",)),
     "wrk": Part(("wrk",), ("/usr/bin/wrk",)),
     "curl": Part(("curl",), ("/usr/bin/curl",)),
-    # A certificate authority of the suites' own: host_tls.py.
+    # A certificate authority of the suites' own: tls.py.
     "openssl": Part(("openssl",), ("/usr/bin/openssl",)),
 }
 
@@ -97,7 +99,7 @@ SUITES: dict[str, tuple[str, ...]] = {
 INSTALLED_LOG = Path("/var/lib/flaskr-e2e/installed-packages")
 
 
-class PackageError(RuntimeError):
+class PackageError(ToolkitError):
     """A part could not be installed."""
 
 

@@ -1,11 +1,12 @@
-"""An HTTP client for tests/e2e/test_host.py, run inside the machine's network namespace
-(``nsenter -t PID -n python host_client.py ...``): the machine has a private network, so its
+"""An HTTP client for tests/e2e/host/, run inside the machine's network namespace
+(``nsenter -t PID -n python machine_client.py ...``): the machine has a private network, so its
 nginx on port 80 is reachable from there only. Prints JSON.
 
-It stands alone, with the standard library only, rather than using tests/e2e/harness/: it is
-started by path, as a process of its own inside the machine's network namespace, where the
-``tests`` package is not on its path and nothing beyond this file can be counted on (it would
-run with the machine's own python3 as well). So its client, PNG maker and load loop are its
+It stands alone, with the standard library only, rather than using the rest of toolkit/: it
+is started by path, as a process of its own inside the machine's network namespace, where the
+``toolkit`` package is not importable and nothing beyond this file can be counted on (it would
+run with the machine's own python3 as well); toolkit/ itself is first on its path, so no
+module there may be named like one of the standard library's (tests/test_toolkit.py). So its client, PNG maker and load loop are its
 own, kept small.
 
     [--host NAME] [--cafile FILE] COMMAND ...

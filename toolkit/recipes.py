@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
+from toolkit import ROOT
+
 #: The guides an operator follows, command by command.
 RECIPE_GUIDES = (
     "docs/deploy-host.md",

@@ -15,8 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.e2e.harness.packages import need
-from tests.e2e.harness.ports import free_port
+from toolkit.packages import need
+from toolkit.ports import free_port
 
 
 def postgres_bin() -> Path | None:

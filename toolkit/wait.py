@@ -1,5 +1,5 @@
-"""Waiting with a deadline: poll until something is true, and fail with what was awaited once
-the deadline passes. Suites never sleep a fixed time for a server to be ready."""
+"""Waiting with a deadline: poll until something is true, and raise, saying what was awaited,
+once the deadline passes. Nothing sleeps a fixed time for a server to be ready."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import TypeVar
 
-import pytest
+from toolkit import ToolkitError
 
 T = TypeVar("T")
 
@@ -17,7 +17,7 @@ T = TypeVar("T")
 def until(
     condition: Callable[[], T], timeout: float, what: str | Callable[[], str], step: float = 0.05
 ) -> T:
-    """Call ``condition`` until it returns something true, and return that; fail when
+    """Call ``condition`` until it returns something true, and return that; raise when
     ``timeout`` seconds have passed first, saying ``what`` was awaited (a callable is asked
     then, so it can tell the last thing seen)."""
     deadline = time.monotonic() + timeout
@@ -27,12 +27,12 @@ def until(
             return result
         if time.monotonic() > deadline:
             said = what if isinstance(what, str) else what()
-            pytest.fail(f"timed out after {timeout}s waiting for {said}")
+            raise ToolkitError(f"timed out after {timeout}s waiting for {said}")
         time.sleep(step)
 
 
 def wait_for_http(url: str, timeout: float = 30.0, status: int = 200) -> None:
-    """Poll ``url`` until it answers ``status``, or fail when the deadline passes."""
+    """Poll ``url`` until it answers ``status``, or raise when the deadline passes."""
     last: list[object] = [None]
 
     def answers() -> bool:

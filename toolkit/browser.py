@@ -15,7 +15,7 @@ from PIL import Image as PILImage
 from PIL import ImageDraw, ImageOps
 from playwright.sync_api import ConsoleMessage, Page, Playwright
 
-from tests.e2e.harness import ROOT
+from toolkit import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 #: From /work/shared/notes/browser.md. Playwright adds --headless itself (headless=True) and

@@ -27,8 +27,8 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from tests.e2e.harness.http import Visitor
-from tests.e2e.harness.wait import until
+from toolkit.visitors import Visitor
+from toolkit.wait import until
 
 #: (connect, read) seconds: generous, the machine is shared with other heavy suites.
 TIMEOUT = (10, 60)

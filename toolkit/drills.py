@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.e2e.harness.images import png
-from tests.e2e.harness.load import Client, Tally, Writer
+from toolkit.images import png
+from toolkit.load import Client, Tally, Writer
 
 WRITERS = 8
 PASSWORD = "backup drill"

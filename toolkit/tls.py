@@ -1,4 +1,4 @@
-"""Certificates and an ACME server for the https tests of tests/e2e/test_host.py.
+"""Certificates and an ACME server for the https tests of tests/e2e/host/.
 
 A certificate authority of the suite's own (openssl on the CI host), standing in for a
 company CA (``install-host --tls-cert``) and for the one that signs pebble's own https
@@ -14,8 +14,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from tests.e2e.harness.packages import need
-from tests.e2e.host_machine import Machine, MachineError
+from toolkit.machines import Machine, MachineError
+from toolkit.packages import need
 
 PEBBLE_DIR = "https://127.0.0.1:14000/dir"
 PEBBLE_ROOTS = "https://127.0.0.1:15000/roots/0"

@@ -10,12 +10,10 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
+from toolkit import ToolkitError
+from toolkit.debian import CACHE
+from toolkit.packages import need
 
-from tests.e2e.harness.debian import CACHE
-from tests.e2e.harness.packages import need
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "container"
 #: The client from Debian's docker.io: another docker (a newer client) may come first on PATH.
 DOCKER = "/usr/bin/docker"
 DOCKERD = "/usr/sbin/dockerd"
@@ -68,7 +66,9 @@ class DockerDaemon:
             check=False,
         )
         if check and done.returncode != 0:
-            pytest.fail(f"docker {' '.join(args)} exited {done.returncode}: {done.stderr[-3000:]}")
+            raise ToolkitError(
+                f"docker {' '.join(args)} exited {done.returncode}: {done.stderr[-3000:]}"
+            )
         return done
 
     def answers(self) -> bool:
@@ -106,7 +106,7 @@ class DockerDaemon:
             if self.proc.poll() is not None or time.monotonic() > end:
                 tail = (self.root / "dockerd.log").read_text(errors="replace")[-3000:]
                 self.stop()
-                pytest.fail(f"dockerd did not answer on {self.socket}:\n{tail}")
+                raise ToolkitError(f"dockerd did not answer on {self.socket}:\n{tail}")
             time.sleep(0.2)
 
     def stop(self) -> None:

@@ -23,7 +23,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.e2e.harness.packages import need
+from toolkit import ToolkitError
+from toolkit.packages import need
 
 #: Everything the suites keep between runs, in one folder.
 CACHE = Path(os.environ.get("FLASKR_E2E_CACHE", "/var/tmp/flaskr-e2e-cache"))  # noqa: S108
@@ -53,7 +54,7 @@ ROOTFS: dict[str, tuple[str, str]] = {
 }
 
 
-class MirrorError(RuntimeError):
+class MirrorError(ToolkitError):
     pass
 
 
