@@ -175,9 +175,13 @@ for name in sys.argv[1:]:
 
 
 def modules(folder: str) -> list[str]:
-    """The dotted names of every module in ``folder`` (a package) and its subpackages."""
+    """The dotted names of every module in ``folder`` (a package) and its subpackages: not the
+    files of other folders in it (bench/out's results, bench/.venv)."""
     found = []
     for path in sorted((ROOT / folder).rglob("*.py")):
+        folders = path.relative_to(ROOT).parents
+        if any(not (ROOT / f / "__init__.py").exists() for f in folders if f != Path(".")):
+            continue
         parts = path.relative_to(ROOT).with_suffix("").parts
         found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     return found
