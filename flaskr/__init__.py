@@ -142,6 +142,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         commands.make_admin_command,  # make-admin
         commands.disable_user_command,  # disable-user
         commands.clear_login_failures_command,  # clear-login-failures: let an owner in at once
+        commands.send_mail_command,  # send-mail: the outbox's sender (flaskr/mail.py)
         commands.seed_command,  # seed: demo posts
         commands.remove_post_command,  # remove-post
         commands.remove_comment_command,  # remove-comment

@@ -20,12 +20,12 @@ from typing import Any, TypeVar
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image as PILImage
-from sqlalchemy import text
+from sqlalchemy import select, text
 from werkzeug.test import TestResponse
 
 from flaskr import create_app
 from flaskr.db import db, upgrade_schema
-from flaskr.models import Post, User
+from flaskr.models import OutboxMessage, Post, User
 from tests.e2e.harness.http import csrf_token
 
 TUTORIAL_USERS = [
@@ -226,3 +226,11 @@ def umask(mask: int) -> Iterator[None]:
         yield
     finally:
         os.umask(old)
+
+
+def outbox(app: Flask) -> list[OutboxMessage]:
+    """Every message in ``app``'s outbox, oldest first, detached from the session."""
+    with app.app_context():
+        rows = list(db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+        db.session.expunge_all()
+        return rows
