@@ -195,6 +195,21 @@ def clear_login_failures_command(username: str) -> None:
     click.echo(f"Forgot {cleared} failed logins counted against {user.username}.")
 
 
+@click.command("set-password")
+@with_appcontext
+@click.argument("username")
+@click.password_option()
+def set_password_command(username: str, password: str) -> None:
+    """Give an account a new password; every session of it ends (the owner forgot it)."""
+    user = named_user(username)
+    problem = accounts.password_problem(password)
+    if problem is not None:
+        raise click.ClickException(f"The password {problem}.")
+    accounts.set_password(user, password)
+    db.session.commit()
+    click.echo(f"New password set for {user.username}; every session of it has ended.")
+
+
 # Mail.
 
 
