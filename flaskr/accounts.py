@@ -1,17 +1,21 @@
 """Accounts: what one is and may do, for the views and the commands alike.
 
-Finding one by name, the rules a new one follows (the registration form checks the same
-ones), how passwords are hashed, admins, disabling, and ending sessions. Callers commit
-unless a function says it does.
+Finding one by name or address, the rules a new one follows (the registration form checks
+the same ones), how passwords are hashed, admins, disabling, ending sessions, and the links
+mailed to reset a password or confirm an address. Callers commit unless a function says it
+does.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import secrets
-from typing import Protocol
+from typing import Any, Protocol
 
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -25,6 +29,14 @@ USERNAME_MAX = 32
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+\Z")
 PASSWORD_MIN = 8  # NIST SP 800-63B: a minimum length, no composition rules
 PASSWORD_MAX = 1_024  # hashing is deliberately slow: cap what one request can make it do
+
+EMAIL_MAX = 254  # RFC 5321's longest path, less its angle brackets
+#: An address as people type them: something, one @, a domain with a dot; no spaces or
+#: control characters (which could add headers). The link mailed to it proves the rest.
+_PART = r"[^@\s\x00-\x1f\x7f"
+EMAIL_PATTERN = re.compile(rf"{_PART}]+@{_PART}]+\.{_PART}.]+\Z")
+#: How long a link confirming a new address works.
+EMAIL_CONFIRM_SECONDS = 24 * 3600
 
 #: werkzeug's current default; hashes made with another method are upgraded at login.
 HASH_METHOD = "scrypt"
@@ -61,6 +73,13 @@ def password_problem(password: str) -> str | None:
     """Why ``password`` cannot be chosen, to follow its field's name, or None."""
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         return f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters"
+    return None
+
+
+def email_problem(address: str) -> str | None:
+    """Why ``address`` cannot be an account's e-mail address, to follow its field's name."""
+    if len(address) > EMAIL_MAX or not EMAIL_PATTERN.match(address):
+        return f"must be an address such as name@example.com, at most {EMAIL_MAX} characters"
     return None
 
 
@@ -101,6 +120,16 @@ def find_user(username: str) -> User | None:
     ASCII rule are found too.
     """
     return db.session.scalar(select(User).where(func.lower(User.username) == func.lower(username)))
+
+
+def find_by_email(address: str) -> User | None:
+    """The account whose address is ``address``, whatever its case."""
+    return db.session.scalar(select(User).where(func.lower(User.email) == func.lower(address)))
+
+
+def find_by_name_or_email(text: str) -> User | None:
+    """The account ``text`` names: an address when it holds an @ (no name may), else a name."""
+    return find_by_email(text) if "@" in text else find_user(text)
 
 
 def create_user(username: str, password: str) -> User:
@@ -151,3 +180,82 @@ def set_disabled(user: User, disabled: bool) -> None:
     if disabled:
         end_sessions(user)
     db.session.commit()
+
+
+class EmailTaken(Refused):
+    """Another account has this address, whatever its case."""
+
+
+def set_email(user: User, address: str | None) -> None:
+    """Give ``user`` this address (confirmed by the caller), or none; commit.
+
+    ``EmailTaken`` when another account has it: the unique index decides, so two accounts
+    confirming one address at once cannot both have it.
+    """
+    user.email = address
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise EmailTaken("Another account has this e-mail address.") from None
+
+
+def _fingerprint(user: User) -> str:
+    """What a mailed link is bound to: the password hash and the address, digested.
+
+    The link is signed, not secret from its reader: the hash itself never goes in it.
+    Changing the password or the address changes this, and every link made before dies.
+    """
+    state = f"{user.password}\0{user.email or ''}".encode()
+    return hashlib.sha256(state).hexdigest()[:32]
+
+
+def _signer(purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(str(current_app.secret_key), salt=f"flaskr.{purpose}")
+
+
+def _load(purpose: str, token: str, max_age: int) -> Any:
+    try:
+        return _signer(purpose).loads(token, max_age=max_age)
+    except BadSignature:  # expired links too (SignatureExpired is one)
+        return None
+
+
+def reset_token(user: User) -> str:
+    """The token of a link that sets a new password for ``user``.
+
+    It expires after PASSWORD_RESET_SECONDS and dies when the password or the address
+    changes: using it changes the password, so it works once.
+    """
+    return str(_signer("password-reset").dumps([user.id, _fingerprint(user)]))
+
+
+def user_for_reset(token: str) -> User | None:
+    """The account a reset token is for, while the token holds; else None."""
+    data = _load("password-reset", token, current_app.config["PASSWORD_RESET_SECONDS"])
+    if not (isinstance(data, list) and len(data) == 2 and isinstance(data[0], int)):
+        return None
+    user = db.session.get(User, data[0])
+    if user is None or user.disabled or data[1] != _fingerprint(user):
+        return None
+    return user
+
+
+def email_token(user: User, address: str) -> str:
+    """The token of a link that makes ``address`` ``user``'s, once it is followed.
+
+    It expires after EMAIL_CONFIRM_SECONDS and dies when the password or the address
+    changes, so it works once.
+    """
+    return str(_signer("email-confirm").dumps([user.id, address, _fingerprint(user)]))
+
+
+def email_to_confirm(token: str) -> tuple[User, str] | None:
+    """The account and the address a confirmation token is for, while it holds; else None."""
+    data = _load("email-confirm", token, EMAIL_CONFIRM_SECONDS)
+    if not (isinstance(data, list) and len(data) == 3 and isinstance(data[0], int)):
+        return None
+    user = db.session.get(User, data[0])
+    if user is None or user.disabled or data[2] != _fingerprint(user):
+        return None
+    return user, str(data[1])

@@ -114,12 +114,12 @@ def load_logged_in_user() -> None:
     g.user = user
 
 
-def form_page(template: str, form: FlaskForm) -> tuple[str, int]:
+def form_page(template: str, form: FlaskForm, **context: Any) -> tuple[str, int]:
     """The form again with its errors flashed: 400 after a POST."""
     if request.method == "POST":
         flash_errors(form)
     status = 400 if request.method == "POST" else 200
-    return render_template(template, form=form), status
+    return render_template(template, form=form, **context), status
 
 
 def too_many(what: str, wait: int) -> TooManyRequests:

@@ -15,7 +15,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from flaskr import accounts, backup, copy_db, demo, moderation, throttle
+from flaskr import accounts, backup, copy_db, demo, mail, moderation, throttle
 from flaskr.bodies import render_all_stale
 from flaskr.db import db, drop_all, require_schema, schema_revision, upgrade_schema
 from flaskr.logs import echo
@@ -193,6 +193,38 @@ def clear_login_failures_command(username: str) -> None:
     user = named_user(username)
     cleared = throttle.clear_failures(user.username)
     click.echo(f"Forgot {cleared} failed logins counted against {user.username}.")
+
+
+@click.command("set-password")
+@with_appcontext
+@click.argument("username")
+@click.password_option()
+def set_password_command(username: str, password: str) -> None:
+    """Give an account a new password; every session of it ends (the owner forgot it)."""
+    user = named_user(username)
+    problem = accounts.password_problem(password)
+    if problem is not None:
+        raise click.ClickException(f"The password {problem}.")
+    accounts.set_password(user, password)
+    db.session.commit()
+    click.echo(f"New password set for {user.username}; every session of it has ended.")
+
+
+# Mail.
+
+
+@click.command("send-mail")
+@with_appcontext
+@click.option("--once", is_flag=True, help="Send what is due now, then stop (tests, cron).")
+def send_mail_command(once: bool) -> None:
+    """Send the outbox's messages over SMTP, with retries; runs until stopped unless --once."""
+    require_schema()
+    if not mail.enabled():
+        raise click.ClickException(
+            "FLASKR_MAIL_URL and FLASKR_MAIL_FROM are not set: there is nowhere to send mail."
+        )
+    sent = mail.run(once)
+    click.echo(f"Sent {sent} messages.")
 
 
 # Content.

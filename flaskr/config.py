@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import click
 from flask import Flask
@@ -147,6 +148,44 @@ SETTINGS = (
             kind="whole", least=1),
     Setting("REGISTRATIONS_GLOBAL", 1000, "accounts made within the window on the whole site",
             kind="whole", least=1),
+    Setting("MAIL_URL", None,
+            "where mail goes: `smtp://host:587` (STARTTLS required) or `smtps://host:465` "
+            "(TLS from the start), with the login name if any (`smtp://name@host:587`), never "
+            "the password; unset, the site sends no mail and says so "
+            "([docs/operating.md](docs/operating.md#mail))"),
+    Setting("SITE_URL", None,
+            "the site's address as mailed links show it, e.g. `https://blog.example.com`; "
+            "needed with `FLASKR_MAIL_URL` (a link built from a request's `Host` header could "
+            "point anywhere)"),
+    Setting("MAIL_PASSWORD_FILE", None,
+            "a file holding the SMTP password; systemd's `LoadCredential=mail_password` is "
+            "read too"),
+    Setting("MAIL_FROM", None, "the sender address, e.g. `blog@example.com`; needed with "
+            "`FLASKR_MAIL_URL`"),
+    Setting("MAIL_TIMEOUT_SECONDS", 30, "how long `flask send-mail` waits on the SMTP server",
+            kind="whole", least=1),
+    Setting("MAIL_POLL_SECONDS", 5, "how often `flask send-mail` looks for mail to send",
+            kind="whole", least=1),
+    Setting("MAIL_RETRY_SECONDS", 60,
+            "the wait after a failed attempt, doubled after each one (up to an hour)",
+            kind="whole", least=1),
+    Setting("MAIL_ATTEMPTS", 20,
+            "attempts before a message is given up (a permanent refusal, 5xx, gives up at "
+            "once)", kind="whole", least=1),
+    Setting("PASSWORD_RESET_SECONDS", 3600, "how long a password reset link works",
+            kind="whole", least=60),
+    Setting("MAIL_WINDOW_SECONDS", 3600,
+            f"the window in which requests that send mail are counted ({ACCOUNTS})",
+            kind="whole", least=1),
+    Setting("MAIL_PER_ACCOUNT", 3,
+            "mails one account (and one recipient address) may be sent within the window; "
+            "more are dropped, answered the same", kind="whole", least=1),
+    Setting("MAIL_REQUESTS_PER_ADDRESS", 10,
+            "requests that may send mail from one client address within the window; past it, "
+            "429", kind="whole", least=1),
+    Setting("MAIL_REQUESTS_GLOBAL", 500,
+            "requests that may send mail on the whole site within the window; past it, 429",
+            kind="whole", least=1),
     Setting("IMAGE_BYTES_PER_USER", 50 * 1024 * 1024,
             "what the images of one account's posts may hold in all; another upload is then "
             "a form error", kind="whole", least=1),
@@ -227,6 +266,7 @@ def _check(app: Flask, test_config: dict[str, Any] | None) -> None:
     check_types(app.config)
     _merge_engine_options(app)
     _load_secret_key(app)
+    _check_mail(app.config)
     if app.config["ADMINS"] and not _is_cli_command():
         raise ConfigError(
             "flaskr: FLASKR_ADMINS no longer makes anyone an admin (anyone could register a "
@@ -306,6 +346,38 @@ def _load_secret_key(app: Flask) -> None:
                 "(0600 to let it rewrite the file), in a folder it may enter; or name another "
                 "file in FLASKR_SECRET_KEY_FILE."
             ) from e
+
+
+def _check_mail(config: Any) -> None:
+    """A mail URL the sender could not use stops the app at start, not the sender later."""
+    url = config["MAIL_URL"]
+    if not url:  # unset, or set empty (compose's `${FLASKR_MAIL_URL:-}`): no mail
+        return
+    parts = urlsplit(str(url))
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname or not port_ok:
+        raise ConfigError(
+            f"flaskr: FLASKR_MAIL_URL must be smtp://host:port (STARTTLS) or smtps://host:port "
+            f"(TLS), not {url!r}."
+        )
+    if parts.password is not None:
+        raise ConfigError(
+            "flaskr: FLASKR_MAIL_URL holds a password: put it in a file named by "
+            "FLASKR_MAIL_PASSWORD_FILE instead, readable by this app alone."
+        )
+    for name, what in (
+        ("MAIL_FROM", "the address the site's mail comes from"),
+        ("SITE_URL", "the site's address for mailed links, such as https://blog.example.com"),
+    ):
+        if not config[name]:
+            raise ConfigError(
+                f"flaskr: FLASKR_MAIL_URL is set but FLASKR_{name} is not: set it to {what}."
+            )
+    if urlsplit(str(config["SITE_URL"])).scheme not in ("http", "https"):
+        raise ConfigError("flaskr: FLASKR_SITE_URL must start with https:// (or http://).")
 
 
 def check_secret_key(key: Any) -> None:

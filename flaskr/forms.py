@@ -15,7 +15,14 @@ from wtforms import PasswordField, StringField, TextAreaField
 from wtforms.fields import Field
 from wtforms.validators import DataRequired, Length, ValidationError
 
-from flaskr.accounts import PASSWORD_MAX, USERNAME_MAX, password_problem, username_problem
+from flaskr.accounts import (
+    EMAIL_MAX,
+    PASSWORD_MAX,
+    USERNAME_MAX,
+    email_problem,
+    password_problem,
+    username_problem,
+)
 from flaskr.rendering import RenderTooCostly, render
 
 TITLE_MAX = 200
@@ -135,6 +142,31 @@ class PasswordChangeForm(FlaskForm):
         "Current password", validators=required("Current password", PASSWORD_MAX)
     )
     password = new_password("New password")
+
+
+class ForgotForm(FlaskForm):
+    name = StringField(
+        "Username or e-mail address",
+        validators=required("Username or e-mail address", EMAIL_MAX),
+    )
+
+
+class ResetForm(FlaskForm):
+    password = new_password("New password")
+
+
+class EmailForm(FlaskForm):
+    """A new address (empty: remove it), with the password as proof it is the owner asking."""
+
+    email = StringField("New e-mail address", validators=[at_most("E-mail address", EMAIL_MAX)])
+    current = PasswordField(
+        "Current password", validators=required("Current password", PASSWORD_MAX)
+    )
+
+    def validate_email(self, field: StringField) -> None:
+        field.data = (field.data or "").strip()
+        if field.data:
+            follows("E-mail address", email_problem)(self, field)
 
 
 class PostForm(FlaskForm):

@@ -47,10 +47,14 @@ class User(Model):
     session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     #: Set by an admin: the account can neither log in nor stay logged in.
     disabled: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: Optional; set only once a link mailed to it was followed (accounts.py, migration 0012).
+    email: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         # One name whatever its case (migration 0007).
         Index("uq_user_username_lower", func.lower(username), unique=True),
+        # One account per address whatever its case; any number without one.
+        Index("uq_user_email_lower", func.lower(email), unique=True),
     )
 
 
@@ -166,6 +170,49 @@ class RegistrationAttempt(Model):
     #: The address's network: an IPv4 /24 or an IPv6 /48 (throttle._network).
     network: Mapped[str] = mapped_column(String(64), index=True)
     created: Mapped[datetime] = mapped_column(index=True)
+
+
+class MailRequest(Model):
+    """A request that may make the site send mail (a reset, a new address to confirm).
+
+    Counted per account, per recipient, per client address and for the whole site, so
+    nobody can make the site send mail without bound (throttle.begin_mail).
+    """
+
+    __tablename__ = "mail_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The account's id as text, "" when the name or address matched none.
+    account: Mapped[str] = mapped_column(String(64), index=True)
+    #: The address mail would go to, lower case; "" when none.
+    recipient: Mapped[str] = mapped_column(String(320), index=True)
+    remote_addr: Mapped[str] = mapped_column(String(64), index=True)
+    created: Mapped[datetime] = mapped_column(index=True)
+
+
+class OutboxMessage(Model):
+    """A message to send: written in the request's transaction, sent by ``flask send-mail``.
+
+    See mail.py: a sender claims a row (``claimed_by`` until ``claimed_until``) before it
+    sends it, and marks it ``sent`` or schedules the next attempt.
+    """
+
+    __tablename__ = "mail_outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    created: Mapped[datetime]
+    #: Not tried before this time (now when written; later after each failure).
+    next_attempt: Mapped[datetime] = mapped_column(index=True)
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    claimed_until: Mapped[datetime | None]
+    sent: Mapped[datetime | None] = mapped_column(index=True)
+    #: Given up on: refused for good by the server (5xx), or out of attempts.
+    failed: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class RenderCost(Model):

@@ -17,7 +17,8 @@ checked counting it: concurrent guesses see each other, so no more than the limi
 A refused attempt is deleted again, so hammering a limit does not prolong it.
 
 Registrations are counted the same way, per address and for the whole site
-(``begin_registration``), so one address cannot make accounts without limit.
+(``begin_registration``), so one address cannot make accounts without limit; so are requests
+that may send mail (``begin_mail``), so nobody can make the site send mail without bound.
 """
 
 from __future__ import annotations
@@ -31,12 +32,12 @@ from typing import Any
 
 from flask import current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import and_, delete, func, select, true
+from sqlalchemy import and_, delete, false, func, select, true
 from sqlalchemy.sql.elements import ColumnElement
 from werkzeug.wrappers import Response
 
 from flaskr.db import db
-from flaskr.models import LoginFailure, RegistrationAttempt
+from flaskr.models import LoginFailure, MailRequest, RegistrationAttempt
 
 DEVICE_COOKIE = "flaskr_device"
 DEVICE_DAYS = 365
@@ -136,14 +137,25 @@ def _account(username: str) -> str:
     return username.lower()[:64]
 
 
-def _count(
-    row: LoginFailure | RegistrationAttempt, limits: Limits, seconds: int
-) -> tuple[int, int | None]:
+Counted = LoginFailure | RegistrationAttempt | MailRequest
+
+
+def _count(row: Counted, limits: Limits, seconds: int) -> tuple[int, int | None]:
     """Write ``row`` (committed, rows older than the window deleted first) and count it.
 
     Return its id, and the seconds to wait when, counting it, one of ``limits`` is passed
     within the last ``seconds``: the row is then taken back. Else the wait is None.
     """
+    row_id, waits = _waits(row, limits, seconds)
+    passed = [wait for wait in waits if wait is not None]
+    if not passed:
+        return row_id, None
+    _take_back(type(row), row_id)
+    return row_id, max(1, *passed)
+
+
+def _waits(row: Counted, limits: Limits, seconds: int) -> tuple[int, list[int | None]]:
+    """Write ``row`` as ``_count`` does; for each limit, the wait if counting it passes it."""
     model = type(row)
     window = timedelta(seconds=seconds)
     now = row.created
@@ -157,16 +169,14 @@ def _count(
     counts = db.session.execute(select(*columns).where(model.created > now - window)).one()
     waits = [
         math.ceil((counts[2 * i + 1] + window - now).total_seconds())
-        for i, (_, limit) in enumerate(limits)
         if counts[2 * i] > limit
+        else None
+        for i, (_, limit) in enumerate(limits)
     ]
-    if not waits:
-        return row_id, None
-    _take_back(model, row_id)
-    return row_id, max(1, *waits)
+    return row_id, waits
 
 
-def _take_back(model: type[LoginFailure | RegistrationAttempt], row_id: int) -> None:
+def _take_back(model: type[Counted], row_id: int) -> None:
     db.session.execute(delete(model).where(model.id == row_id))
     db.session.commit()
 
@@ -262,3 +272,38 @@ def begin_registration() -> int | None:
     ]
     row = RegistrationAttempt(remote_addr=address, network=network, created=_now())
     return _count(row, limits, config["REGISTRATION_WINDOW_SECONDS"])[1]
+
+
+@dataclass
+class MailAllowed:
+    """What ``begin_mail`` decided: a 429 after ``wait`` seconds, or whether to ``send``."""
+
+    wait: int | None = None
+    send: bool = False
+
+
+def begin_mail(account: str, recipient: str) -> MailAllowed:
+    """Count a request that may send mail to ``recipient`` for ``account`` (either may be "").
+
+    Past the limit of the client's address or the site's, say the seconds to wait (a 429:
+    it tells nothing about any account). Past the account's or the recipient's, say not to
+    send: the caller sends nothing and answers as if it had, so the limit tells nobody
+    whether a name or address exists. A refused request is taken back.
+    """
+    config = current_app.config
+    per_account = config["MAIL_PER_ACCOUNT"]
+    limits: Limits = [
+        (MailRequest.remote_addr == _address(), config["MAIL_REQUESTS_PER_ADDRESS"]),
+        (true(), config["MAIL_REQUESTS_GLOBAL"]),
+        (MailRequest.account == account if account else false(), per_account),
+        (MailRequest.recipient == recipient.lower() if recipient else false(), per_account),
+    ]
+    row = MailRequest(
+        account=account, recipient=recipient.lower(), remote_addr=_address(), created=_now()
+    )
+    row_id, waits = _waits(row, limits, config["MAIL_WINDOW_SECONDS"])
+    if waits == [None] * len(limits):
+        return MailAllowed(send=True)
+    _take_back(MailRequest, row_id)
+    refusals = [wait for wait in waits[:2] if wait is not None]
+    return MailAllowed(wait=max(1, *refusals) if refusals else None)

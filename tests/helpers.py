@@ -16,10 +16,11 @@ from typing import TypeVar
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import select, text
 from werkzeug.test import TestResponse
 
 from flaskr.db import db
+from flaskr.models import OutboxMessage
 from toolkit.apps import TUTORIAL_USERS
 from toolkit.visitors import csrf_token
 
@@ -130,3 +131,11 @@ def umask(mask: int) -> Iterator[None]:
         yield
     finally:
         os.umask(old)
+
+
+def outbox(app: Flask) -> list[OutboxMessage]:
+    """Every message in ``app``'s outbox, oldest first, detached from the session."""
+    with app.app_context():
+        rows = list(db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+        db.session.expunge_all()
+        return rows

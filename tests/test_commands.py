@@ -90,3 +90,17 @@ def test_make_admin(runner, app) -> None:
         assert not db.session.scalar(select(User.is_admin).where(User.username == "test"))
     missing = runner.invoke(args=["make-admin", "nobody"])
     assert missing.exit_code == 1 and "No user named nobody." in missing.output
+
+
+def test_set_password_lets_an_operator_recover_an_account(runner, client, auth) -> None:
+    auth.login()
+    result = runner.invoke(args=["set-password", "TEST", "--password", "from-the-operator"])
+    assert result.exit_code == 0, result.output
+    assert "New password set for test; every session of it has ended." in result.output
+    assert client.get("/create").status_code == 302  # the session ended
+    assert auth.login("test", "from-the-operator").headers["Location"] == "/"
+    short = runner.invoke(args=["set-password", "test", "--password", "short"])
+    assert short.exit_code == 1
+    assert "The password must be 8 to 1024 characters." in short.output
+    unknown = runner.invoke(args=["set-password", "nobody", "--password", "long-enough"])
+    assert "No user named nobody." in unknown.output

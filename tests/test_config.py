@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -274,3 +275,39 @@ def test_a_wrong_value_stops_flask_run_with_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines()[-1] == (
         "Error: flaskr: FLASKR_POSTS_PER_PAGE must be a whole number of at least 1, not 'abc'."
     )
+
+
+MAIL = {
+    "FLASKR_MAIL_URL": "smtp://sender@mail.example.com:587",
+    "FLASKR_MAIL_FROM": "blog@example.com",
+    "FLASKR_SITE_URL": "https://blog.example.com",
+}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "why"),
+    [
+        ("FLASKR_MAIL_URL", "http://mail.example.com", "must be smtp://host:port (STARTTLS)"),
+        ("FLASKR_MAIL_URL", "smtp://", "must be smtp://host:port (STARTTLS)"),
+        ("FLASKR_MAIL_URL", "smtp://mail.example.com:port", "must be smtp://host:port"),
+        ("FLASKR_MAIL_URL", "smtp://u:pw@mail.example.com", "holds a password: put it in a file"),
+        ("FLASKR_MAIL_FROM", "", "FLASKR_MAIL_FROM is not: set it to the address"),
+        ("FLASKR_SITE_URL", "", "FLASKR_SITE_URL is not: set it to the site's address"),
+        ("FLASKR_SITE_URL", "blog.example.com", "FLASKR_SITE_URL must start with https://"),
+    ],
+)
+def test_mail_settings_the_sender_could_not_use_are_refused_at_start(
+    monkeypatch, variable, value, why
+) -> None:
+    monkeypatch.setenv("FLASKR_SECRET_KEY", KEY)
+    for name, setting in {**MAIL, variable: value}.items():
+        monkeypatch.setenv(name, setting)
+    with pytest.raises(ConfigError, match=re.escape(why)):
+        create_app()
+
+
+def test_good_mail_settings_are_taken(monkeypatch) -> None:
+    monkeypatch.setenv("FLASKR_SECRET_KEY", KEY)
+    for name, setting in MAIL.items():
+        monkeypatch.setenv(name, setting)
+    assert create_app().config["MAIL_URL"] == MAIL["FLASKR_MAIL_URL"]

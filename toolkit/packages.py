@@ -85,6 +85,7 @@ SUITES: dict[str, tuple[str, ...]] = {
     "test_host": ("mmdebstrap", "nspawn", "curl", "openssl"),
     "test_hostile": (),
     "test_lockout": (),
+    "test_mail": ("openssl",),
     "test_manifests": ("nginx", "curl", "openssl"),
     "test_micro_cache": ("nginx",),
     "test_package": (),

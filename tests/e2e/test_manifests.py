@@ -210,9 +210,10 @@ def compose_config_of(bin_dir: Path, files: list[str], **env: str) -> subprocess
     """`podman-compose -f FILE... config` with only ``env`` of the FLASKR_ variables set."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("FLASKR_")}, **env}
     # --env-file /dev/null: a developer's own deploy/.env must not change the outcome.
-    # --profile backup: the on-demand backup service is shown too.
+    # --profile backup, mail: the on-demand backup service and the mail sender are shown too.
     return subprocess.run(
         [str(bin_dir / "podman-compose"), "--env-file", "/dev/null", "--profile", "backup",
+         "--profile", "mail",
          *(f"-f{DEPLOY / name}" for name in files), "config"],
         capture_output=True, text=True, check=False, timeout=120, env=env,
     )  # fmt: skip
@@ -233,7 +234,14 @@ def compose_config(compose_tool: Path) -> dict:
 
 def test_compose_file_parses_and_scales_out(compose_config: dict) -> None:
     services = compose_config["services"]
-    assert set(services) == {"db", "migrate", "app", "nginx", "backup"}
+    assert set(services) == {"db", "migrate", "app", "nginx", "backup", "mail"}
+    mail = services["mail"]
+    assert mail["profiles"] == ["mail"]  # started with --profile mail, once mail is set up
+    assert mail["entrypoint"] == ["flask", "--app", "flaskr", "send-mail"]
+    assert mail["image"] == services["app"]["image"]
+    assert mail["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert set(mail["networks"]) == {"backend", "outbound"}
+    assert "internal" not in compose_config["networks"]["outbound"]
     backup = services["backup"]
     assert backup["profiles"] == ["backup"]  # not started by `up`: run on demand or on a timer
     assert backup["image"] == services["db"]["image"]  # pg_dump of the server's own major version

@@ -10,11 +10,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import flask_migrate
 import pytest
 from flask import Flask
 from sqlalchemy import func, make_url, select, text
 
-from flaskr import create_app
+from flaskr import accounts, create_app, mail
 from flaskr.db import (
     MIGRATIONS,
     db,
@@ -22,9 +23,10 @@ from flaskr.db import (
     head_revision,
     schema_revision,
     upgrade_schema,
+    use_migrate,
 )
-from flaskr.models import Comment, Image, Like, Post, Tag
-from tests.helpers import insert_post
+from flaskr.models import Comment, Image, Like, Post, Tag, User
+from tests.helpers import insert_post, outbox
 from toolkit import ROOT
 from toolkit.apps import TUTORIAL_USERS, config_for, make_app
 from toolkit.cmdlines import watching_command_lines
@@ -299,3 +301,28 @@ def test_copy_db_moves_a_sqlite_site_to_postgresql(
         assert db.session.scalar(select(func.max(Post.id))) == moved + 1
     with target.app_context():
         db.engine.dispose()  # the session's connection is back in the pool by now
+
+
+def test_mail_requests_claims_and_migration_0012(pg_app, tmp_path) -> None:
+    """A reset asked for writes its message; two senders' claims exclude each other; the
+    address is unique whatever its case; and 0012 goes down and up again on PostgreSQL."""
+    pg_app.config.update(
+        MAIL_URL="smtp://localhost:25", MAIL_FROM="blog@example.test", SITE_URL="https://b.test"
+    )
+    with pg_app.app_context():
+        accounts.set_email(db.session.get_one(User, 1), "Test@Example.test")
+        with pytest.raises(accounts.EmailTaken):
+            accounts.set_email(db.session.get_one(User, 2), "test@EXAMPLE.test")
+    client = pg_app.test_client()
+    assert client.post("/auth/forgot", data={"name": "test@example.test"}).status_code == 302
+    (message,) = outbox(pg_app)
+    assert message.recipient == "Test@Example.test" and "https://b.test/auth/reset/" in message.body
+    with pg_app.app_context():
+        assert [row.id for row in mail.claim("a" * 32)] == [message.id]
+        assert mail.claim("b" * 32) == []
+        db.session.remove()  # its transaction's locks would hold the downgrade's DROP TABLE
+        use_migrate(pg_app)
+        flask_migrate.downgrade(MIGRATIONS, "0011_render_cost")
+        assert "mail_outbox" not in db.inspect(db.engine).get_table_names()
+        flask_migrate.upgrade(MIGRATIONS)
+        assert schema_revision() == head_revision()
