@@ -19,6 +19,7 @@ MAX_EXPOSURE = 0.5  # measured 0.3 on Debian 12's systemd 252; docs/deploy-host.
 INSTALLED = (
     "/opt/flaskr /etc/flaskr /etc/systemd/system/flaskr.service /etc/nginx"
     " /etc/systemd/system/flaskr-backup.service /etc/systemd/system/flaskr-backup.timer"
+    " /etc/systemd/system/flaskr-mail.service"
 )
 SITE = "/etc/nginx/sites-available/flaskr"
 #: The site's name. The machine has no DNS: a line in its /etc/hosts stands in for the A
