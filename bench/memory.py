@@ -1,4 +1,4 @@
-"""Worker memory under gunicorn as the seed runs it, with ordinary and with hostile content.
+"""Worker memory under gunicorn as the README runs it, with ordinary and with hostile content.
 
     .venv/bin/python -m bench.memory                     # --workers 3, 1,000 posts
     .venv/bin/python -m bench.memory --urls 1000 --hostile-posts 12

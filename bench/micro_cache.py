@@ -6,15 +6,16 @@ ceiling, in one run: requests/s of
   - the same with it, as shipped, and in two variants: with nginx's cache lock (one request
     refreshes an expired page, the others wait), and with the lock and the expired page
     served while one request refreshes it;
-  - a bare Flask "Hello, World!" under gunicorn (the seed's flags), for the ratios.
+  - a bare Flask "Hello, World!" under gunicorn (the README's flags), for the ratios.
 
     .venv/bin/python -m bench.micro_cache                  # 3 rounds of 5 s per row, wrk -t1 -c16
     .venv/bin/python -m bench.micro_cache --seconds 2 --rounds 1
 
 The site is deploy/nginx/flaskr.conf rendered as scripts/install-host writes it, run by a
-private nginx (toolkit/nginx.py's SiteNginx) in front of flaskr's gunicorn (the seed's command line,
-flaskr's own page cache on). Rows are interleaved round by round; the table shows medians.
-Everything listens on 127.0.0.1 and is stopped at the end; root installs wrk and nginx.
+private nginx (toolkit/nginx.py's SiteNginx) in front of flaskr's gunicorn (the README's
+command line, flaskr's own page cache on). Rows are interleaved round by round; the table
+shows medians. Everything listens on 127.0.0.1 and is stopped at the end; root installs wrk
+and nginx.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Benchmark flaskr as the seed serves it, beside a bare Flask app and a bare WSGI callable.
+"""Benchmark flaskr as the README serves it, beside a bare Flask app and a bare WSGI callable.
 
 Run by ``bench/run`` (which checks for wrk and the project's .venv first) as
 ``python -m bench.run``. Everything runs on 127.0.0.1, every load is bounded in time, and

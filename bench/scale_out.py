@@ -1,5 +1,5 @@
 """Scale-out throughput for docs/scale-out.md: the index page through a real nginx in front of
-1, 2 and 3 gunicorn instances of flaskr (each the seed's command line) on one PostgreSQL.
+1, 2 and 3 gunicorn instances of flaskr (each the README's command line) on one PostgreSQL.
 
     .venv/bin/python -m bench.scale_out                    # wrk -t2 -c16 -d10s per row
     .venv/bin/python -m bench.scale_out --seconds 2 --posts 5

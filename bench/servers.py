@@ -1,4 +1,4 @@
-"""gunicorn as the seed runs it, for every configuration bench/ compares, with what a
+"""gunicorn as the README runs it, for every configuration bench/ compares, with what a
 benchmark reads from it: launch to first 200, the CPU seconds its processes spent, and the
 resident (RSS) and proportional (PSS) memory of the master and each worker from /proc.
 
@@ -25,7 +25,7 @@ from typing import Any
 
 from bench.settings import BENCH, ROOT, VENV_BIN
 from toolkit.ports import free_port
-from toolkit.servers import SEED_FLAGS, app_env, children, stop
+from toolkit.servers import GUNICORN_FLAGS, app_env, children, stop
 from toolkit.wait import until
 
 FLASKR_DIR = ROOT / "flaskr"
@@ -43,15 +43,15 @@ def run_env(instance: Path | None = None) -> dict[str, str]:
 
 
 class Server:
-    """``gunicorn FLAGS APP`` run from flaskr/ as the seed runs it (so flaskr/gunicorn.conf.py
+    """``gunicorn FLAGS APP`` run from flaskr/ as the README runs it (so flaskr/gunicorn.conf.py
     applies to every configuration alike); the tiny apps come from bench/ via --pythonpath."""
 
     def __init__(self, name: str, app: str, env: dict[str, str], out: Path, extra=()) -> None:
         self.name = name
         self.port = free_port()
-        flags = list(SEED_FLAGS)
+        flags = list(GUNICORN_FLAGS)
         extra = list(extra)
-        if "--workers" in extra:  # another count replaces the seed's, not repeats it
+        if "--workers" in extra:  # another count replaces the README's, not repeats it
             at = extra.index("--workers")
             flags[1] = extra[at + 1]
             del extra[at : at + 2]

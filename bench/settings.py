@@ -101,7 +101,7 @@ FLAGS: list[tuple[str, str, Callable[[str], Any] | None, str]] = [
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bench/run",
-        description="Benchmark flaskr under gunicorn (the seed's flags) with wrk.",
+        description="Benchmark flaskr under gunicorn (the README's flags) with wrk.",
     )
     for flag, dest, kind, text in FLAGS:
         if kind is None:

@@ -1,4 +1,4 @@
-"""flaskr/gunicorn.conf.py as gunicorn reads it: from the flaskr/ folder, as the seed's
+"""flaskr/gunicorn.conf.py as gunicorn reads it: from the flaskr/ folder, as the README's
 `gunicorn ... hello:app` runs (the image's WORKDIR, the unit's WorkingDirectory=), with
 nothing but that folder on the path."""
 

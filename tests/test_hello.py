@@ -23,7 +23,7 @@ def test_wsgi_entry_refuses_without_secret(monkeypatch) -> None:
 
 
 def test_gunicorn_prints_a_wrong_setting_alone_and_stops(tmp_path) -> None:
-    """The seed's `gunicorn hello:app` with a bad value: one line naming it, no traceback."""
+    """The README's `gunicorn hello:app` with a bad value: one line naming it, no traceback."""
     flaskr = Path(__file__).resolve().parent.parent / "flaskr"
     env = {
         **os.environ,

@@ -25,7 +25,7 @@ ENGINE_OPTIONS = '{"pool_size": 5, "pool_recycle": 1800, "pool_pre_ping": true}'
 
 @dataclass
 class Instance(Gunicorn):
-    """One gunicorn master (the seed's command line) with its own port and instance folder."""
+    """One gunicorn master (the README's command line) with its own port and instance folder."""
 
     name: str
     instance_path: Path

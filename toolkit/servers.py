@@ -1,5 +1,5 @@
 """Real servers for the suites: flaskr's environment and CLI as an operator has them, gunicorn
-run as the seed runs it, and any long-running process tied to a with-block. Everything listens
+run as the README runs it, and any long-running process tied to a with-block. Everything listens
 on 127.0.0.1 or a private socket, and is stopped (TERM, then KILL after a deadline) however
 the test ends."""
 
@@ -21,8 +21,8 @@ from toolkit.wait import wait_for_http
 
 #: The checkout's venv, whose flask and gunicorn the suites run.
 VENV_BIN = Path(sys.executable).parent
-#: The seed's gunicorn flags, before its --bind.
-SEED_FLAGS = ["--workers", "3", "--timeout", "120"]
+#: The README's gunicorn flags, before its --bind.
+GUNICORN_FLAGS = ["--workers", "3", "--timeout", "120"]
 
 
 def app_env(
@@ -108,7 +108,7 @@ def gunicorn(
     bin_dir: Path = VENV_BIN,
 ) -> Iterator[subprocess.Popen]:
     """Run ``gunicorn ARGS APP`` from ``app_dir``: by default `hello:app` from the flaskr/
-    folder with this venv's gunicorn, as the seed does; another venv's, another app, another
+    folder with this venv's gunicorn, as the README does; another venv's, another app, another
     folder (an installed wheel's site) when given."""
     with running([bin_dir / "gunicorn", *args, app], log, env=env, cwd=app_dir) as process:
         yield process
@@ -164,10 +164,10 @@ def serve(
     log: Path,
     ready: str = "/healthz",
     timeout: float = 30,
-    flags: list[str] = SEED_FLAGS,
+    flags: list[str] = GUNICORN_FLAGS,
     **options: object,
 ) -> Iterator[Gunicorn]:
-    """The seed's gunicorn (``flags``) on a free loopback port, once ``ready`` answers 200
+    """The README's gunicorn (``flags``) on a free loopback port, once ``ready`` answers 200
     (else raise, with its log); ``options`` go to gunicorn()."""
     port = free_port()
     with gunicorn([*flags, "--bind", f"127.0.0.1:{port}"], env, log, **options) as process:

@@ -1,5 +1,5 @@
 """A person's visits in a real browser: Debian's Chromium, driven by Playwright, against flaskr
-served by gunicorn with the seed's flags. Every page is watched for console errors and
+served by gunicorn with the README's flags. Every page is watched for console errors and
 Content Security Policy violations; the screenshots the README shows are taken here
 (FLASKR_SCREENSHOTS=1, see scripts/screenshots)."""
 
@@ -68,7 +68,7 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    """A new database and gunicorn as the seed runs it, on a free loopback port."""
+    """A new database and gunicorn as the README runs it, on a free loopback port."""
     env = app_env(tmp_path / "instance")
     init_db(env)
     # timeout: three workers booting on a busy CI box

@@ -1,4 +1,4 @@
-"""Docker under systemd, as the seed describes it: a booted Debian machine (systemd-nspawn)
+"""Docker under systemd, as the README describes it: a booted Debian machine (systemd-nspawn)
 with Debian's docker.io and no Python, where `systemctl list-units --type=service` lists
 docker.service, and flaskr's image runs under it with `scripts/container run` (so
 `--restart unless-stopped`): the container comes back after `systemctl restart docker` and
@@ -124,7 +124,7 @@ def test_docker_service_runs_under_systemd_on_a_machine_without_python(machine: 
     assert machine.show("docker.service", "MainPID")["MainPID"] != "0"
     info = machine.run(["docker", "info", "--format", "{{.Driver}} {{.ServerVersion}}"]).stdout
     assert info.split()[0] == "overlay2", info
-    # The seed's server: python and pip are not on its PATH (only an image brings them).
+    # The host in the README: python and pip are not on its PATH (only an image brings them).
     assert machine.sh(PROBE, check=False).split() == ["no-python", "no-python3", "no-pip"]
 
 

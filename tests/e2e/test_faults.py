@@ -39,7 +39,7 @@ BURST_WRITERS, BEFORE_CUT = 12, 150
 
 @dataclass
 class Server(Gunicorn):
-    """The seed's gunicorn, and the SQLite database it serves."""
+    """The README's gunicorn, and the SQLite database it serves."""
 
     db: Path
 
@@ -72,7 +72,7 @@ def db_path(env: dict[str, str]) -> Path:
 
 @contextmanager
 def serve(env: dict[str, str], log: Path) -> Iterator[Server]:
-    """The seed's gunicorn (3 workers) on a free loopback port, once it answers /readyz."""
+    """The README's gunicorn (3 workers) on a free loopback port, once it answers /readyz."""
     with servers.serve(env, log, ready="/readyz", timeout=60) as started:
         server = Server(started.process, started.port, log, db_path(env))
         until(lambda: len(server.workers()) == 3, 60, "three workers")

@@ -1,4 +1,4 @@
-"""The seed's two gunicorn command lines, run for real from the flaskr/ folder."""
+"""The README's two gunicorn command lines, run for real from the flaskr/ folder."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from toolkit import ROOT
 from toolkit.images import png
 from toolkit.ports import free_port
 from toolkit.servers import (
-    SEED_FLAGS,
+    GUNICORN_FLAGS,
     app_env,
     children,
     gunicorn,
@@ -39,7 +39,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def test_seed_tcp_command_serves_a_whole_visit(env, tmp_path: Path) -> None:
+def test_readme_tcp_command_serves_a_whole_visit(env, tmp_path: Path) -> None:
     """`gunicorn --workers 3 --timeout 120 --bind ADDR:PORT hello:app` (on loopback here)."""
     with serve(env, tmp_path / "log", ready="/hello") as server:
         visitor = Visitor(server.base)
@@ -85,7 +85,7 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.path)
 
 
-def test_seed_socket_command(env, tmp_path: Path) -> None:
+def test_readme_socket_command(env, tmp_path: Path) -> None:
     """`gunicorn --workers 3 --bind unix:flaskr.sock -m 007 --timeout 120 hello:app`."""
     sock = ROOT / "flaskr" / "flaskr.sock"
     args = ["--workers", "3", "--bind", "unix:flaskr.sock", "-m", "007", "--timeout", "120"]
@@ -106,7 +106,7 @@ def test_refuses_to_start_without_secret(tmp_path: Path) -> None:
     env = app_env(tmp_path / "instance")
     del env["FLASKR_SECRET_KEY"]
     port = free_port()
-    with gunicorn([*SEED_FLAGS, "--bind", f"127.0.0.1:{port}"], env, tmp_path / "log") as p:
+    with gunicorn([*GUNICORN_FLAGS, "--bind", f"127.0.0.1:{port}"], env, tmp_path / "log") as p:
         assert p.wait(30) != 0
     assert "refusing to start without a real secret key" in (tmp_path / "log").read_text()
 
@@ -122,7 +122,7 @@ def test_term_during_start_up_migrations_stops_cleanly(tmp_path: Path) -> None:
     migrations run, before gunicorn has its own signal handlers, still stops it, with 0."""
     env = app_env(tmp_path / "instance", FLASKR_MIGRATE_ON_START="1")
     port = free_port()
-    with gunicorn([*SEED_FLAGS, "--bind", f"127.0.0.1:{port}"], env, tmp_path / "log") as p:
+    with gunicorn([*GUNICORN_FLAGS, "--bind", f"127.0.0.1:{port}"], env, tmp_path / "log") as p:
 
         def migrating() -> bool:
             assert p.poll() is None, "gunicorn exited before init-db started"

@@ -1,4 +1,4 @@
-"""A registered user who wants the site down, against real gunicorn as the seed runs it: each
+"""A registered user who wants the site down, against real gunicorn as the README runs it: each
 hostile request is answered with a 4xx within its budget, and leaves the workers free.
 
 The budgets are CPU seconds spent by the server's processes (workers and the children they

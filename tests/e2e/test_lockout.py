@@ -1,5 +1,5 @@
 """A user who wants someone else locked out, or many accounts, against real gunicorn (three
-worker processes sharing one SQLite database) as the seed runs it. Addresses come from
+worker processes sharing one SQLite database) as the README runs it. Addresses come from
 X-Forwarded-For, as nginx sends them (FLASKR_PROXY_FIX=1), so many strangers can be played
 from one machine."""
 

@@ -2,7 +2,7 @@
 and "Deploy to Production" chapters use it: a wheel built from pyproject.toml, installed into a
 clean venv in another folder with no checkout on the path, then `flask --app flaskr init-db` and
 gunicorn serving `flaskr:create_app()`. Also: the locks install exactly as written on any day,
-and every pin has the musllinux wheels the seed's Alpine image needs."""
+and every pin has the musllinux wheels the Dockerfile's Alpine base image needs."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`python -m build --wheel` with the locked build backend (setuptools, no isolation), while
-    the seed's socket command has left `flaskr.sock` in the package folder."""
+    the README's socket command has left `flaskr.sock` in the package folder."""
     out = tmp_path_factory.mktemp("dist")
     sock = ROOT / "flaskr" / "flaskr.sock"
     with socket.socket(socket.AF_UNIX) as listener:
@@ -136,8 +136,8 @@ def test_editable_install_for_development(venv: Path) -> None:
 
 
 @pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
-def test_every_pin_has_a_musllinux_wheel_for_the_seed_image(machine: str, tmp_path: Path) -> None:
-    """The seed's python:3.12.4-alpine3.20 has no compiler and the Dockerfile no apk step: each
+def test_every_pin_has_a_musllinux_wheel_for_the_alpine_image(machine: str, tmp_path: Path) -> None:
+    """The Dockerfile's python:3.12.4-alpine3.20 has no compiler and the Dockerfile no apk step: each
     pin must come as a wheel for CPython 3.12 on musl, on both architectures."""
     run(sys.executable, *PIP, "download", "--quiet", "--only-binary=:all:", "--no-deps",
         "--platform", f"musllinux_1_2_{machine}", "--python-version", "3.12",

@@ -1,4 +1,4 @@
-"""The Pythons around the seed's: its image runs CPython 3.12, this machine 3.11, and Debian 13
+"""The Pythons around the image's: it runs CPython 3.12, this machine 3.11, and Debian 13
 ("trixie") 3.13. A trixie root filesystem made by mmdebstrap runs the unit suite on 3.13 with the
 dev lock installed as scripts/lib/venv.sh installs it, and, imported as a stand-in base, builds
 and serves the unchanged Dockerfile; so 3.12 is bracketed from both sides."""
