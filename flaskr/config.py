@@ -8,7 +8,6 @@ it (``settings_table``; ``scripts/settings-table`` rewrites them, tests/test_doc
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from copy import deepcopy
@@ -16,12 +15,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import click
 from flask import Flask
 
-from flaskr import secret_key
+from flaskr import db, mail, secret_key
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
@@ -258,7 +256,7 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
 
             fail(app, str(e))
         raise
-    app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app)
+    app.config["SQLALCHEMY_DATABASE_URI"] = db.database_url(app)
 
 
 def _check(app: Flask, test_config: dict[str, Any] | None) -> None:
@@ -266,7 +264,8 @@ def _check(app: Flask, test_config: dict[str, Any] | None) -> None:
     check_types(app.config)
     _merge_engine_options(app)
     _load_secret_key(app)
-    _check_mail(app.config)
+    if problem := mail.settings_problem(app.config):
+        raise ConfigError(problem)
     if app.config["ADMINS"] and not _is_cli_command():
         raise ConfigError(
             "flaskr: FLASKR_ADMINS no longer makes anyone an admin (anyone could register a "
@@ -348,38 +347,6 @@ def _load_secret_key(app: Flask) -> None:
             ) from e
 
 
-def _check_mail(config: Any) -> None:
-    """A mail URL the sender could not use stops the app at start, not the sender later."""
-    url = config["MAIL_URL"]
-    if not url:  # unset, or set empty (compose's `${FLASKR_MAIL_URL:-}`): no mail
-        return
-    parts = urlsplit(str(url))
-    try:
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        port_ok = False
-    if parts.scheme not in ("smtp", "smtps") or not parts.hostname or not port_ok:
-        raise ConfigError(
-            f"flaskr: FLASKR_MAIL_URL must be smtp://host:port (STARTTLS) or smtps://host:port "
-            f"(TLS), not {url!r}."
-        )
-    if parts.password is not None:
-        raise ConfigError(
-            "flaskr: FLASKR_MAIL_URL holds a password: put it in a file named by "
-            "FLASKR_MAIL_PASSWORD_FILE instead, readable by this app alone."
-        )
-    for name, what in (
-        ("MAIL_FROM", "the address the site's mail comes from"),
-        ("SITE_URL", "the site's address for mailed links, such as https://blog.example.com"),
-    ):
-        if not config[name]:
-            raise ConfigError(
-                f"flaskr: FLASKR_MAIL_URL is set but FLASKR_{name} is not: set it to {what}."
-            )
-    if urlsplit(str(config["SITE_URL"])).scheme not in ("http", "https"):
-        raise ConfigError("flaskr: FLASKR_SITE_URL must start with https:// (or http://).")
-
-
 def check_secret_key(key: Any) -> None:
     """Refuse to serve with a missing, well-known or guessable key: sessions could be forged."""
     if not secret_key.is_real(key):
@@ -399,58 +366,3 @@ def _is_cli_command() -> bool:
     """True inside a ``flask`` command other than ``run``: it serves no sessions, needs no key."""
     ctx = click.get_current_context(silent=True)
     return ctx is not None and ctx.info_name != "run"
-
-
-def database_url(app: Flask) -> str:
-    """FLASKR_DATABASE_URL, else DATABASE_URL, else an SQLite file in the instance folder."""
-    url = app.config["DATABASE_URL"] or os.environ.get("DATABASE_URL")
-    if not url:
-        return "sqlite:///" + os.path.join(app.instance_path, "flaskr.sqlite")
-    return with_driver(url)
-
-
-def with_driver(url: str) -> str:
-    """Hosting platforms hand out postgres:// URLs; SQLAlchemy wants a driver named."""
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
-#: Where a guide's settings table starts and ends: scripts/settings-table rewrites what is
-#: between them, tests/test_docs.py checks it is what settings_table renders.
-TABLE_START = "<!-- settings:start -->"
-TABLE_END = "<!-- settings:end -->"
-
-
-def settings_table(guide: str) -> str:
-    """The Markdown table of the settings ``guide`` lists, as declared in SETTINGS."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for setting in SETTINGS:
-        if setting.guide == guide:
-            where = " (environment only)" if setting.env_only else ""
-            shown = setting.shown or _shown(setting.name, setting.default)
-            rows.append(f"| `FLASKR_{setting.name}`{where} | {shown} | {setting.meaning} |")
-    return "\n".join(rows)
-
-
-def _shown(name: str, default: Any) -> str:
-    """A default as the tables show it: as JSON, a size in bytes also in KB or MB."""
-    if default is None:
-        return "none"
-    if isinstance(default, str):
-        return f"`{default}`"
-    shown = f"`{json.dumps(default)}`"
-    if "BYTES" in name and default % 1024 == 0:
-        kb = default // 1024
-        shown += f" ({kb // 1024} MB)" if kb % 1024 == 0 else f" ({kb} KB)"
-    return shown
-
-
-def with_settings_table(text: str, guide: str) -> str:
-    """``text``, the guide's, with its settings table (between the markers) rendered anew."""
-    before, start, rest = text.partition(TABLE_START)
-    _, end, after = rest.partition(TABLE_END)
-    if not (start and end):
-        raise ValueError(f"{guide} has no {TABLE_START} ... {TABLE_END}")
-    return f"{before}{start}\n{settings_table(guide)}\n{end}{after}"

@@ -26,8 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from flaskr.config import with_driver
-from flaskr.db import db, require_schema, revision_of, schema_revision, shown_url
+from flaskr.db import db, require_schema, revision_of, schema_revision, shown_url, with_driver
 
 #: Kept by the target's own triggers (and its migration's first row), not copied.
 DERIVED = {"content_version"}

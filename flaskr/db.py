@@ -319,3 +319,19 @@ def drop_all() -> None:
         if connection.dialect.name == "postgresql":
             for function in POSTGRESQL_FUNCTIONS:
                 connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {function}")
+
+
+def database_url(app: Flask) -> str:
+    """FLASKR_DATABASE_URL, else DATABASE_URL, else an SQLite file in the instance folder."""
+    url = app.config["DATABASE_URL"] or os.environ.get("DATABASE_URL")
+    if not url:
+        return "sqlite:///" + os.path.join(app.instance_path, "flaskr.sqlite")
+    return with_driver(url)
+
+
+def with_driver(url: str) -> str:
+    """Hosting platforms hand out postgres:// URLs; SQLAlchemy wants a driver named."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url

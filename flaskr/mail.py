@@ -24,12 +24,14 @@ import smtplib
 import socket
 import ssl
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app
@@ -289,3 +291,34 @@ def run(once: bool) -> int:
         sent += send_due()
         db.session.remove()
     return sent
+
+
+def settings_problem(config: Mapping[str, Any]) -> str | None:
+    """Why the mail settings cannot be used, if so: the app stops at start, not the sender later."""
+    url = config["MAIL_URL"]
+    if not url:  # unset, or set empty (compose's `${FLASKR_MAIL_URL:-}`): no mail
+        return None
+    parts = urlsplit(str(url))
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname or not port_ok:
+        return (
+            f"flaskr: FLASKR_MAIL_URL must be smtp://host:port (STARTTLS) or smtps://host:port "
+            f"(TLS), not {url!r}."
+        )
+    if parts.password is not None:
+        return (
+            "flaskr: FLASKR_MAIL_URL holds a password: put it in a file named by "
+            "FLASKR_MAIL_PASSWORD_FILE instead, readable by this app alone."
+        )
+    for name, what in (
+        ("MAIL_FROM", "the address the site's mail comes from"),
+        ("SITE_URL", "the site's address for mailed links, such as https://blog.example.com"),
+    ):
+        if not config[name]:
+            return f"flaskr: FLASKR_MAIL_URL is set but FLASKR_{name} is not: set it to {what}."
+    if urlsplit(str(config["SITE_URL"])).scheme not in ("http", "https"):
+        return "flaskr: FLASKR_SITE_URL must start with https:// (or http://)."
+    return None

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from flask.cli import FlaskGroup
 
 from flaskr import create_app
-from flaskr.config import SETTINGS, ConfigError, check_secret_key, with_settings_table
+from flaskr.config import SETTINGS, ConfigError, check_secret_key
+from flaskr.settings_table import with_settings_table
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from flaskr import create_app
-from flaskr.config import SETTINGS, settings_table, with_settings_table
+from flaskr.config import SETTINGS
+from flaskr.settings_table import settings_table, with_settings_table
 from toolkit.apps import config_for
 from toolkit.recipes import RECIPE_GUIDES, commands, recipes
 from toolkit.recipes import test_name as recipe_test_name
