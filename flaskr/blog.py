@@ -39,6 +39,7 @@ from flaskr.listing import (
 )
 from flaskr.models import Comment, Image, Like, Post, Tag
 from flaskr.page_cache import cached
+from flaskr.urls import on_site_url
 
 bp = Blueprint("blog", __name__)
 
@@ -59,20 +60,25 @@ def render_listing(listing: Listing, query: str = "", tag: str | None = None) ->
     return render_template(
         "blog/index.html",
         posts=posts,
-        prev_url=page_url(page - 1, query) if page > 1 else None,
-        next_url=page_url(page + 1, query)
+        prev_url=listing_path(page - 1, query, tag) if page > 1 else None,
+        next_url=listing_path(page + 1, query, tag)
         if more and not (query and page == SEARCH_MAX_PAGE)
         else None,
         query=query,
         tag=tag,
         scope=SHORT_SEARCH_SCOPE if listing.kind == "short" else None,
+        canonical=on_site_url(listing_path(page, query, tag)),
     )
 
 
-def page_url(page: int, query: str) -> str:
-    """The link to another page of the same listing (index, search or tag)."""
+def listing_path(page: int, query: str, tag: str | None) -> str:
+    """A page of a listing at its one address: /tag/<lowercase name>, no ?page=1, no 01."""
     args: dict[str, Any] = {"q": query} if query else {}
-    return url_for(request.endpoint or "blog.index", **(request.view_args or {}), **args, page=page)
+    if page > 1:
+        args["page"] = page
+    return (
+        url_for("blog.tag", name=tag, **args) if tag is not None else url_for("blog.index", **args)
+    )
 
 
 @bp.route("/")
@@ -128,8 +134,19 @@ def render_post(post_id: int, comment_form: CommentForm | None, status: int = 20
         newer_url=newer_url,
         image=image,
         form=comment_form,
+        canonical=on_site_url(url_for("blog.detail", id=post.id, **comments_arg(comments_page()))),
     )
     return page, status
+
+
+def comments_page() -> int:
+    """The page of comments asked for, ``?comments=N``, 1 the newest."""
+    return request.args.get("comments", 1, type=int)
+
+
+def comments_arg(n: int) -> dict[str, Any]:
+    """The query argument that picks page ``n`` of comments: none for the first."""
+    return {"comments": n} if n > 1 else {}
 
 
 def page_of_comments(post_id: int) -> tuple[list[Comment], str | None, str | None]:
@@ -138,7 +155,7 @@ def page_of_comments(post_id: int) -> tuple[list[Comment], str | None, str | Non
     ``?comments=N`` picks the page, 1 the newest; comments are oldest first within it. A
     request renders COMMENTS_PER_PAGE comments however many the post has.
     """
-    page = request.args.get("comments", 1, type=int)
+    page = comments_page()
     if not 1 <= page <= MAX_PAGE:
         abort(404)
     per_page = current_app.config["COMMENTS_PER_PAGE"]
@@ -153,8 +170,7 @@ def page_of_comments(post_id: int) -> tuple[list[Comment], str | None, str | Non
         abort(404)
 
     def url(n: int) -> str:
-        comments: dict[str, Any] = {"comments": n} if n > 1 else {}
-        return url_for("blog.detail", id=post_id, **comments)
+        return url_for("blog.detail", id=post_id, **comments_arg(n))
 
     older = url(page + 1) + "#comments" if len(rows) > per_page else None
     newer = url(page - 1) + "#comments" if page > 1 else None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import click
 from flask import Flask
@@ -152,9 +153,10 @@ SETTINGS = (
             "the password; unset, the site sends no mail and says so "
             "([docs/operating.md](docs/operating.md#mail))"),
     Setting("SITE_URL", None,
-            "the site's address as mailed links show it, e.g. `https://blog.example.com`; "
-            "needed with `FLASKR_MAIL_URL` (a link built from a request's `Host` header could "
-            "point anywhere)"),
+            "the site's address as mailed links and each page's canonical link show it, e.g. "
+            "`https://blog.example.com`; needed with `FLASKR_MAIL_URL` (a link built from a "
+            "request's `Host` header could point anywhere); unset, pages name no canonical "
+            "address"),
     Setting("MAIL_PASSWORD_FILE", None,
             "a file holding the SMTP password; systemd's `LoadCredential=mail_password` is "
             "read too"),
@@ -266,6 +268,9 @@ def _check(app: Flask, test_config: dict[str, Any] | None) -> None:
     _load_secret_key(app)
     if problem := mail.settings_problem(app.config):
         raise ConfigError(problem)
+    site = app.config["SITE_URL"]
+    if site and (urlsplit(str(site)).scheme not in ("http", "https") or "?" in str(site)):
+        raise ConfigError("flaskr: FLASKR_SITE_URL must be https://NAME (or http://NAME).")
     if app.config["ADMINS"] and not _is_cli_command():
         raise ConfigError(
             "flaskr: FLASKR_ADMINS no longer makes anyone an admin (anyone could register a "

@@ -319,6 +319,4 @@ def settings_problem(config: Mapping[str, Any]) -> str | None:
     ):
         if not config[name]:
             return f"flaskr: FLASKR_MAIL_URL is set but FLASKR_{name} is not: set it to {what}."
-    if urlsplit(str(config["SITE_URL"])).scheme not in ("http", "https"):
-        return "flaskr: FLASKR_SITE_URL must start with https:// (or http://)."
     return None

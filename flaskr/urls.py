@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, url_for
+from flask import Flask, current_app, url_for
 from flask.globals import _cv_request
 
 from flaskr.bounded_cache import BoundedCache
@@ -46,3 +46,13 @@ def init_app(app: Flask) -> None:
     """
     app.jinja_env.globals["url_for"] = cached_url_for
     app.extensions["flaskr.links"] = BoundedCache(app.config["URL_CACHE_BYTES"])
+
+
+def on_site_url(path: str) -> str | None:
+    """``path`` on the site's own address, SITE_URL; None when it is not set.
+
+    For addresses that must name the site whoever asks: never built from the request's Host
+    header, which anyone can set and which a cached page would then show to everyone.
+    """
+    site = current_app.config["SITE_URL"]
+    return str(site).rstrip("/") + path if site else None

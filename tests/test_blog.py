@@ -141,6 +141,21 @@ def test_every_page_describes_itself_for_search_engines(client) -> None:
     assert '<meta name="description" content="test title, a post by test on Flaskr.">' in post
 
 
+def test_each_page_names_its_one_address_on_the_sites_own_origin(app, client) -> None:
+    """rel=canonical: /01 is /1, ?page=1 is no page, a tag is lowercase; always on SITE_URL,
+    never the Host a request (perhaps an attacker's) gave, since pages are cached for all."""
+    assert b'rel="canonical"' not in client.get("/1").data  # no SITE_URL: no canonical
+    app.config["SITE_URL"] = "https://blog.example.com/"
+    for path, canonical in [
+        ("/01", "https://blog.example.com/1"),
+        ("/1?comments=1", "https://blog.example.com/1"),
+        ("/?page=1", "https://blog.example.com/"),
+        ("/?q=test&page=1&utm_source=x", "https://blog.example.com/?q=test"),
+    ]:
+        page = client.get(path, headers={"Host": "evil.example"}).get_data(as_text=True)
+        assert f'<link rel="canonical" href="{canonical}">' in page, path
+
+
 def test_like_and_unlike(client, auth, app) -> None:
     assert client.post("/1/like").headers["Location"] == "/auth/login"
     auth.login()
@@ -281,7 +296,7 @@ def test_pagination(client, auth, app) -> None:
     assert b'rel="prev"' not in first
     second = client.get("/?page=2").data
     assert b"numbered 05" in second and b"numbered 01" in second
-    assert b'rel="prev" href="/?page=1"' in second
+    assert b'rel="prev" href="/"' in second
     third = client.get("/?page=3").data
     assert third.count(b'<article class="post">') == 2
     assert b'rel="next"' not in third

@@ -294,7 +294,7 @@ MAIL = {
         ("FLASKR_MAIL_URL", "smtp://u:pw@mail.example.com", "holds a password: put it in a file"),
         ("FLASKR_MAIL_FROM", "", "FLASKR_MAIL_FROM is not: set it to the address"),
         ("FLASKR_SITE_URL", "", "FLASKR_SITE_URL is not: set it to the site's address"),
-        ("FLASKR_SITE_URL", "blog.example.com", "FLASKR_SITE_URL must start with https://"),
+        ("FLASKR_SITE_URL", "blog.example.com", "FLASKR_SITE_URL must be https://NAME"),
     ],
 )
 def test_mail_settings_the_sender_could_not_use_are_refused_at_start(
@@ -304,6 +304,17 @@ def test_mail_settings_the_sender_could_not_use_are_refused_at_start(
     for name, setting in {**MAIL, variable: value}.items():
         monkeypatch.setenv(name, setting)
     with pytest.raises(ConfigError, match=re.escape(why)):
+        create_app()
+
+
+@pytest.mark.parametrize(
+    "value", ["blog.example.com", "ftp://blog.example.com", "https://b.example?x=1"]
+)
+def test_a_site_url_that_is_no_site_address_is_refused_without_mail_too(monkeypatch, value) -> None:
+    """The canonical links use SITE_URL whether or not mail is on."""
+    monkeypatch.setenv("FLASKR_SECRET_KEY", KEY)
+    monkeypatch.setenv("FLASKR_SITE_URL", value)
+    with pytest.raises(ConfigError, match=re.escape("FLASKR_SITE_URL must be https://NAME")):
         create_app()
 
 
