@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -31,10 +31,16 @@ PASSWORD_MIN = 8  # NIST SP 800-63B: a minimum length, no composition rules
 PASSWORD_MAX = 1_024  # hashing is deliberately slow: cap what one request can make it do
 
 EMAIL_MAX = 254  # RFC 5321's longest path, less its angle brackets
-#: An address as people type them: something, one @, a domain with a dot; no spaces or
-#: control characters (which could add headers). The link mailed to it proves the rest.
-_PART = r"[^@\s\x00-\x1f\x7f"
-EMAIL_PATTERN = re.compile(rf"{_PART}]+@{_PART}]+\.{_PART}.]+\Z")
+#: One plain address, all ASCII: a local part of RFC 5322's atom characters and dots, one @,
+#: a domain of LDH labels with a dot. Nothing a mail header or an SMTP server could read as
+#: another recipient, a display name or a comment (<>,:;"() and spaces), and so an address is
+#: stored, compared, counted and mailed as the same string, in one case-folding that SQLite's
+#: lower() and PostgreSQL's agree on. The link mailed to it proves the rest.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_PATTERN = re.compile(
+    rf"[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~-]+)*"
+    rf"@{_LABEL}(?:\.{_LABEL})+\Z"
+)
 #: How long a link confirming a new address works.
 EMAIL_CONFIRM_SECONDS = 24 * 3600
 
@@ -174,6 +180,21 @@ def set_password(user: User, password: str) -> None:
     end_sessions(user)
 
 
+def reset_password(user: User, password: str) -> bool:
+    """Set a new password through a reset link, and commit.
+
+    False when another use of the same link got there first: of two requests at once, only
+    one may set the password.
+    """
+    done = db.session.execute(
+        update(User)
+        .where(User.id == user.id, User.session_version == user.session_version)
+        .values(password=hash_password(password), session_version=User.session_version + 1)
+    )
+    db.session.commit()
+    return bool(getattr(done, "rowcount", 0))
+
+
 def set_disabled(user: User, disabled: bool) -> None:
     """Disable an account (its sessions end at once) or enable it again, and commit."""
     user.disabled = disabled
@@ -193,6 +214,7 @@ def set_email(user: User, address: str | None) -> None:
     confirming one address at once cannot both have it.
     """
     user.email = address
+    end_sessions(user)  # and every link made for the old address, even if it comes back
     try:
         db.session.commit()
     except IntegrityError:
@@ -201,12 +223,14 @@ def set_email(user: User, address: str | None) -> None:
 
 
 def _fingerprint(user: User) -> str:
-    """What a mailed link is bound to: the password hash and the address, digested.
+    """What a mailed link is bound to: the password hash, address and sessions' number.
 
     The link is signed, not secret from its reader: the hash itself never goes in it.
-    Changing the password or the address changes this, and every link made before dies.
+    Changing the password or the address raises the number (end_sessions), which never comes
+    back to an earlier value, so every link made before dies for good, even when the address
+    or the password later returns to what it was.
     """
-    state = f"{user.password}\0{user.email or ''}".encode()
+    state = f"{user.password}\0{user.email or ''}\0{user.session_version}".encode()
     return hashlib.sha256(state).hexdigest()[:32]
 
 

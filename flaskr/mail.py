@@ -256,7 +256,7 @@ def send_due() -> int:
     try:
         for row in rows:
             try:
-                smtp.send_message(message(row, sender))
+                smtp.send_message(message(row, sender), to_addrs=[row.recipient])
             except SEND_ERRORS as e:
                 _failed(row, token, e, permanent=refused_for_good(e))
                 continue

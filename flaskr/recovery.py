@@ -16,7 +16,15 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response
 
 from flaskr import accounts, mail, throttle
-from flaskr.auth import account, begin_attempt, form_page, login_required, too_many, within_budget
+from flaskr.auth import (
+    account,
+    begin_attempt,
+    form_page,
+    log_in,
+    login_required,
+    too_many,
+    within_budget,
+)
 from flaskr.db import db
 from flaskr.forms import EmailForm, ForgotForm, ResetForm
 from flaskr.models import User
@@ -85,8 +93,8 @@ def reset(token: str) -> tuple[str, int] | Response:
     form = ResetForm()
     if not form.validate_on_submit():
         return form_page("auth/reset.html", form)
-    accounts.set_password(user, form.password.data)  # every session ends, and so does the link
-    db.session.commit()
+    if not accounts.reset_password(user, form.password.data):  # every session ends, the link too
+        raise BadRequest("This link to set a new password was used already.")
     session.clear()
     flash("Password set, and every session of yours ended. Log in with the new one.", "info")
     return redirect(url_for("auth.login"))
@@ -110,6 +118,7 @@ def email() -> tuple[str, int] | Response:
     new = form.email.data
     if not new:
         accounts.set_email(user, None)
+        log_in(user)  # every other session ends with the address, this one goes on
         flash("Your account has no e-mail address now.", "info")
         return redirect(url_for("recovery.email"))
     if not mail.enabled():
@@ -133,13 +142,19 @@ def email() -> tuple[str, int] | Response:
 
 
 @bp.route("/email/confirm/<token>", methods=("GET", "POST"))
+@login_required
 def confirm(token: str) -> tuple[str, int] | Response:
-    """Make the mailed address the account's, with a button: a GET changes nothing."""
+    """Make the mailed address the account's, with a button: a GET changes nothing.
+
+    Only the account that asked may: whoever else reads the link (a mistyped address, a
+    shared mailbox) must not be able to attach their address to it, then reset its password.
+    """
     found = accounts.email_to_confirm(token)
-    if found is None:
+    if found is None or found[0].id != account().id:
         raise BadRequest(
-            "This link to confirm an e-mail address has expired or was used already. Ask for "
-            "a new one on your account's e-mail page."
+            "This link to confirm an e-mail address has expired, was used already, or is for "
+            "another account: log in as the account that asked for it, or ask for a new one "
+            "on your account's e-mail page."
         )
     user, address = found
     form = FlaskForm()
@@ -151,5 +166,6 @@ def confirm(token: str) -> tuple[str, int] | Response:
         accounts.set_email(user, address)
     except accounts.EmailTaken as e:
         raise BadRequest(str(e)) from None
+    log_in(user)  # every other session ends with the change, this one goes on
     flash(f"Your e-mail address is {address} now.", "info")
     return redirect(url_for("index"))

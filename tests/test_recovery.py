@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from flask import Flask
@@ -240,6 +241,13 @@ def test_an_address_taken_meanwhile_is_refused_at_confirmation(app, client, auth
     (
         ({"email": "not-an-address", "current": "test"}, b"must be an address such as"),
         ({"email": "a@b.c\r\nBcc: x@y.z", "current": "test"}, b"must be an address such as"),
+        # Each of these names a recipient other than the string stored, or several.
+        ({"email": "me<test@example.com>", "current": "test"}, b"must be an address such as"),
+        ({"email": '"test@example.com', "current": "test"}, b"must be an address such as"),
+        ({"email": "root,postmaster,me@evil.test", "current": "test"}, b"must be an address"),
+        ({"email": "x:test@example.com", "current": "test"}, b"must be an address such as"),
+        ({"email": "a@(b.c", "current": "test"}, b"must be an address such as"),
+        ({"email": "älice@example.com", "current": "test"}, b"must be an address such as"),
         ({"email": "new@example.com", "current": "wrong"}, b"Current password is incorrect."),
         ({"email": "new@example.com", "current": ""}, b"Current password is required."),
     ),
@@ -271,10 +279,54 @@ def test_without_mail_no_address_can_be_added(tmp_path) -> None:
     assert b"cannot confirm a new address" in response.data
 
 
-def test_a_bad_confirmation_link_is_a_clear_400(client) -> None:
+def test_a_bad_confirmation_link_is_a_clear_400(client, auth) -> None:
+    auth.login()
     response = client.get("/auth/email/confirm/nonsense")
     assert response.status_code == 400
-    assert b"Ask for a new one" in response.data
+    assert b"ask for a new one" in response.data
+
+
+def test_only_the_account_that_asked_may_confirm(app, client, auth) -> None:
+    """Whoever reads the link at the address (mistyped, or a stranger's) cannot attach it to
+    the account, and so cannot then reset its password through it."""
+    auth.login("other", "other")
+    client.post("/auth/email", data={"email": "typo@evil.test", "current": "other"})
+    path = mailed_link(app, "/auth/email/confirm/")
+    stranger = app.test_client()
+    assert stranger.get(path).headers["Location"] == "/auth/login"
+    assert stranger.post(path).headers["Location"] == "/auth/login"
+    AuthActions(stranger).login()  # logged in, but as another account
+    assert stranger.post(path, data={"csrf_token": "x"}).status_code == 400
+    with app.app_context():
+        assert db.session.get_one(User, 2).email is None
+    assert client.post(path).headers["Location"] == "/"  # the owner still may
+
+
+def test_a_dead_confirmation_link_stays_dead_when_the_address_comes_back(app, client, auth) -> None:
+    """A link made before any change never works again, even once the account is back at
+    the address it had when the link was made."""
+    auth.login("other", "other")
+    client.post("/auth/email", data={"email": "typo@evil.test", "current": "other"})
+    stale = mailed_link(app, "/auth/email/confirm/")
+    client.post("/auth/email", data={"email": "right@example.com", "current": "other"})
+    client.post(mailed_link(app, "/auth/email/confirm/"))
+    client.post("/auth/email", data={"email": "", "current": "other"})  # back to no address
+    with app.app_context():
+        assert db.session.get_one(User, 2).email is None
+    assert client.post(stale).status_code == 400
+    with app.app_context():
+        assert db.session.get_one(User, 2).email is None
+
+
+def test_a_reset_link_sets_the_password_once_even_when_used_twice_at_once(app) -> None:
+    """Two requests with the same link, both past the check: only the first sets it."""
+    with app.app_context():
+        user = db.session.get_one(User, 1)
+        as_read = SimpleNamespace(id=user.id, session_version=user.session_version)
+        assert accounts.reset_password(user, "first-password")
+        assert not accounts.reset_password(as_read, "second-password")  # read before the first
+        db.session.expire_all()
+        assert accounts.password_matches(db.session.get_one(User, 1), "first-password")
 
 
 def test_mail_links_use_the_site_url_not_the_host_header(app) -> None:
