@@ -49,7 +49,7 @@ def test_operating_users_and_admins_in_the_container(engine: Engine, site: Site)
         replace={" admin": f" {who}", " alice": f" {who}"},
     )
     at = {"FLASKR_CONTAINER": site.name}
-    assert len(lines) == 3, lines
+    assert len(lines) == 4, lines
     made = engine.sh(lines[0], stdin=f"{password}\n{password}\n", **at)
     assert f"Created user {who}." in made.stdout, made
     assert engine.sh(lines[1], **at).stdout.strip() == f"{who} is an admin."
@@ -57,6 +57,11 @@ def test_operating_users_and_admins_in_the_container(engine: Engine, site: Site)
     assert Visitor(site.base).post_form("/auth/login", wrong).status_code != 302
     cleared = engine.sh(lines[2], **at).stdout.strip()
     assert cleared == f"Forgot 1 failed logins counted against {who}.", cleared
+    new = f"another horse {who}"
+    reset = engine.sh(lines[3], stdin=f"{new}\n{new}\n", **at).stdout.strip()
+    assert reset == f"New password set for {who}; every session of it has ended.", reset
+    back_in = {"username": who, "password": new}
+    assert Visitor(site.base).post_form("/auth/login", back_in).headers["Location"] == "/"
 
 
 def test_operating_metrics_scraped_inside_the_container(engine: Engine, image: str) -> None:

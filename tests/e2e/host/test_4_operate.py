@@ -50,11 +50,18 @@ def test_operating_users_and_admins_on_the_host(host: Host, post: dict[str, obje
     m = host.machine
     user = f"ops{uuid.uuid4().hex[:6]}"
     lines = recipe("docs/operating.md", "Users and admins", 0, admins(user))
-    lines = [line.replace(" alice", f" {post['user']}") for line in lines]  # who exists here
-    password = "pw-" + uuid.uuid4().hex
-    done = m.recipe(lines, "/root", stdin=f"{password}\n{password}\n")
+    # alice: who exists here for clear-login-failures; set-password is for the new account,
+    # so the post's author keeps the password later stages log in with.
+    lines = [
+        line.replace(" alice", f" {user if 'set-password' in line else post['user']}")
+        for line in lines
+    ]
+    assert len(lines) == 4 and "set-password" in lines[3], lines
+    password, new = "pw-" + uuid.uuid4().hex, "new-" + uuid.uuid4().hex
+    done = m.recipe(lines, "/root", stdin=f"{password}\n{password}\n{new}\n{new}\n")
     assert f"Created user {user}." in done.stdout and f"{user} is an admin." in done.stdout
     assert f"failed logins counted against {post['user']}." in done.stdout, done.stdout
+    assert f"New password set for {user}; every session of it has ended." in done.stdout
 
 
 def test_operating_metrics_host(host: Host) -> None:
