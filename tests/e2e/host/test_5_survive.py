@@ -71,12 +71,16 @@ def test_backup_host_systemd_scripts_install_host_daily_and_restore(
     unit = "/etc/systemd/system/flaskr-backup.service"
     verify = m.run(["systemd-analyze", "verify", unit, unit.replace("service", "timer")])
     assert verify.stdout == "" and verify.stderr == "", verify.stderr
+
     # The database settings of the site are the backup's (PostgreSQL: FLASKR_DATABASE_URL).
     # (The site reads mail.env too, which a backup has no use for.)
-    files = m.show("flaskr-backup.service", "EnvironmentFiles")["EnvironmentFiles"]
-    site = m.show("flaskr.service", "EnvironmentFiles")["EnvironmentFiles"]
-    assert files.startswith("/etc/flaskr/database.env"), files
-    assert site.startswith(files), (site, files)
+    def environment_files(unit: str) -> list[str]:
+        out = m.run(["systemctl", "show", unit, "--property=EnvironmentFiles"]).stdout
+        return [line.split("=", 1)[1].split()[0] for line in out.splitlines() if "=" in line]
+
+    backup, site = environment_files("flaskr-backup.service"), environment_files("flaskr.service")
+    assert backup == ["/etc/flaskr/database.env"], backup
+    assert site == [*backup, "/etc/flaskr/mail.env"], site
     score = exposure(m.run(["systemd-analyze", "security", "--no-pager", "flaskr-backup"]).stdout)
     print(f"flaskr-backup.service exposure: {score}")
     assert score <= MAX_EXPOSURE
