@@ -28,6 +28,7 @@ from flaskr.auth import (
 from flaskr.db import db
 from flaskr.forms import EmailForm, ForgotForm, ResetForm
 from flaskr.models import User
+from flaskr.urls import on_site_url
 
 bp = Blueprint("recovery", __name__, url_prefix="/auth")
 
@@ -38,9 +39,8 @@ SENT = (
 
 
 def link(endpoint: str, token: str) -> str:
-    """A link for a message: SITE_URL, never the request's Host, which anyone can set."""
-    site = str(current_app.config["SITE_URL"]).rstrip("/")
-    return site + url_for(endpoint, token=token)
+    """A link for a message: on SITE_URL (set whenever mail is), never the request's Host."""
+    return str(on_site_url(url_for(endpoint, token=token)))
 
 
 def send(recipient: str, subject: str, template: str, **context: object) -> None:
