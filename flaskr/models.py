@@ -49,6 +49,10 @@ class User(Model):
     disabled: Mapped[bool] = mapped_column(default=False, server_default=false())
     #: Optional; set only once a link mailed to it was followed (accounts.py, migration 0012).
     email: Mapped[str | None] = mapped_column(Text)
+    #: The TOTP secret once enrolment was confirmed, else None (second_factor.py, 0013);
+    #: the time step of the last code accepted, so that none is accepted twice.
+    totp_secret: Mapped[str | None] = mapped_column(Text)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         # One name whatever its case (migration 0007).
@@ -56,6 +60,16 @@ class User(Model):
         # One account per address whatever its case; any number without one.
         Index("uq_user_email_lower", func.lower(email), unique=True),
     )
+
+
+class RecoveryCode(Model):
+    """One unused recovery code of an account, as the sha256 of its text; deleted once used."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
 
 
 class Post(Model):
