@@ -197,14 +197,21 @@ def _limits(account: str, address: str, device: str | None) -> Limits:
     ]
 
 
-def begin(username: str) -> Attempt:
-    """Count a login attempt for ``username`` before its password is checked.
+#: What failures of the second step (a code after the right password) are counted under,
+#: before the name: apart from the password's, so the right password does not forget them.
+SECOND_STEP = "2fa:"
 
-    Refuse it (``wait`` seconds) when this attempt would pass one of its limits.
+
+def begin(username: str, step: str = "") -> Attempt:
+    """Count a login attempt for ``username`` before its password (or code) is checked.
+
+    Refuse it (``wait`` seconds) when this attempt would pass one of its limits. ``step``
+    (SECOND_STEP) counts a second-factor code apart from passwords, with the same limits and
+    the same trusted devices.
     """
-    account = _account(username)
     address = _address()
-    device = trusted_device(account)
+    device = trusted_device(_account(username))
+    account = _account(step + username)
     row = LoginFailure(username=account, remote_addr=address, device=device, created=_now())
     limits = _limits(account, address, device)
     row_id, wait = _count(row, limits, current_app.config["LOGIN_WINDOW_SECONDS"])
@@ -238,14 +245,13 @@ def succeeded(attempt: Attempt) -> None:
 
 
 def clear_failures(username: str) -> int:
-    """Forget every failed login counted against ``username``; return how many.
+    """Forget every failed login counted against ``username``, codes too; return how many.
 
     An admin's way to let an account's owner in from a new browser at once, while strangers'
     guesses hold its limit (``flask clear-login-failures``).
     """
-    result = db.session.execute(
-        delete(LoginFailure).where(LoginFailure.username == _account(username))
-    )
+    names = [_account(username), _account(SECOND_STEP + username)]
+    result = db.session.execute(delete(LoginFailure).where(LoginFailure.username.in_(names)))
     db.session.commit()
     return int(result.rowcount)  # type: ignore[attr-defined]  # a DELETE's CursorResult
 
