@@ -77,6 +77,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         moderation,
         page_cache,
         recovery,
+        second_factor,
         security,
         urls,
     )
@@ -120,6 +121,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # Routes, one blueprint per area.
     app.register_blueprint(auth.bp)  # /auth/: register, login, logout, password
     app.register_blueprint(recovery.bp)  # /auth/: forgot, reset, e-mail address (mailed links)
+    app.register_blueprint(second_factor.bp)  # /auth/: the code page, enrol and remove TOTP
     app.register_blueprint(blog.bp)  # /, /tag/<name>, /create, /<id> and its actions
     app.add_url_rule("/", endpoint="index")
     app.register_blueprint(images.bp)  # /<id>/image: a post's image
@@ -144,6 +146,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         commands.make_admin_command,  # make-admin
         commands.disable_user_command,  # disable-user
         commands.clear_login_failures_command,  # clear-login-failures: let an owner in at once
+        commands.remove_second_factor_command,  # remove-second-factor: a lost phone
         commands.set_password_command,  # set-password: an operator's way back into an account
         commands.send_mail_command,  # send-mail: the outbox's sender (flaskr/mail.py)
         commands.seed_command,  # seed: demo posts

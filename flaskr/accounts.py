@@ -16,12 +16,12 @@ from typing import Any, Protocol
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from flaskr.db import db
-from flaskr.models import User
+from flaskr.models import RecoveryCode, User
 
 USERNAME_MAX = 32
 #: What a new username may hold, all of it (``\Z``: ``$`` would let a final newline through).
@@ -201,6 +201,19 @@ def set_disabled(user: User, disabled: bool) -> None:
     if disabled:
         end_sessions(user)
     db.session.commit()
+
+
+def remove_second_factor(user: User) -> bool:
+    """Take away ``user``'s TOTP secret and recovery codes; false when it had none.
+
+    The password alone logs the account in again: the owner's way back from a lost phone and
+    lost codes, through an operator (``flask remove-second-factor``), or their own, with a code.
+    """
+    had = user.totp_secret is not None
+    user.totp_secret = None
+    user.totp_last_step = None
+    db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    return had
 
 
 class EmailTaken(Refused):

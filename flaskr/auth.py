@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from flask import (
     Blueprint,
+    current_app,
     flash,
     g,
     make_response,
@@ -57,6 +58,9 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped_view(**kwargs: Any) -> Any:
         if not accounts.is_admin(g.user):
             raise NotFound()
+        if current_app.config["REQUIRE_2FA_FOR_ADMINS"] and account().totp_secret is None:
+            flash("Admin pages need a second factor on your account: add one first.", "error")
+            return redirect(url_for("second_factor.enrol"))
         return view(**kwargs)
 
     return wrapped_view
@@ -92,6 +96,33 @@ def log_in(user: User) -> None:
     session.clear()
     session["user_id"] = user.id
     session["session_version"] = user.session_version
+
+
+def logged_in(user: User) -> Response:
+    """Log ``user`` in, off to the index, this browser remembered as one of theirs."""
+    log_in(user)
+    response = redirect(url_for("index"))
+    throttle.remember_device(response, user.username.lower())
+    return response
+
+
+#: How long the code page waits for the code after the right password.
+PENDING_SECONDS = 5 * 60
+#: The session keys of a login waiting for its second factor: none of them logs anyone in.
+PENDING_USER, PENDING_VERSION, PENDING_UNTIL = "pending_user_id", "pending_version", "pending_until"
+
+
+def wait_for_code(user: User) -> Response:
+    """After the right password of an account with a second factor: ask for its code.
+
+    This session is not logged in: it only holds, for PENDING_SECONDS, which account's code
+    the code page (second_factor.py) asks for, bound to the account's session version.
+    """
+    session.clear()
+    session[PENDING_USER] = user.id
+    session[PENDING_VERSION] = user.session_version
+    session[PENDING_UNTIL] = int(time.time()) + PENDING_SECONDS
+    return redirect(url_for("second_factor.code"))
 
 
 @bp.before_app_request
@@ -214,10 +245,9 @@ def login() -> tuple[str, int] | Response:
         # The tutorial stored pbkdf2:sha256 hashes; replace them while we know the password.
         user.password = accounts.hash_password(form.password.data)
     db.session.commit()
-    log_in(user)
-    response = redirect(url_for("index"))
-    throttle.remember_device(response, user.username.lower())
-    return response
+    if user.totp_secret is not None:
+        return wait_for_code(user)  # logged in, and the device remembered, after the code
+    return logged_in(user)
 
 
 @bp.route("/logout", methods=("GET", "POST"))

@@ -195,6 +195,20 @@ def clear_login_failures_command(username: str) -> None:
     click.echo(f"Forgot {cleared} failed logins counted against {user.username}.")
 
 
+@click.command("remove-second-factor")
+@with_appcontext
+@click.argument("username")
+def remove_second_factor_command(username: str) -> None:
+    """Remove an account's second factor and recovery codes (its owner lost both)."""
+    user = named_user(username)
+    had = accounts.remove_second_factor(user)
+    db.session.commit()
+    if not had:
+        click.echo(f"{user.username} had no second factor.")
+        return
+    click.echo(f"Removed the second factor of {user.username}: the password alone logs in.")
+
+
 @click.command("set-password")
 @with_appcontext
 @click.argument("username")

@@ -120,6 +120,9 @@ SETTINGS = (
     Setting("PERMANENT_SESSION_LIFETIME", 7 * 24 * 3600,
             "seconds after login that a session cookie is refused "
             "([docs/security.md](docs/security.md))", kind="seconds", least=1),
+    Setting("REQUIRE_2FA_FOR_ADMINS", True,
+            "`true`: an admin without a second factor is sent to enrol one before any admin "
+            f"page opens ({ACCOUNTS})", kind="flag"),
     Setting("LOGIN_WINDOW_SECONDS", 15 * 60,
             f"the window in which failed logins are counted; past a limit, 429 ({ACCOUNTS})",
             kind="whole", least=1),

@@ -169,6 +169,30 @@ class EmailForm(FlaskForm):
             follows("E-mail address", email_problem)(self, field)
 
 
+#: A code from an authenticator app (6 digits) or a recovery code (16 letters and dashes).
+CODE_MAX = 32
+
+
+class SecondStepForm(FlaskForm):
+    """The second step of logging in: a code from the app, or else a recovery code."""
+
+    code = StringField("Code from your authenticator app", validators=[at_most("Code", CODE_MAX)])
+    recovery = StringField("Or a recovery code", validators=[at_most("Recovery code", CODE_MAX)])
+
+    def validate_code(self, field: StringField) -> None:
+        if not (field.data or "").strip() and not (self.recovery.data or "").strip():
+            raise ValidationError("Type the code from your app, or a recovery code.")
+
+
+class SecondFactorForm(FlaskForm):
+    """Adding or removing a second factor: a code of it, and the password as proof."""
+
+    code = StringField("Code", validators=required("Code", CODE_MAX))
+    current = PasswordField(
+        "Current password", validators=required("Current password", PASSWORD_MAX)
+    )
+
+
 class PostForm(FlaskForm):
     title = StringField(
         "Title", validators=required("Title", TITLE_MAX, no_control_characters("Title"))

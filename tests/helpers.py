@@ -14,13 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+import pyotp
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from werkzeug.test import TestResponse
 
 from flaskr.db import db
-from flaskr.models import OutboxMessage
+from flaskr.models import OutboxMessage, User
 from toolkit.apps import TUTORIAL_USERS
 from toolkit.visitors import csrf_token
 
@@ -139,3 +140,16 @@ def outbox(app: Flask) -> list[OutboxMessage]:
         rows = list(db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
         db.session.expunge_all()
         return rows
+
+
+def give_second_factor(app: Flask, username: str) -> str:
+    """Give ``username`` a TOTP secret behind the app's back, as enrolling would; return it.
+
+    Its sessions go on (enrolling from the page ends the others): a client logged in first
+    stays logged in, as an admin who has a second factor.
+    """
+    secret = pyotp.random_base32()
+    with app.app_context():
+        db.session.execute(update(User).where(User.username == username).values(totp_secret=secret))
+        db.session.commit()
+    return secret

@@ -6,15 +6,17 @@ from sqlalchemy import func, select
 
 from flaskr.db import db
 from flaskr.models import Comment, Post, User
-from tests.helpers import AuthActions
+from tests.helpers import AuthActions, give_second_factor
 
 
 @pytest.fixture
 def admin(app: Flask):
-    """A client logged in as "other", made an admin with `flask make-admin`."""
+    """A client logged in as "other", made an admin with `flask make-admin`, with a second
+    factor (FLASKR_REQUIRE_2FA_FOR_ADMINS)."""
     app.test_cli_runner().invoke(args=["make-admin", "other"])
     client = app.test_client()
     AuthActions(client).login("other", "other")
+    give_second_factor(app, "other")
     return client
 
 

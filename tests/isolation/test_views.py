@@ -11,12 +11,16 @@ import pytest
 from flask import Flask
 
 from flaskr.isolation import probe
+from tests.helpers import give_second_factor
 from toolkit.apps import make_app
 
 
 def page_app(tmp_path: Path, admin: str | None = "test", **config: Any) -> Flask:
-    """An app whose user ``admin`` was made an admin, as `flask make-admin` does."""
-    app = make_app(tmp_path, **config)
+    """An app whose user ``admin`` was made an admin, as `flask make-admin` does.
+
+    Admins need no second factor here: tests/test_second_factor.py checks that they do.
+    """
+    app = make_app(tmp_path, **{"REQUIRE_2FA_FOR_ADMINS": False, **config})
     if admin is not None:
         assert (
             f"{admin} is an admin."
@@ -117,6 +121,8 @@ def test_page_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     runner.invoke(args=["make-admin", "test"])
     client = app.test_client()
     login(client, password="test-password")
+    assert client.get("/admin/isolation").status_code == 302  # to enrol a second factor first
+    give_second_factor(app, "test")
     assert client.get("/admin/isolation").status_code == 200
 
 
