@@ -28,6 +28,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import bindparam, select
 from werkzeug.exceptions import NotFound, TooManyRequests
 from werkzeug.wrappers import Response
+from wtforms import Field
 
 from flaskr import accounts, render_budget, throttle
 from flaskr.db import db
@@ -179,6 +180,20 @@ def within_budget(user: User, attempt: throttle.Attempt) -> None:
     if wait is not None:
         throttle.forget(attempt)
         raise too_many("logins and writes on this account lately", wait)
+
+
+def current_password_checked(user: User, field: Field) -> bool:
+    """Whether ``field`` holds ``user``'s password, counted like a login; else says so on it.
+
+    For the pages that change what protects the account (its address, its second factor).
+    """
+    attempt = begin_attempt(user.username)
+    within_budget(user, attempt)
+    if not accounts.password_matches(user, field.data):
+        field.errors = ["Current password is incorrect."]
+        return False
+    throttle.succeeded(attempt)
+    return True
 
 
 def refused_registration(form: FlaskForm, wait: int) -> Response:

@@ -18,12 +18,11 @@ from werkzeug.wrappers import Response
 from flaskr import accounts, mail, throttle
 from flaskr.auth import (
     account,
-    begin_attempt,
+    current_password_checked,
     form_page,
     log_in,
     login_required,
     too_many,
-    within_budget,
 )
 from flaskr.db import db
 from flaskr.forms import EmailForm, ForgotForm, ResetForm
@@ -109,12 +108,8 @@ def email() -> tuple[str, int] | Response:
     page = functools.partial(form_page, "auth/email.html", form, address=user.email)
     if not form.validate_on_submit():
         return page()
-    attempt = begin_attempt(user.username)
-    within_budget(user, attempt)
-    if not accounts.password_matches(user, form.current.data):
-        form.current.errors = ["Current password is incorrect."]
+    if not current_password_checked(user, form.current):
         return page()
-    throttle.succeeded(attempt)
     new = form.email.data
     if not new:
         accounts.set_email(user, None)

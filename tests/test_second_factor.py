@@ -41,6 +41,7 @@ def enrol(client: FlaskClient) -> tuple[str, list[str]]:
         "/auth/two-factor/enrol", data={"code": code(secret[1]), "current": "test"}
     )
     assert response.status_code == 200, response.text
+    assert response.headers["Cache-Control"] == "no-store"  # the codes are shown once
     codes = re.findall(r"<li><code>([A-Z2-7-]+)</code></li>", response.text)
     return secret[1], codes
 
