@@ -7,10 +7,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pyotp
 import requests
 
 #: A hidden csrf_token input, its attributes in either order.
 TOKEN = re.compile(r'name="csrf_token"[^>]*?value="([^"]+)"|value="([^"]+)"[^>]*?name="csrf_token"')
+
+
+#: The key of the enrol page, beside its QR code (flaskr/templates/auth/enrol.html).
+TOTP_KEY = re.compile(r'<code id="totp-key">([A-Z2-7]+)</code>')
 
 
 def csrf_token(page: str) -> str | None:
@@ -78,6 +83,17 @@ class Visitor:
     def login(self, username: str, password: str) -> None:
         r = self.submit("/auth/login", {"username": username, "password": password})
         assert r.status_code == 302 and r.headers["Location"] == "/", r.text[:500]
+
+    def enrol_second_factor(self, password: str) -> str:
+        """Give the logged-in account a TOTP second factor as its page asks: the key read from
+        the page, a code computed from it. Return the key, for the codes of later logins."""
+        page = self.get("/auth/two-factor/enrol")
+        found = TOTP_KEY.search(page.text)
+        assert page.status_code == 200 and found, page.text[:500]
+        fields = {"code": pyotp.TOTP(found[1]).now(), "current": password}
+        done = self.post("/auth/two-factor/enrol", fields, csrf_token(page.text) or "")
+        assert done.status_code == 200 and "Your Recovery Codes" in done.text, done.text[:500]
+        return found[1]
 
     def register_and_login(self, username: str, password: str) -> None:
         r = self.submit("/auth/register", {"username": username, "password": password})

@@ -49,6 +49,9 @@ def test_isolation_report_from_the_serving_worker_and_the_host_beside_it(
             admin,
         )  # fmt: skip
         assert browser.post_form("/auth/login", fields).status_code == 302
+        # Admins need a second factor (FLASKR_REQUIRE_2FA_FOR_ADMINS, on by default).
+        assert browser.get("/admin/isolation.json").status_code == 302
+        browser.enrol_second_factor(password)
         answer = browser.get("/admin/isolation.json")
         assert answer.status_code == 200, answer.text[:2000]
         assert answer.headers["Cache-Control"] == "no-store"
