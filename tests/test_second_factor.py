@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
+from flaskr import accounts
 from flaskr.auth import PENDING_UNTIL
 from flaskr.db import db
 from flaskr.models import LoginFailure, Post, RecoveryCode, User
@@ -284,3 +285,14 @@ def test_of_two_requests_racing_with_one_code_one_wins(app) -> None:
         winner = update(User).values(totp_last_step=int(time.time()) // 30 + 1)
         db.session.execute(winner.execution_options(synchronize_session=False))
         assert not accept_code(user, code(secret))
+
+
+def test_a_password_reset_leaves_the_factor(client, auth, app) -> None:
+    """Whoever reads the owner's mail sets a password, and is still asked for the code."""
+    give_second_factor(app, "test")
+    with app.app_context():
+        token = accounts.reset_token(db.session.get_one(User, 1))
+    reset = client.post(f"/auth/reset/{token}", data={"password": "a new password"})
+    assert reset.headers["Location"] == "/auth/login"
+    assert auth.login("test", "a new password").headers["Location"] == "/auth/code"
+    assert logged_in_as(client) is None
