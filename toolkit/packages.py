@@ -74,6 +74,7 @@ ON_A_NEW_MACHINE = ("postgresql", "curl", "openssl")
 
 #: What each suite in tests/e2e/ installs before its first test, by part.
 SUITES: dict[str, tuple[str, ...]] = {
+    "test_accounts_browser": ("chromium", "openssl", "postgresql"),
     "test_backup": ("postgresql",),
     "test_bench_smoke": ("wrk",),
     "test_browser": ("chromium",),
