@@ -20,11 +20,14 @@ from toolkit.wait import until
 
 
 class Smtp:
-    """aiosmtpd on 127.0.0.1:``port`` with the certificate and key ``tls`` (CA, cert, key),
-    STARTTLS required; started by ``up()`` as often as a test stops it."""
+    """aiosmtpd on ``host`` (127.0.0.1; a container engine's bridge gateway for containers)
+    and a free port, with the certificate and key ``tls`` (CA, cert, key), STARTTLS required;
+    started by ``up()`` as often as a test stops it."""
 
-    def __init__(self, tmp_path: Path, tls: tuple[Path, Path, Path]) -> None:
-        self.port = free_port()
+    def __init__(
+        self, tmp_path: Path, tls: tuple[Path, Path, Path], host: str = "127.0.0.1"
+    ) -> None:
+        self.host, self.port = host, free_port()
         self.maildir = tmp_path / "maildir"
         self.tmp_path, self.tls = tmp_path, tls
         self.starts = 0
@@ -33,7 +36,7 @@ class Smtp:
     def up(self) -> Iterator[None]:
         _, cert, key = self.tls
         self.starts += 1
-        argv = [VENV_BIN / "python", "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{self.port}",
+        argv = [VENV_BIN / "python", "-m", "aiosmtpd", "-n", "-l", f"{self.host}:{self.port}",
                 "--tlscert", cert, "--tlskey", key,
                 "-c", "aiosmtpd.handlers.Mailbox", self.maildir]  # fmt: skip
         with running(argv, self.tmp_path / f"smtp-{self.starts}.log"):
@@ -42,7 +45,7 @@ class Smtp:
 
     def listening(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            with socket.create_connection((self.host, self.port), timeout=1):
                 return True
         except OSError:
             return False

@@ -14,9 +14,11 @@ from pathlib import Path
 from tests.e2e.container.helpers import Site
 from toolkit.cmdlines import watching_command_lines
 from toolkit.containers import BASE_IMAGE, Engine
+from toolkit.mailserver import Smtp
 from toolkit.ports import free_port
 from toolkit.postgres import Postgres
 from toolkit.recipes import recipe
+from toolkit.tls import issue, make_ca
 from toolkit.visitors import Visitor
 from toolkit.wait import wait_for_http
 
@@ -293,3 +295,41 @@ def test_run_refuses_a_secret_key_file_the_app_cannot_read(
         assert "started;" not in done.stderr and took < 60
     finally:
         engine.remove_container(name)
+
+
+def test_operating_the_mail_sender_beside_the_container(
+    engine: Engine, image: str, site: Site, tmp_path: Path
+) -> None:
+    """operating.md's single container: the app run with the mail settings, `mail start`
+    beside it. An address asked for over HTTP is mailed by the sender's container through a
+    real SMTP server (aiosmtpd, STARTTLS) on the engine's bridge; `mail stop` removes it."""
+    refused = engine.script("mail", "start", check=False, FLASKR_CONTAINER=site.name)
+    assert refused.returncode == 1 and "has no FLASKR_MAIL_URL" in refused.stderr, refused
+    _, gateway = bridge(engine)
+    ca = make_ca(tmp_path / "tls", "container mail CA")
+    smtp = Smtp(tmp_path, (ca, *issue(ca, "smtp", [], ips=(gateway,))), host=gateway)
+    name, volume, port = f"{engine.prefix}-mailer", f"{engine.prefix}-mailer-data", free_port()
+    settings = engine.container_settings(name, volume, port)
+    engine.containers.add(f"{name}-mail")
+    site_url, address = "https://blog.example.test", "mia@example.test"
+    mail = {"FLASKR_MAIL_URL": f"smtp://{gateway}:{smtp.port}", "SSL_CERT_FILE": "/run/ca.pem",
+            "FLASKR_MAIL_FROM": "blog@example.test", "FLASKR_SITE_URL": site_url,
+            "FLASKR_MAIL_POLL_SECONDS": "1"}  # fmt: skip
+    args = [f"--env={k}={v}" for k, v in mail.items()] + [f"--volume={ca}:/run/ca.pem:ro"]
+    with smtp.up():
+        engine.script("run", *args, **settings)
+        engine.script("mail", "start", **settings)
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/healthz", timeout=90)
+        person = Visitor(base)
+        person.register_and_login("mia", "a long password here")
+        fields = {"email": address, "current": "a long password here"}
+        assert person.submit("/auth/email", fields).status_code == 302
+        link = smtp.link_path(site_url, address, "Confirm your e-mail address")
+        assert person.submit(link, {}).headers["Location"] == "/"
+    status = engine.script("mail", "status", **settings).stdout
+    assert f"{name}-mail" in status and "Up" in status, status
+    logs = engine.script("mail", "logs", **settings)
+    assert f"sent to {address}" in logs.stdout + logs.stderr
+    assert "removed" in engine.script("mail", "stop", **settings).stderr
+    assert not engine.exists(f"{name}-mail")
