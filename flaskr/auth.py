@@ -103,7 +103,7 @@ def logged_in(user: User) -> Response:
     """Log ``user`` in, off to the index, this browser remembered as one of theirs."""
     log_in(user)
     response = redirect(url_for("index"))
-    throttle.remember_device(response, user.username.lower())
+    throttle.remember_device(response, user.username.lower(), user.password)
     return response
 
 

@@ -6,9 +6,13 @@ restarts.
 Guessing is bounded without handing anyone the power to lock someone else out (OWASP's
 device cookies, django-axes' username-and-address lockout):
 
-- A browser that has logged in to an account before holds a signed *device* cookie for it.
-  Its attempts are counted on their own (LOGIN_FAILURES_PER_DEVICE) and nothing else stops
-  it: strangers failing from elsewhere cannot keep the owner out.
+- A browser that has logged in to an account before holds a signed *device* cookie for it,
+  bound to the account's password: a new password ends every such cookie, so whoever knew
+  the old one keeps no guesses of their own. Its password attempts are counted on their own
+  (LOGIN_FAILURES_PER_DEVICE) and nothing else stops them: strangers failing from elsewhere
+  cannot keep the owner out. Its second-factor codes count towards the account's limit too:
+  only someone who has the password reaches that step, and cookies are free to collect
+  for them.
 - Every other attempt is counted per account from one address, per address, per account
   from everywhere and for the whole site, each with its own limit within LOGIN_WINDOW_SECONDS.
 
@@ -23,6 +27,7 @@ that may send mail (``begin_mail``), so nobody can make the site send mail witho
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 import secrets
@@ -32,12 +37,12 @@ from typing import Any
 
 from flask import current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import and_, delete, false, func, select, true
+from sqlalchemy import and_, delete, false, func, select, true, update
 from sqlalchemy.sql.elements import ColumnElement
 from werkzeug.wrappers import Response
 
 from flaskr.db import db
-from flaskr.models import LoginFailure, MailRequest, RegistrationAttempt
+from flaskr.models import LoginFailure, MailRequest, RegistrationAttempt, User
 
 DEVICE_COOKIE = "flaskr_device"
 DEVICE_DAYS = 365
@@ -52,8 +57,17 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(str(current_app.secret_key), salt="flaskr.device")
 
 
+def _password_tag(password_hash: str) -> str:
+    """What binds a device cookie to the password it logged in with (not the hash itself)."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
 def trusted_device(account: str) -> str | None:
-    """The id of this browser's device cookie when it was issued for ``account``."""
+    """The id of this browser's device cookie, if issued for ``account`` and its password.
+
+    A cookie from before the password changed is nobody's: whoever knew the old password
+    keeps no guesses of their own.
+    """
     cookie = request.cookies.get(DEVICE_COOKIE)
     if not cookie:
         return None
@@ -61,14 +75,20 @@ def trusted_device(account: str) -> str | None:
         data = _serializer().loads(cookie, max_age=DEVICE_DAYS * 86400)
     except BadSignature:
         return None
-    if isinstance(data, list) and len(data) == 2 and data[0] == account:
-        return str(data[1])
-    return None
+    if not (isinstance(data, list) and len(data) == 3 and data[0] == account):
+        return None
+    password = db.session.scalar(select(User.password).where(func.lower(User.username) == account))
+    if password is None or not secrets.compare_digest(str(data[2]), _password_tag(password)):
+        return None
+    return str(data[1])
 
 
-def remember_device(response: Response, account: str) -> None:
-    """Mark this browser as one that logged in to ``account`` (after a successful login)."""
-    value = _serializer().dumps([account, secrets.token_hex(8)])
+def remember_device(response: Response, account: str, password_hash: str) -> None:
+    """Mark this browser as one that logged in to ``account`` (after a successful login).
+
+    The cookie is bound to ``password_hash``, the password it logged in with.
+    """
+    value = _serializer().dumps([account, secrets.token_hex(8), _password_tag(password_hash)])
     response.set_cookie(
         DEVICE_COOKIE,
         value,
@@ -184,10 +204,13 @@ def _take_back(model: type[Counted], row_id: int) -> None:
 def _limits(account: str, address: str, device: str | None) -> Limits:
     """Which rows count against which limit, for this attempt."""
     config = current_app.config
-    if device is not None:
-        return [(LoginFailure.device == device, config["LOGIN_FAILURES_PER_DEVICE"])]
-    untrusted = LoginFailure.device.is_(None)
     by_account = LoginFailure.username == account
+    if device is not None:
+        limits = [(LoginFailure.device == device, config["LOGIN_FAILURES_PER_DEVICE"])]
+        if account.startswith(SECOND_STEP):  # every code, from every browser
+            limits.append((by_account, config["LOGIN_FAILURES_PER_USER"]))
+        return limits
+    untrusted = LoginFailure.device.is_(None)
     by_address = LoginFailure.remote_addr == address
     return [
         (and_(untrusted, by_account, by_address), config["LOGIN_FAILURES_PER_ACCOUNT_ADDRESS"]),
@@ -288,6 +311,15 @@ class MailAllowed:
     send: bool = False
 
 
+def mailbox(address: str) -> str:
+    """The mailbox ``address`` reaches, as the per-recipient limit counts it.
+
+    Lower case, and without a ``+tag``: ``victim+1@x`` and ``victim+2@x`` fill one inbox.
+    """
+    local, at, domain = address.lower().partition("@")
+    return local.partition("+")[0] + at + domain
+
+
 def begin_mail(account: str, recipient: str) -> MailAllowed:
     """Count a request that may send mail to ``recipient`` for ``account`` (either may be "").
 
@@ -297,19 +329,28 @@ def begin_mail(account: str, recipient: str) -> MailAllowed:
     whether a name or address exists. A refused request is taken back.
     """
     config = current_app.config
+    recipient = mailbox(recipient)
     per_account = config["MAIL_PER_ACCOUNT"]
     limits: Limits = [
         (MailRequest.remote_addr == _address(), config["MAIL_REQUESTS_PER_ADDRESS"]),
         (true(), config["MAIL_REQUESTS_GLOBAL"]),
         (MailRequest.account == account if account else false(), per_account),
-        (MailRequest.recipient == recipient.lower() if recipient else false(), per_account),
+        (MailRequest.recipient == recipient if recipient else false(), per_account),
     ]
-    row = MailRequest(
-        account=account, recipient=recipient.lower(), remote_addr=_address(), created=_now()
-    )
+    row = MailRequest(account=account, recipient=recipient, remote_addr=_address(), created=_now())
     row_id, waits = _waits(row, limits, config["MAIL_WINDOW_SECONDS"])
     if waits == [None] * len(limits):
         return MailAllowed(send=True)
-    _take_back(MailRequest, row_id)
     refusals = [wait for wait in waits[:2] if wait is not None]
-    return MailAllowed(wait=max(1, *refusals) if refusals else None)
+    if refusals:
+        _take_back(MailRequest, row_id)
+        return MailAllowed(wait=max(1, *refusals))
+    # Past the account's or the recipient's limit only: still counted against the address and
+    # the site, as a request that sends is (else the address's limit would come sooner for
+    # unknown names, and tell them apart), but no longer against the account or recipient,
+    # which it would keep refused.
+    db.session.execute(
+        update(MailRequest).where(MailRequest.id == row_id).values(account="", recipient="")
+    )
+    db.session.commit()
+    return MailAllowed()

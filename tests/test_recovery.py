@@ -333,3 +333,29 @@ def test_mail_links_use_the_site_url_not_the_host_header(app) -> None:
     client = app.test_client()
     client.post("/auth/forgot", data={"name": "test"}, headers={"Host": "evil.example"})
     assert "evil.example" not in outbox(app)[0].body
+
+
+def test_requests_past_an_accounts_limit_count_for_the_address_like_any(app, client) -> None:
+    """Known names and unknown ones meet the client address's limit after as many requests:
+    a request past the account's own limit, which mails nothing, still counts for it."""
+    app.config["MAIL_REQUESTS_PER_ADDRESS"] = 6
+    for name, address in (("test", "10.7.0.1"), ("nobody", "10.7.0.2")):
+        at = {"REMOTE_ADDR": address}
+        statuses = [
+            client.post("/auth/forgot", data={"name": name}, environ_base=at).status_code
+            for _ in range(8)
+        ]
+        assert statuses == [302] * 6 + [429] * 2, (name, statuses)
+    assert len(outbox(app)) == app.config["MAIL_PER_ACCOUNT"]
+
+
+def test_tagged_addresses_share_their_mailboxs_limit(app) -> None:
+    """victim+1@ and victim+2@ reach one inbox: one recipient limit, whatever the tag, for
+    requests from two accounts (each within its own limit)."""
+    for name in ("test", "other"):
+        client = app.test_client()
+        AuthActions(client).login(name, name)
+        for n in range(2):
+            data = {"email": f"Victim+{name}{n}@example.org", "current": name}
+            assert client.post("/auth/email", data=data).status_code == 302
+    assert len(outbox(app)) == app.config["MAIL_PER_ACCOUNT"]  # 3 of the 4

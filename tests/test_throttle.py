@@ -1,10 +1,11 @@
 from datetime import timedelta
 from pathlib import Path
 
+import pyotp
 import pytest
 from sqlalchemy import func, select
 
-from flaskr import create_app
+from flaskr import accounts, create_app, second_factor
 from flaskr.db import db
 from flaskr.models import LoginFailure, RegistrationAttempt, User
 from flaskr.throttle import DEVICE_COOKIE, _now
@@ -368,3 +369,36 @@ def test_one_network_cannot_fill_the_sites_ceiling(tmp_path: Path, first, second
     assert register(client, "net2", addr=second).status_code == 302
     assert register(client, "net3", addr=third).status_code == 429
     assert register(client, "net4", addr=elsewhere).status_code == 302
+
+
+def test_a_new_password_ends_the_device_cookies_of_the_old_one(app) -> None:
+    """Whoever logged in with the password before it changed keeps no guesses of their own:
+    their device cookie counts as a stranger's."""
+    old = app.test_client()
+    login(old)
+    with app.app_context():
+        user = db.session.get_one(User, 1)
+        accounts.set_password(user, "a brand new password")
+        db.session.commit()
+    for _ in range(5):
+        assert fail(old, addr="10.5.0.1").status_code == 400
+    # Counted with strangers: one more from that address is past its five for the account.
+    assert fail(app.test_client(), addr="10.5.0.1").status_code == 429
+
+
+def test_second_factor_codes_count_for_the_account_from_every_device(tmp_path: Path) -> None:
+    """Device cookies are free to collect for whoever has the password (a login each, before
+    the owner adds a factor): each gives its own password guesses, but the codes sent from
+    all of them together meet the account's limit."""
+    app = make_app(tmp_path, LOGIN_FAILURES_PER_USER=8)
+    browsers = [app.test_client() for _ in range(12)]
+    for browser in browsers:
+        assert login(browser).headers["Location"] == "/"  # a device cookie each
+    with app.app_context():
+        second_factor.enable(db.session.get_one(User, 1), pyotp.random_base32(32), 0)
+        db.session.commit()
+    statuses = []
+    for browser in browsers:
+        assert login(browser).headers["Location"] == "/auth/code"
+        statuses.append(browser.post("/auth/code", data={"code": "000000"}).status_code)
+    assert statuses == [400] * 8 + [429] * 4
