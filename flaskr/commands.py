@@ -206,6 +206,7 @@ def remove_second_factor_command(username: str) -> None:
     if not had:
         click.echo(f"{user.username} had no second factor.")
         return
+    moderation.record("remove-second-factor", cli_actor(), user.username)  # who let whom in
     click.echo(f"Removed the second factor of {user.username}: the password alone logs in.")
 
 

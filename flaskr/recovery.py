@@ -112,6 +112,8 @@ def email() -> tuple[str, int] | Response:
         return page()
     new = form.email.data
     if not new:
+        if user.email and mail.enabled():  # told, as of a change: it may not be the owner
+            send(user.email, "Your e-mail address was removed", "removed", user=user)
         accounts.set_email(user, None)
         log_in(user)  # every other session ends with the address, this one goes on
         flash("Your account has no e-mail address now.", "info")
@@ -147,9 +149,10 @@ def confirm(token: str) -> tuple[str, int] | Response:
     found = accounts.email_to_confirm(token)
     if found is None or found[0].id != account().id:
         raise BadRequest(
-            "This link to confirm an e-mail address has expired, was used already, or is for "
-            "another account: log in as the account that asked for it, or ask for a new one "
-            "on your account's e-mail page."
+            "This link to confirm an e-mail address has expired, was used already, is for "
+            "another account, or was asked for before you last logged out or changed your "
+            "password: log in as the account that asked for it and ask for a new one on its "
+            "e-mail page."
         )
     user, address = found
     form = FlaskForm()

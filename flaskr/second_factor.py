@@ -23,7 +23,7 @@ from typing import Any
 
 import pyotp
 import segno
-from flask import Blueprint, flash, make_response, redirect, render_template, session, url_for
+from flask import Blueprint, flash, redirect, render_template, session, url_for
 from markupsafe import Markup
 from sqlalchemy import delete, func, or_, select, update
 from werkzeug.wrappers import Response
@@ -215,8 +215,9 @@ def code() -> tuple[str, int] | Response:
     used = second_factor_matches(user, form)
     if used is None:
         db.session.rollback()
-        flash("That code is not right, or was used already. Try the next one.", "error")
-        return render_template("auth/code.html", form=SecondStepForm(formdata=None)), 400
+        fresh = SecondStepForm(formdata=None)  # not what was typed: the field tells why
+        fresh.code.errors = ["That code is not right, or was used already. Try the next one."]
+        return form_page("auth/code.html", fresh)
     throttle.succeeded(attempt)
     db.session.commit()
     response = logged_in(user)
@@ -239,6 +240,17 @@ def settings() -> tuple[str, int]:
         left=recovery_codes_left(user),
         form=SecondFactorForm(),
     ), 200
+
+
+@bp.after_request
+def not_stored(response: Response) -> Response:
+    """Keep these pages out of every cache, the browser's own too.
+
+    The enrol page shows the secret, the recovery codes page the codes; guards.py marks the
+    site's other pages for a session ``private`` only.
+    """
+    response.cache_control.no_store = True
+    return response
 
 
 @bp.route("/two-factor/enrol", methods=("GET", "POST"))
@@ -265,9 +277,7 @@ def enrol() -> tuple[str, int] | Response:
     codes = enable(user, secret, step)
     db.session.commit()
     log_in(user)  # the others ended; ENROLLING goes with the old session
-    response = make_response(render_template("auth/recovery_codes.html", codes=codes))
-    response.headers["Cache-Control"] = "no-store"  # shown once: not from a cache either
-    return response
+    return render_template("auth/recovery_codes.html", codes=codes), 200
 
 
 @bp.post("/two-factor/remove")

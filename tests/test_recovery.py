@@ -267,6 +267,9 @@ def test_an_address_is_removed_without_a_link(app, client, auth) -> None:
     assert response.headers["Location"] == "/auth/email"
     with app.app_context():
         assert db.session.get_one(User, 1).email is None
+    (notice,) = outbox(app)  # the address removed is told: it may not be its owner asking
+    assert notice.recipient == "Test@Example.com"
+    assert notice.subject == "Your e-mail address was removed"
 
 
 def test_without_mail_no_address_can_be_added(tmp_path) -> None:

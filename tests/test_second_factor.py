@@ -3,6 +3,7 @@ removing the factor, and admins made to have one. Codes are computed here from t
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 
@@ -58,6 +59,7 @@ def test_enrol_shows_a_qr_code_and_the_key_and_needs_a_code(client, auth, app) -
     auth.login()
     page = client.get("/auth/two-factor/enrol")
     assert page.status_code == 200
+    assert page.headers["Cache-Control"] == "no-store"  # the secret: in no cache, the browser's
     assert '<svg role="img"' in page.text and "<title>QR code of the secret</title>" in page.text
     assert 'autocomplete="one-time-code"' in page.text and 'inputmode="numeric"' in page.text
     assert 'for="code"' in page.text  # labelled
@@ -160,7 +162,10 @@ def test_wrong_codes_are_throttled_per_account_and_the_password_forgets_none(
     app.config["LOGIN_FAILURES_PER_ACCOUNT_ADDRESS"] = 3
     auth.login()
     for _ in range(2):
-        assert client.post("/auth/code", data={"code": "000000"}).status_code == 400
+        wrong = client.post("/auth/code", data={"code": "000000"})
+        assert wrong.status_code == 400
+        # Told on the field itself, as other forms do (aria-invalid, the error under it).
+        assert 'aria-invalid="true"' in wrong.text and "That code is not right" in wrong.text
     auth.login()  # the right password again forgets no wrong code
     assert client.post("/auth/code", data={"code": "000000"}).status_code == 400
     refused = client.post("/auth/code", data={"code": code(secret)})
@@ -227,11 +232,15 @@ def test_a_recovery_code_removes_the_factor_too(client, auth, app) -> None:
         assert db.session.scalar(select(func.count()).select_from(RecoveryCode)) == 0
 
 
-def test_operator_removes_a_lost_factor(client, auth, app) -> None:
+def test_operator_removes_a_lost_factor(client, auth, app, caplog) -> None:
     runner = app.test_cli_runner()
     give_second_factor(app, "test")
-    result = runner.invoke(args=["remove-second-factor", "TEST"])
+    with caplog.at_level(logging.WARNING, logger="flaskr"):
+        result = runner.invoke(args=["remove-second-factor", "TEST"])
     assert "Removed the second factor of test" in result.output
+    (logged,) = [r for r in caplog.records if getattr(r, "moderation", None)]
+    assert (logged.moderation, logged.target) == ("remove-second-factor", "test")
+    assert logged.actor.startswith("cli:")
     assert user_row(app).totp_secret is None
     assert auth.login().headers["Location"] == "/"
     assert "had no second factor" in runner.invoke(args=["remove-second-factor", "test"]).output
