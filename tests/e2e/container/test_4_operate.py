@@ -307,7 +307,7 @@ def test_operating_the_mail_sender_beside_the_container(
     assert refused.returncode == 1 and "has no FLASKR_MAIL_URL" in refused.stderr, refused
     _, gateway = bridge(engine)
     ca = make_ca(tmp_path / "tls", "container mail CA")
-    smtp = Smtp(tmp_path, (ca, *issue(ca, "smtp", [], ips=(gateway,))), host=gateway)
+    smtp = Smtp(tmp_path, (ca, *issue(ca, "smtp", ["localhost"], ips=(gateway,))), host=gateway)
     name, volume, port = f"{engine.prefix}-mailer", f"{engine.prefix}-mailer-data", free_port()
     settings = engine.container_settings(name, volume, port)
     engine.containers.add(f"{name}-mail")
