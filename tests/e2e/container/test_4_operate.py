@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 from tests.e2e.container.helpers import Site
+from toolkit import ToolkitError
 from toolkit.cmdlines import watching_command_lines
 from toolkit.containers import BASE_IMAGE, Engine
 from toolkit.mailserver import Smtp
@@ -325,7 +326,11 @@ def test_operating_the_mail_sender_beside_the_container(
         person.register_and_login("mia", "a long password here")
         fields = {"email": address, "current": "a long password here"}
         assert person.submit("/auth/email", fields).status_code == 302
-        link = smtp.link_path(site_url, address, "Confirm your e-mail address")
+        try:
+            link = smtp.link_path(site_url, address, "Confirm your e-mail address")
+        except ToolkitError as e:
+            logs = engine.script("mail", "logs", check=False, **settings)
+            raise ToolkitError(f"{e}\nthe sender said:\n{logs.stdout}{logs.stderr}") from e
         assert person.submit(link, {}).headers["Location"] == "/"
     status = engine.script("mail", "status", **settings).stdout
     assert f"{name}-mail" in status and "Up" in status, status
