@@ -72,6 +72,25 @@ class RecoveryCode(Model):
     code_hash: Mapped[str] = mapped_column(String(64))
 
 
+class Passkey(Model):
+    """A passkey (WebAuthn credential) of an account: passkeys.py, migration 0014."""
+
+    __tablename__ = "passkey"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    #: The credential's id as the browser sends it (base64url): one account's, site-wide.
+    credential_id: Mapped[str] = mapped_column(Text, unique=True)
+    #: Its COSE public key, as the authenticator gave it when it was added.
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The signature counter it last reported: one that does not go up marks a clone.
+    sign_count: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(server_default=func.current_timestamp())
+    #: When it last signed in; an answer to a challenge issued before this is refused.
+    last_used: Mapped[datetime | None]
+
+
 class Post(Model):
     __tablename__ = "post"
 
