@@ -76,6 +76,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         metrics,
         moderation,
         page_cache,
+        passkeys,
         recovery,
         second_factor,
         security,
@@ -122,6 +123,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth.bp)  # /auth/: register, login, logout, password
     app.register_blueprint(recovery.bp)  # /auth/: forgot, reset, e-mail address (mailed links)
     app.register_blueprint(second_factor.bp)  # /auth/: the code page, enrol and remove TOTP
+    app.register_blueprint(passkeys.bp)  # /auth/passkeys: add, list, remove; sign in with one
     app.register_blueprint(blog.bp)  # /, /tag/<name>, /create, /<id> and its actions
     app.add_url_rule("/", endpoint="index")
     app.register_blueprint(images.bp)  # /<id>/image: a post's image

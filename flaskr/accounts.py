@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from flaskr.db import db
-from flaskr.models import RecoveryCode, User
+from flaskr.models import Passkey, RecoveryCode, User
 
 USERNAME_MAX = 32
 #: What a new username may hold, all of it (``\Z``: ``$`` would let a final newline through).
@@ -203,17 +203,35 @@ def set_disabled(user: User, disabled: bool) -> None:
     db.session.commit()
 
 
-def remove_second_factor(user: User) -> bool:
-    """Take away ``user``'s TOTP secret and recovery codes; false when it had none.
+def has_passkeys(user: User) -> bool:
+    return (
+        db.session.scalar(select(Passkey.id).where(Passkey.user_id == user.id).limit(1)) is not None
+    )
 
-    The password alone logs the account in again: the owner's way back from a lost phone and
-    lost codes, through an operator (``flask remove-second-factor``), or their own, with a code.
-    """
+
+def has_second_factor(user: User) -> bool:
+    """Whether logging in to ``user`` takes more than the password: TOTP or a passkey."""
+    return user.totp_secret is not None or has_passkeys(user)
+
+
+def remove_totp(user: User) -> bool:
+    """Take away ``user``'s TOTP secret and recovery codes; false when it had none."""
     had = user.totp_secret is not None
     user.totp_secret = None
     user.totp_last_step = None
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     return had
+
+
+def remove_second_factor(user: User) -> bool:
+    """Take away ``user``'s TOTP secret, recovery codes and passkeys; false when it had none.
+
+    The password alone logs the account in again: the owner's way back from a lost phone,
+    lost codes and lost passkeys, through an operator (``flask remove-second-factor``).
+    """
+    had_totp = remove_totp(user)
+    passkeys = db.session.execute(delete(Passkey).where(Passkey.user_id == user.id))
+    return had_totp or bool(passkeys.rowcount)  # type: ignore[attr-defined]  # a DELETE's
 
 
 class EmailTaken(Refused):

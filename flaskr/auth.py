@@ -59,7 +59,9 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped_view(**kwargs: Any) -> Any:
         if not accounts.is_admin(g.user):
             raise NotFound()
-        if current_app.config["REQUIRE_2FA_FOR_ADMINS"] and account().totp_secret is None:
+        if current_app.config["REQUIRE_2FA_FOR_ADMINS"] and not accounts.has_second_factor(
+            account()
+        ):
             flash("Admin pages need a second factor on your account: add one first.", "error")
             return redirect(url_for("second_factor.enrol"))
         return view(**kwargs)
@@ -99,10 +101,10 @@ def log_in(user: User) -> None:
     session["session_version"] = user.session_version
 
 
-def logged_in(user: User) -> Response:
-    """Log ``user`` in, off to the index, this browser remembered as one of theirs."""
+def logged_in(user: User, response: Response | None = None) -> Response:
+    """Log ``user`` in, off to the index (or ``response``), this browser remembered as theirs."""
     log_in(user)
-    response = redirect(url_for("index"))
+    response = response or redirect(url_for("index"))
     throttle.remember_device(response, user.username.lower(), user.password)
     return response
 
@@ -260,7 +262,7 @@ def login() -> tuple[str, int] | Response:
         # The tutorial stored pbkdf2:sha256 hashes; replace them while we know the password.
         user.password = accounts.hash_password(form.password.data)
     db.session.commit()
-    if user.totp_secret is not None:
+    if accounts.has_second_factor(user):
         return wait_for_code(user)  # logged in, and the device remembered, after the code
     return logged_in(user)
 

@@ -20,15 +20,16 @@ def prefers_json() -> bool:
     return accept.quality("application/json") > accept.quality("text/html")
 
 
-def handle_http_error(error: HTTPException) -> Response:
+def handle_http_error(error: HTTPException, as_json: bool = False) -> Response:
     """Answer every 4xx and 5xx, including unhandled exceptions, which Flask makes a 500.
 
-    Flask hands redirects raised by routing back before any handler sees them.
+    Flask hands redirects raised by routing back before any handler sees them. ``as_json``:
+    JSON whatever the client accepts (the views that speak only JSON, passkeys.py).
     """
     db.session.rollback()  # nothing half-written outlives a refused request
     code = error.code or 500
     description = CSRF_MESSAGE if isinstance(error, CSRFError) else (error.description or "")
-    if prefers_json():
+    if as_json or prefers_json():
         response = jsonify(error=error.name, status=code, message=description)
     elif request_ctx.url_adapter is None:  # a Host not in TRUSTED_HOSTS: no link can be made
         text = f"{code} {error.name}: {description}\n"

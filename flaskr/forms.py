@@ -11,7 +11,7 @@ from flask import flash
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from markupsafe import Markup
-from wtforms import PasswordField, StringField, TextAreaField
+from wtforms import PasswordField, SelectField, StringField, TextAreaField
 from wtforms.fields import Field
 from wtforms.validators import DataRequired, Length, ValidationError
 
@@ -30,6 +30,7 @@ BODY_MAX = 20_000
 COMMENT_MAX = 2_000
 TAG_MAX = 32
 TAGS_MAX = 10
+PASSKEY_NAME_MAX = 64
 
 TAG_PATTERN = re.compile(r"^[\w-]+$")
 #: Control characters break the Atom feed (XML forbids them), PostgreSQL refuses NUL, and
@@ -182,6 +183,27 @@ class SecondStepForm(FlaskForm):
     def validate_code(self, field: StringField) -> None:
         if not (field.data or "").strip() and not (self.recovery.data or "").strip():
             raise ValidationError("Type the code from your app, or a recovery code.")
+
+
+class PasskeyAddForm(FlaskForm):
+    """Adding a passkey: a name to tell it from the others, and the password as proof."""
+
+    name = StringField(
+        "Name", validators=required("Name", PASSKEY_NAME_MAX, no_control_characters("Name"))
+    )
+    current = PasswordField(
+        "Current password", validators=required("Current password", PASSWORD_MAX)
+    )
+
+
+class PasskeyRemoveForm(FlaskForm):
+    """Removing a passkey: which one (its choices are the account's), and the password."""
+
+    passkey = SelectField("Passkey", coerce=int)
+    # Not "current": the add form on the same page has that field (and its id).
+    password = PasswordField(
+        "Current password", validators=required("Current password", PASSWORD_MAX)
+    )
 
 
 class SecondFactorForm(FlaskForm):

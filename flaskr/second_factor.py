@@ -175,7 +175,7 @@ def pending_user() -> User | None:
         time.time() > until
         or user is None
         or user.disabled
-        or user.totp_secret is None
+        or not accounts.has_second_factor(user)
         or session.get(PENDING_VERSION) != user.session_version
     ):
         for key in (PENDING_USER, PENDING_VERSION, PENDING_UNTIL):
@@ -203,21 +203,25 @@ def second_factor_matches(user: User, form: SecondStepForm) -> str | None:
 
 @bp.route("/code", methods=("GET", "POST"))
 def code() -> tuple[str, int] | Response:
-    """The second step of logging in: a code from the app, or a recovery code."""
+    """The second step of logging in: a code from the app, a recovery code, or a passkey."""
     user = pending_user()
     if user is None:
         flash("Log in first: the code is asked for after the password, for a few minutes.", "info")
         return redirect(url_for("auth.login"))
     form = SecondStepForm()
+    page = {
+        "codes": user.totp_secret is not None or recovery_codes_left(user) > 0,
+        "passkeys": user.totp_secret is None or accounts.has_passkeys(user),
+    }
     if not form.validate_on_submit():
-        return form_page("auth/code.html", form)
+        return form_page("auth/code.html", form, **page)
     attempt = begin_code_attempt(user)
     used = second_factor_matches(user, form)
     if used is None:
         db.session.rollback()
         fresh = SecondStepForm(formdata=None)  # not what was typed: the field tells why
         fresh.code.errors = ["That code is not right, or was used already. Try the next one."]
-        return form_page("auth/code.html", fresh)
+        return form_page("auth/code.html", fresh, **page)
     throttle.succeeded(attempt)
     db.session.commit()
     response = logged_in(user)
@@ -298,7 +302,7 @@ def remove() -> tuple[str, int] | Response:
         form.code.errors = ["That code is not right, or was used already."]
         return form_page("auth/two_factor.html", form, **page)
     throttle.succeeded(attempt)
-    accounts.remove_second_factor(user)
+    accounts.remove_totp(user)
     db.session.commit()
     flash("Second factor removed: your password alone logs you in now.", "info")
     return redirect(url_for("second_factor.settings"))

@@ -30,6 +30,13 @@ ROUTES = [
     "/auth/register",
     "/auth/login",
     "/auth/logout",
+    "/auth/passkeys",
+    "/auth/passkeys/add/options",
+    "/auth/passkeys/add",
+    "/auth/passkeys/remove",
+    "/auth/passkeys/sign-in/options",
+    "/auth/passkeys/sign-in",
+    "/auth/passkeys/second-step",
     "/feed.atom",
     "/hello",
     "/healthz",
@@ -37,6 +44,7 @@ ROUTES = [
     "/admin/isolation",
 ]
 FIELDS = ["username", "password", "title", "body", "tags", "image", "csrf_token", "page", "q"]
+FIELDS += ["credential", "name", "current", "passkey"]  # the passkey pages' (passkeys.py)
 MEANINGFUL = {400, 403, 404, 405, 409, 413, 415, 429}
 #: Bookkeeping a refused login is meant to write (throttling), so not "data".
 NOT_DATA = {"login_failure"}
