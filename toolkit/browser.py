@@ -8,6 +8,7 @@ import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,17 @@ PHONE = {
     "has_touch": True,
 }
 TIMEOUT_MS = 15_000
+
+
+@dataclass
+class Site:
+    """A site the browser visits: its address (``http://127.0.0.1:PORT``) and environment."""
+
+    base: str
+    env: dict[str, str]
+
+    def url(self, path: str) -> str:
+        return self.base + path
 
 
 class ConsoleWatch:

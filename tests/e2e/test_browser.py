@@ -1,33 +1,29 @@
 """A person's visits in a real browser: Debian's Chromium, driven by Playwright, against flaskr
 served by gunicorn with the README's flags. Every page is watched for console errors and
 Content Security Policy violations; the screenshots the README shows are taken here
-(FLASKR_SCREENSHOTS=1, see scripts/screenshots)."""
+(FLASKR_SCREENSHOTS=1, see scripts/screenshots). The server and browser fixtures, shared with
+test_passkeys.py, are in conftest.py."""
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyotp
 import pytest
-from playwright.sync_api import Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from toolkit.browser import (
     PHONE,
-    ConsoleWatch,
-    chromium,
+    Site,
     focus_by_tab,
     focus_outline,
     horizontal_overflow,
     picture,
-    screenshot_dir,
     writes_docs,
 )
-from toolkit.packages import need
-from toolkit.servers import app_env, flask, init_db, serve
+from toolkit.servers import flask
 from toolkit.visitors import Visitor
 
 PASSWORD = "correct horse battery"
@@ -50,65 +46,6 @@ EARLIER_POSTS = [
 POST_TITLE = "Sunrise over the harbour"
 POST_BODY = "Up at five for this one.\n\n**Worth it**: the light lasted *ten minutes*."
 POST_TAGS = "Photos, travel"
-
-
-@dataclass
-class Site:
-    base: str
-    env: dict[str, str]
-
-    def url(self, path: str) -> str:
-        return self.base + path
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    need("chromium")
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    """A new database and gunicorn as the README runs it, on a free loopback port."""
-    env = app_env(tmp_path / "instance")
-    init_db(env)
-    # timeout: three workers booting on a busy CI box
-    with serve(env, tmp_path / "gunicorn.log", ready="/hello", timeout=90) as server:
-        yield Site(server.base, env)
-
-
-@pytest.fixture(scope="session")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return screenshot_dir(tmp_path_factory.mktemp("screenshots", numbered=False))
-
-
-@pytest.fixture
-def watch() -> Iterator[list[ConsoleWatch]]:
-    """The console watches of the test's pages: any problem they saw fails the test."""
-    watches: list[ConsoleWatch] = []
-    yield watches
-    problems = [p for w in watches for p in w.problems]
-    assert not problems, "the browser reported problems:\n" + "\n".join(problems)
-
-
-@pytest.fixture
-def open_page(playwright: Playwright, tmp_path: Path, watch: list[ConsoleWatch]):
-    """``with open_page(**context_options) as (page, console):`` a fresh Chromium."""
-    from contextlib import contextmanager
-
-    count = 0
-
-    @contextmanager
-    def opener(**options) -> Iterator[tuple[Page, ConsoleWatch]]:
-        nonlocal count
-        count += 1
-        with chromium(playwright, tmp_path / f"profile-{count}", **options) as page:
-            console = ConsoleWatch(page)
-            watch.append(console)
-            yield page, console
-
-    return opener
 
 
 def seed_earlier_posts(site: Site) -> None:

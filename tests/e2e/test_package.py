@@ -82,6 +82,7 @@ def test_wheel_holds_exactly_the_package(wheel: Path) -> None:
         "flaskr/templates/base.html",
         "flaskr/templates/blog/index.html",
         "flaskr/static/style.css",
+        "flaskr/static/passkeys.js",
         "flaskr/migrations/alembic.ini",
         "flaskr/migrations/env.py",
         "flaskr/migrations/versions/0001_tutorial.py",
