@@ -158,8 +158,8 @@ SETTINGS = (
     Setting("SITE_URL", None,
             "the site's address as mailed links and each page's canonical link show it, e.g. "
             "`https://blog.example.com`; needed with `FLASKR_MAIL_URL` (a link built from a "
-            "request's `Host` header could point anywhere); unset, pages name no canonical "
-            "address"),
+            "request's `Host` header could point anywhere); also the name and origin passkeys "
+            "are bound to (unset: the request's host); unset, pages name no canonical address"),
     Setting("MAIL_PASSWORD_FILE", None,
             "a file holding the SMTP password; systemd's `LoadCredential=mail_password` is "
             "read too"),
