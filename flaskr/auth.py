@@ -62,7 +62,11 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
         if current_app.config["REQUIRE_2FA_FOR_ADMINS"] and not accounts.has_second_factor(
             account()
         ):
-            flash("Admin pages need a second factor on your account: add one first.", "error")
+            flash(
+                "Admin pages need a second factor on your account (an app's codes or a passkey):"
+                " add one first.",
+                "error",
+            )
             return redirect(url_for("second_factor.enrol"))
         return view(**kwargs)
 

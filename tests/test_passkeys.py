@@ -388,7 +388,9 @@ def test_adding_a_passkey_ends_the_other_sessions(app, client, auth) -> None:
 def test_a_passkey_is_an_admins_second_factor(client, auth, app, runner) -> None:
     runner.invoke(args=["make-admin", "test"])
     auth.login()
-    assert client.post("/admin/user/2/disable").headers["Location"] == "/auth/two-factor/enrol"
+    asked = client.post("/admin/user/2/disable", follow_redirects=True)
+    assert asked.request.path == "/auth/two-factor/enrol"
+    assert "codes or a passkey" in asked.text and 'href="/auth/passkeys"' in asked.text
     add_passkey(client)
     assert client.post("/admin/user/2/disable").headers["Location"] == "/"
 
