@@ -90,7 +90,7 @@ SUITES: dict[str, tuple[str, ...]] = {
     "test_manifests": ("nginx", "curl", "openssl"),
     "test_micro_cache": ("nginx",),
     "test_package": (),
-    "test_passkeys": ("chromium",),
+    "test_passkeys": ("chromium", "postgresql"),
     "test_postgres": ("postgresql",),
     "test_pythons": ("podman", "mmdebstrap"),
     "test_scale_out": ("nginx", "postgresql"),

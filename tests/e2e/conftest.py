@@ -15,6 +15,7 @@ from playwright.sync_api import Page, Playwright, sync_playwright
 from toolkit.browser import ConsoleWatch, Site, chromium, screenshot_dir
 from toolkit.docker import DockerDaemon
 from toolkit.packages import SUITES, need
+from toolkit.postgres import Postgres, postgres
 from toolkit.servers import app_env, init_db, serve
 
 
@@ -55,11 +56,27 @@ def playwright() -> Iterator[Playwright]:
         yield p
 
 
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Postgres]:
+    """A PostgreSQL cluster for a module's tests on PostgreSQL (each uses it once)."""
+    with postgres() as cluster:
+        yield cluster
+
+
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def database(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The setting that picks a test's database: none, SQLite; or, for a test parametrized
+    with ``database`` "postgresql" (indirect), the module's PostgreSQL."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return {}
+    return {"FLASKR_DATABASE_URL": request.getfixturevalue("pg").url}
+
+
+@pytest.fixture
+def site(tmp_path: Path, database: dict[str, str]) -> Iterator[Site]:
     """A new database and gunicorn as the README runs it, on a free loopback port (its log:
-    ``tmp_path / "gunicorn.log"``)."""
-    env = app_env(tmp_path / "instance")
+    ``tmp_path / "gunicorn.log"``); SQLite, unless ``database`` says otherwise."""
+    env = app_env(tmp_path / "instance", keep_database_url=not database, **database)
     init_db(env)
     # timeout: three workers booting on a busy CI box
     with serve(env, tmp_path / "gunicorn.log", ready="/hello", timeout=90) as server:

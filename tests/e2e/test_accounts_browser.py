@@ -7,17 +7,14 @@ photographed as they are met (docs/screenshots with FLASKR_SCREENSHOTS=1)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyotp
 import pytest
-from playwright.sync_api import Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Page, Playwright, expect
 
-from toolkit.browser import ConsoleWatch, chromium, screenshot_dir
+from toolkit.browser import ConsoleWatch, chromium
 from toolkit.mailserver import Smtp, senders
-from toolkit.packages import need
-from toolkit.postgres import Postgres, postgres
 from toolkit.servers import app_env, init_db, serve
 from toolkit.tls import issue, make_ca
 
@@ -26,36 +23,9 @@ ADDRESS = "erin@example.test"
 
 
 @pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    need("chromium")
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     ca = make_ca(tmp_path_factory.mktemp("tls"), "accounts e2e CA")
     return ca, *issue(ca, "smtp", ["localhost"], ips=("127.0.0.1",))
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    with postgres() as cluster:
-        yield cluster
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest) -> dict[str, str]:
-    """The setting that picks the database: none (SQLite), or the module's PostgreSQL, used
-    by this one test."""
-    if request.param == "sqlite":
-        return {}
-    return {"FLASKR_DATABASE_URL": request.getfixturevalue("pg").url}
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    return screenshot_dir(tmp_path / "screenshots")
 
 
 def fill(page: Page, fields: dict[str, str], button: str) -> None:
@@ -81,6 +51,7 @@ def next_code(totp: pyotp.TOTP, used: list[int]) -> str:
     return totp.generate_otp(step)
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
 def test_second_factor_then_a_forgotten_password_by_mail(
     playwright: Playwright, database: dict[str, str], tls, tmp_path: Path, shots: Path
 ) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import CDPSession, Page, expect
 
 from toolkit.browser import Site
@@ -60,6 +61,7 @@ def log_out(page: Page, base: str) -> None:
     expect(page.get_by_role("link", name="Log In")).to_be_visible()
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
 def test_enrol_a_passkey_sign_in_with_it_and_refuse_a_clone(
     site: Site, open_page, shots: Path, tmp_path: Path
 ) -> None:
