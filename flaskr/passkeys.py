@@ -20,7 +20,7 @@ from typing import Any
 
 import webauthn
 from flask import Blueprint, current_app, flash, jsonify, redirect, session, url_for
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 from webauthn.helpers.structs import (
@@ -64,6 +64,10 @@ RP_NAME = "Flaskr"
 NAMING = "passkey_name"
 #: Failed sign-ins with a passkey this site does not know are counted under this prefix.
 UNKNOWN = "passkey:"
+#: Passkeys an account may have: each is listed in every ceremony's options and its page.
+MAX_PASSKEYS = 20
+#: The largest public key kept: an RSA-4096 key in COSE form is about 530 bytes.
+MAX_PUBLIC_KEY_BYTES = 1024
 
 
 def json_view(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -134,6 +138,7 @@ def add_options() -> Response:
     form = PasskeyAddForm()
     if not form.validate_on_submit():
         raise BadRequest(" ".join(problems[0] for problems in form.errors.values()))
+    refuse_past_the_limit(user)
     if not current_password_checked(user, form.current):
         raise BadRequest("Current password is incorrect.")
     rp_id, _ = relying_party()
@@ -155,15 +160,37 @@ def add_options() -> Response:
     return options(made)
 
 
+def refuse_past_the_limit(user: User) -> None:
+    if len(passkeys_of(user)) >= MAX_PASSKEYS:
+        raise BadRequest(f"An account may have {MAX_PASSKEYS} passkeys: remove one first.")
+
+
 @bp.post("/add")
 @login_required
 @json_view
 def add() -> Response:
-    """Keep the passkey the browser made, verified against the challenge; sessions end."""
+    """Keep the passkey the browser made, verified against the challenge; sessions end.
+
+    One passkey per password check: the challenge lives in the session cookie, so a copy of
+    that cookie could answer it again. Every session ends in the statement that checks this
+    one still stands, so of two answers with one cookie only the first keeps its key.
+    """
     user = account()
     challenge, _ = take("add")
     name = session.pop(NAMING, None) or "Passkey"
     made = verified_registration(challenge)
+    refuse_past_the_limit(user)
+    if len(made.credential_public_key) > MAX_PUBLIC_KEY_BYTES:
+        raise BadRequest("This passkey's public key is larger than this site keeps.")
+    ended = db.session.execute(
+        update(User)
+        .where(User.id == user.id, User.session_version == session.get("session_version"))
+        .values(session_version=User.session_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if not ended.rowcount:  # type: ignore[attr-defined]  # an UPDATE's CursorResult
+        db.session.rollback()
+        raise BadRequest("This session has ended: log in again, then add the passkey.")
     db.session.add(
         Passkey(
             user_id=user.id,
@@ -173,12 +200,11 @@ def add() -> Response:
             name=name,
         )
     )
-    accounts.end_sessions(user)  # as adding a TOTP factor does; this one goes on below
     try:
         db.session.commit()
     except IntegrityError:
         raise BadRequest("This passkey was added already.") from None
-    log_in(user)
+    log_in(user)  # the session version read again after the commit: this session goes on
     flash(f"Passkey “{name}” added: it logs you in, after your password or instead.", "info")
     return jsonify(redirect=url_for("passkeys.settings"))
 
@@ -191,10 +217,20 @@ def remove() -> tuple[str, int] | Response:
     form = remove_form(user)
     if not form.validate_on_submit() or not current_password_checked(user, form.password):
         return settings_page(user, PasskeyAddForm(formdata=None), form)
-    gone = db.session.get_one(Passkey, form.passkey.data)  # one of the choices: the account's
-    db.session.delete(gone)
+    name = dict(form.passkey.choices)[form.passkey.data]
+    removed = db.session.execute(  # by its id and owner: a second click finds it gone
+        delete(Passkey).where(Passkey.id == form.passkey.data, Passkey.user_id == user.id)
+    )
+    # A session signed in with it (a clone's too) ends with it.
+    accounts.end_sessions(user)
     db.session.commit()
-    flash(f"Passkey “{gone.name}” removed: it no longer logs you in.", "info")
+    log_in(user)
+    if removed.rowcount:  # type: ignore[attr-defined]  # a DELETE's CursorResult
+        flash(
+            f"Passkey “{name}” removed: it no longer logs you in, and every other session "
+            "of yours has ended.",
+            "info",
+        )
     return redirect(url_for("passkeys.settings"))
 
 

@@ -24,7 +24,7 @@ from webauthn.helpers import bytes_to_base64url
 from flaskr.ceremony import CHALLENGE_SECONDS
 from flaskr.db import db
 from flaskr.models import Passkey
-from tests.helpers import AuthActions, give_second_factor
+from tests.helpers import AuthActions, at_once, give_second_factor
 from tests.test_second_factor import code, logged_in_as
 
 ORIGIN = "http://localhost"  # the test client's requests: the RP ID is "localhost"
@@ -403,3 +403,54 @@ def test_an_operator_removes_passkeys_with_the_second_factor(client, auth, app, 
     assert "Removed the second factor of test" in result.output
     assert passkeys(app) == []
     assert auth.login().headers["Location"] == "/"  # the password alone again
+
+
+def test_one_password_check_adds_one_passkey_even_from_copied_cookies(client, auth, app) -> None:
+    """The add challenge lives in the session cookie: copies of it taken after the password
+    was typed, each answering with its own key at the same moment, add one key in all."""
+    auth.login()
+    options = client.post("/auth/passkeys/add/options", data={"name": "Phone", "current": "test"})
+    copies = []
+    for _ in range(4):
+        copy = app.test_client()
+        for cookie in client._cookies.values():  # the cookie as it is now, challenge and all
+            copy.set_cookie(cookie.key, cookie.value, domain=cookie.domain)
+        copies.append((copy, Authenticator().create(options.json)))
+    statuses = at_once(4, lambda i: send(copies[i][0], "/auth/passkeys/add", copies[i][1]))
+    assert sorted(r.status_code for r in statuses).count(200) == 1, [r.text for r in statuses]
+    assert len(passkeys(app)) == 1
+
+
+def test_password_checks_spend_the_accounts_cpu_budget(client, auth, app) -> None:
+    """Each right password is a hash of CPU: past the budget, a 429 before any hash."""
+    app.config["RENDER_CPU_MS_PER_USER"] = 1
+    auth.login()
+    statuses = [
+        client.post("/auth/passkeys/add/options", data={"name": "x", "current": "test"}).status_code
+        for _ in range(5)
+    ]
+    assert 429 in statuses, statuses
+
+
+def test_removing_twice_is_no_500_and_ends_other_sessions(client, auth, app) -> None:
+    other = app.test_client()
+    auth.login()
+    key = add_passkey(client, "Phone")
+    assert sign_in(other, key).status_code == 200 and logged_in_as(other) == "test"
+    (phone,) = passkeys(app)
+    form = {"passkey": phone.id, "password": "test"}
+    assert client.post("/auth/passkeys/remove", data=form).status_code == 302
+    assert logged_in_as(other) is None  # a session the passkey (or a clone) opened ends too
+    again = client.post("/auth/passkeys/remove", data=form)
+    assert again.status_code == 400 and passkeys(app) == []  # no longer one of the choices
+
+
+def test_an_account_has_at_most_twenty_passkeys(client, auth, app) -> None:
+    auth.login()
+    with app.app_context():
+        for n in range(20):
+            db.session.add(Passkey(user_id=1, credential_id=f"id{n}", public_key=b"k",
+                                   sign_count=0, name=f"key {n}"))  # fmt: skip
+        db.session.commit()
+    refused = client.post("/auth/passkeys/add/options", data={"name": "21st", "current": "test"})
+    assert refused.status_code == 400 and "20 passkeys" in refused.json["message"]
