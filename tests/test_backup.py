@@ -201,9 +201,9 @@ def test_restore_refuses_a_newer_revision(app: Flask, tmp_path: Path) -> None:
     ("content", "message"),
     [
         (b"not gzip at all", "is not a flaskr SQLite backup"),
-        (gzip.compress(b"gzip, but no database"), "does not hold a SQLite database"),
+        (gzip.compress(b"gzip, but no database", mtime=0), "does not hold a SQLite database"),
         (
-            gzip.compress(b"SQLite format 3\x00 and then nothing"),
+            gzip.compress(b"SQLite format 3\x00 and then nothing", mtime=0),
             "is not a readable SQLite database",
         ),
         (None, "holds no flaskr database"),

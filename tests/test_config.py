@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
         "0123456789abcdef", "abcdefghij123456",  # accepted before: 16 characters, 16 and 16 kinds
         "0123456789abcdef" * 2, "abcdefghij123456" * 2, "9876543210zyxwvu" * 2,  # sequences
         "x" * 16 + "9f86d081884c7d65",  # half a run
-        secrets.token_hex(15),  # 30 characters: too short, however random
+        pytest.param(secrets.token_hex(15), id="30-random-characters"),  # too short, however random
     ],
 )  # fmt: skip
 def test_refuses_to_start_without_a_real_secret_key(key) -> None:
