@@ -73,7 +73,8 @@ def test_unit_suite_passes_on_python_3_13(rootfs: Path) -> None:
             "/venv/bin/pip install --quiet --no-deps --require-hashes -r /src/requirements-dev.txt",
             "/venv/bin/pip check",
             "cd /src",
-            "exec /venv/bin/python -m pytest -m 'not e2e' -q -p no:cacheprovider",
+            # As scripts/test runs it, a process per core (pytest-xdist, in the dev lock).
+            "exec /venv/bin/python -m pytest -m 'not e2e' -q -p no:cacheprovider -n auto",
         ]
     )
     # A PID and mount namespace of its own: /proc inside shows only the suite's processes, and
