@@ -181,8 +181,12 @@ def _waits(row: Counted, limits: Limits, seconds: int) -> tuple[int, list[int | 
     now = row.created
     db.session.execute(delete(model).where(model.created < now - window))
     db.session.add(row)
-    db.session.commit()
+    db.session.flush()
+    # Read before the commit: once committed, the row may already be gone (another login of
+    # the account from this address succeeded and forgot it), and reading the id of an
+    # expired row would load it again (a 500 under the bench's concurrent logins).
     row_id = row.id
+    db.session.commit()
     columns: list[ColumnElement[Any]] = []
     for where, _ in limits:
         columns += [func.count().filter(where), func.min(model.created).filter(where)]
