@@ -66,6 +66,8 @@ PARTS: dict[str, Part] = {
     "curl": Part(("curl",), ("/usr/bin/curl",)),
     # A certificate authority of the suites' own: tls.py.
     "openssl": Part(("openssl",), ("/usr/bin/openssl",)),
+    # testssl.sh (3.0.8 on Debian 12), run against the host suite's https site: tls.py.
+    "testssl": Part(("testssl.sh",), ("/usr/bin/testssl",)),
 }
 
 #: Parts whose packages a new machine of this project comes with (Debian 12 with PostgreSQL
@@ -83,7 +85,7 @@ SUITES: dict[str, tuple[str, ...]] = {
     "test_docker_systemd": ("docker", "mmdebstrap", "nspawn"),
     "test_faults": (),
     "test_gunicorn": (),
-    "test_host": ("mmdebstrap", "nspawn", "curl", "openssl"),
+    "test_host": ("mmdebstrap", "nspawn", "curl", "openssl", "testssl"),
     "test_hostile": (),
     "test_lockout": (),
     "test_mail": ("openssl",),

@@ -4,14 +4,17 @@ A certificate authority of the suite's own (openssl on the CI host), standing in
 company CA (``install-host --tls-cert``) and for the one that signs pebble's own https
 listener; and pebble, Let's Encrypt's test ACME server (Debian's package), run inside the
 machine as a transient systemd unit that stops by itself, so certbot gets real certificates
-after a real http-01 validation through the machine's nginx.
+after a real http-01 validation through the machine's nginx. And testssl.sh, the scanner
+outsiders judge an https site with, pointed at the machine's site.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
+import time
 from pathlib import Path
 
 from toolkit.machines import Machine, MachineError
@@ -115,3 +118,38 @@ def start_ocsp_responder(machine: Machine, cert: Path, folder: str, port: int) -
          "ocsp", "-index", f"{folder}/index.txt", "-port", str(port), "-CA", f"{folder}/ca.pem",
          "-rsigner", f"{folder}/ca.pem", "-rkey", f"{folder}/ca.key", "-nmin", "5"]
     )  # fmt: skip
+
+
+def run_testssl(
+    machine: Machine, name: str, cafile: Path, out: Path, checks: tuple[str, ...]
+) -> tuple[list[dict[str, str]], float]:
+    """testssl.sh (Debian's package, on the CI host, with the host's OpenSSL) against
+    https://NAME/ on the machine's 127.0.0.1:443, from the machine's network namespace (as
+    machine_client's requests go), trusting ``cafile`` besides its own stores. ``checks``:
+    testssl's options for what to run. Returns its findings (the objects of its flat JSON file,
+    written to ``out``) and the seconds it took."""
+    need("testssl")
+    if not machine.init_pid:
+        raise MachineError("the machine is not running")
+    command = [
+        "nsenter", "-t", str(machine.init_pid), "-n",
+        "testssl", "--quiet", "--warnings", "batch", "--color", "0",
+        # The machine has no DNS: the name's address is given, and nothing is looked up (no
+        # reverse lookup, no CAA record).
+        "--ip", "127.0.0.1", "--nodns", "none",
+        "--add-ca", str(cafile), "--jsonfile", str(out), *checks, f"https://{name}/",
+    ]  # fmt: skip
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "TERM": "dumb"}
+    started = time.monotonic()
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=180, env=env, stdin=subprocess.DEVNULL
+    )
+    took = time.monotonic() - started
+    findings = json.loads(out.read_text()) if out.exists() else []
+    # Its exit status counts checks that had trouble; a scan that ran to its end says how long.
+    if not any(f["id"] == "scanTime" for f in findings):
+        raise MachineError(
+            f"testssl exited {done.returncode} without finishing:\n{done.stdout[-3000:]}\n"
+            f"{done.stderr[-3000:]}"
+        )
+    return findings, took
