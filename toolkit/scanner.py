@@ -33,11 +33,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from toolkit import ToolkitError
+from toolkit.packages import need
 
 #: The packaged script's interpreter: wapiti's modules are installed for Debian's Python.
 PYTHON = "/usr/bin/python3"
 
-#: The packaged wapiti, with two bugs of Debian 12's 3.0.4 put right, and no file:
+#: The packaged wapiti, with two bugs of Debian 12's 3.0.4 put right, and no fake image:
 #:
 #: - it turns each ``-x`` pattern into a regular expression ending in ``(?ms)``, which Python
 #:   3.11 refuses ("global flags not at the start of the expression"): every run given ``-x``
@@ -182,6 +183,7 @@ def scan(
     (login page path, username, password) for wapiti's own form login. The crawl stops after
     ``crawl_seconds``, each module after ``module_seconds``, the whole run after ``timeout``.
     """
+    need("wapiti")
     base = base.rstrip("/")
     home = workdir / "home"
     config = home / "config"
