@@ -31,6 +31,7 @@ which fails a test like any exception.
 - ``containers``: podman or Docker driven through scripts/container with the host's Python
   hidden, the stand-in base image, a terminal for ``exec -it``;
 - ``browser``: headless Chromium driven by Playwright;
+- ``scanner``: Debian's wapiti, a web vulnerability scanner, kept off the network;
 - ``mailserver``: a real SMTP server (aiosmtpd, STARTTLS) and its Maildir, and mail senders;
 - ``isolation_reports``: where isolation reports are saved, and how flaskr's gunicorn is
   recognised in one.

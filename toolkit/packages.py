@@ -64,6 +64,8 @@ PARTS: dict[str, Part] = {
     "chromium": Part(("chromium",), ("/usr/bin/chromium",)),
     "wrk": Part(("wrk",), ("/usr/bin/wrk",)),
     "curl": Part(("curl",), ("/usr/bin/curl",)),
+    # A web vulnerability scanner, run against a seeded site: test_scanner.py.
+    "wapiti": Part(("wapiti",), ("/usr/bin/wapiti",)),
     # A certificate authority of the suites' own: tls.py.
     "openssl": Part(("openssl",), ("/usr/bin/openssl",)),
     # testssl.sh (3.0.8 on Debian 12), run against the host suite's https site: tls.py.
@@ -96,6 +98,7 @@ SUITES: dict[str, tuple[str, ...]] = {
     "test_postgres": ("postgresql",),
     "test_pythons": ("podman", "mmdebstrap"),
     "test_scale_out": ("nginx", "postgresql"),
+    "test_scanner": ("wapiti",),
 }
 
 
