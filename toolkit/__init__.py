@@ -17,6 +17,7 @@ which fails a test like any exception.
 - ``fleet``: several gunicorn instances on one database and one key;
 - ``nginx``: a private nginx, as a load balancer in front of a fleet or as the host's site;
 - ``postgres``: a throwaway PostgreSQL cluster;
+- ``gunicorn_log``: the requests and errors a gunicorn log tells of;
 - ``load``: request loops on threads, bounded in time and count, that count what failed;
 - ``drills``: a backup drill's writers;
 - ``cmdlines``: every process's command line sampled while a secret must stay off them;

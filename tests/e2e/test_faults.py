@@ -6,9 +6,7 @@ numbers.json in its pytest tmp dir."""
 from __future__ import annotations
 
 import functools
-import json
 import os
-import re
 import signal
 import sqlite3
 import time
@@ -23,6 +21,7 @@ import pytest
 from werkzeug.security import generate_password_hash
 
 from toolkit import servers
+from toolkit.gunicorn_log import access_log, log_problems
 from toolkit.load import Client, Load, Reader, Tally, Writer, as_dicts, record
 from toolkit.servers import Gunicorn, app_env, init_db
 from toolkit.visitors import Visitor
@@ -151,42 +150,6 @@ def writers_served(
         started = time.monotonic()
         clients = logged_in_writers(server, tally, names)
         yield server, clients, time.monotonic() - started
-
-
-def log_lines(log: Path) -> Iterator[tuple[str, dict[str, Any] | None]]:
-    """Each line of the gunicorn log, with its JSON object when it is one (the default
-    format) and None when it is gunicorn's text format (FLASKR_LOG_FORMAT=text)."""
-    for line in log.read_text(errors="replace").splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            entry = None
-        yield line, entry if isinstance(entry, dict) else None
-
-
-ACCESS_TEXT = re.compile(r'"([A-Z]+) (\S+) HTTP/1\.[01]" (\d{3}) ')
-
-
-def access_log(log: Path) -> list[tuple[str, str, int]]:
-    """(method, path with query, status) of every request a worker answered."""
-    out = []
-    for line, entry in log_lines(log):
-        if entry is not None:
-            if entry.get("logger") == "gunicorn.access" and "status" in entry:
-                query = entry.get("query") or ""
-                path = entry["path"] + ("?" + query if query else "")
-                out.append((entry["method"], path, int(entry["status"])))
-        elif found := ACCESS_TEXT.search(line):
-            out.append((found.group(1), found.group(2), int(found.group(3))))
-    return out
-
-
-def log_problems(log: Path) -> list[str]:
-    """Lines of the gunicorn log that tell of an application error or a 5xx answer."""
-    pattern = re.compile(r"Traceback|database is locked|OperationalError|Exception on ")
-    problems = [line for line, _ in log_lines(log) if pattern.search(line)]
-    problems += [f"{m} {p} -> {s}" for m, p, s in access_log(log) if s >= 500]
-    return problems[:20]
 
 
 # --- Concurrent writes -----------------------------------------------------------------------

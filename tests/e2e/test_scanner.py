@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.test_faults import access_log
+from toolkit.gunicorn_log import access_log, log_problems
 from toolkit.images import png
 from toolkit.scanner import Finding, Scan, scan
 from toolkit.servers import Gunicorn, app_env, flask, init_db, serve
@@ -218,12 +218,8 @@ def scan_and_check(
             posted[path] = posted.get(path, 0) + 1
     assert all(posted.get(form, 0) >= 20 for form in forms), posted  # attacked, not just sent
 
-    with server.log.open("rb") as log:
-        log.seek(log_at)
-        new_lines = log.read().decode(errors="replace")
-    errors = [f"{m} {p} -> {s}" for m, p, s in sent if s >= 500]
-    errors += re.findall(r".*(?:Traceback|Exception on |OperationalError).*", new_lines)
-    assert not errors, errors[:20]
+    errors = log_problems(server.log, since=log_at)
+    assert not errors, errors
 
     unknown = [str(f) for f in result.findings() if not any(k.matches(f) for k in KNOWN)]
     assert not unknown, "wapiti found:\n" + "\n".join(unknown)
