@@ -205,8 +205,8 @@ def test_costly_previews_back_to_back_cost_one_accounts_budget(site) -> None:
     base, _, master = site
     visitor = another_account(base, "mallory-previews")
     token = visitor.csrf("/create")
-    # About 0.11 s to render on a quiet machine, so 50 spend the 4 s budget; at 4,000 a slow
-    # day's render passed the 0.4 s limit of one render (a 400) before the budget ran out.
+    # Under the 0.4 s limit of one render even on a slow day (there 15 were answered, then
+    # 429s, 4.66 s of CPU), where 4,000 passed it (a 400) before the budget ran out.
     data = {"title": "t", "body": "![" * 3000, "preview": "1"}
     statuses = []
     cpu = server_cpu(master)
