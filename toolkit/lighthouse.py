@@ -54,9 +54,9 @@ CHROME_FLAGS = (
 #: the network part of every metric is computed from the page's own requests, their bytes
 #: and what waits on what, the same on any machine. The CPU is not slowed down 4x as by
 #: default (cpuSlowdownMultiplier 1): the simulation multiplies the main thread's observed
-#: task times, so on a busy 2-core CI machine a 4x slowdown turned the machine's load into
-#: the score; at 1x a task still counts as blocking above 50 ms of real time, which a page of
-#: this size never comes near unless it grows a script that does.
+#: task times, so on a busy 2-core CI machine a 4x slowdown would turn the machine's load into
+#: the score; at 1x a task still counts as blocking above 50 ms of real time, far more than
+#: these pages' own work should take.
 SETTINGS = (
     "--form-factor=mobile",
     "--throttling-method=simulate",
