@@ -77,6 +77,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         nginx.start()
         session = requests.Session()
         session.verify = str(ca)
+        # REQUESTS_CA_BUNDLE in the environment would win over session.verify (requests
+        # reads it for every request that names no verify of its own).
+        session.trust_env = False
+        # Over https, the form check wants a Referer from the site, as a browser sends it. The
+        # site passes nginx's $host, which has no port (install-host's site is on 443), so the
+        # app sees https://localhost: the Referer names that.
+        session.headers["Referer"] = "https://localhost/"
         writer = Visitor(base, session)
         writer.register_and_login("lighthouse", "a long enough password")
         writer.create_post("Notes on a slow week", "Nothing much happened.", tags="notes")
