@@ -60,6 +60,7 @@ def render_listing(listing: Listing, query: str = "", tag: str | None = None) ->
     return render_template(
         "blog/index.html",
         posts=posts,
+        page=page,
         prev_url=listing_path(page - 1, query, tag) if page > 1 else None,
         next_url=listing_path(page + 1, query, tag)
         if more and not (query and page == SEARCH_MAX_PAGE)

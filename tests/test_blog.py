@@ -1,3 +1,4 @@
+import html
 import io
 import re
 
@@ -132,25 +133,55 @@ def test_detail_page_linked_from_title(client) -> None:
     assert client.get("/99").status_code == 404
 
 
-def test_every_page_describes_itself_for_search_engines(client) -> None:
-    """Search results show a page's meta description; a post's names the post and author."""
-    for path in ("/", "/auth/login", "/tag/none", "/99"):
-        page = client.get(path).get_data(as_text=True)
-        assert '<meta name="description" content="Flaskr, a blog: ' in page, path
-    post = client.get("/1").get_data(as_text=True)
-    assert '<meta name="description" content="test title, a post by test on Flaskr.">' in post
+def description(client, path: str) -> str:
+    """The page's one meta description, as a search engine reads it (entities decoded)."""
+    page = client.get(path).get_data(as_text=True)
+    found = re.findall(r'<meta name="description" content="([^"]*)">', page)
+    assert len(found) == 1, (path, found)
+    return html.unescape(found[0])
 
 
-def test_each_page_names_its_one_address_on_the_sites_own_origin(app, client) -> None:
+def test_every_page_describes_itself_for_search_engines(client, auth, app) -> None:
+    """Search results show a page's meta description under its title: a listing says what it
+    lists, a post gives its opening words as plain text, bounded, and never is left without."""
+    for path in ("/", "/tag/none", "/99", "/auth/forgot"):
+        assert description(client, path).startswith("Flaskr, a blog: "), path
+    assert description(client, "/auth/login").startswith("Log in to Flaskr to write posts")
+    assert description(client, "/auth/register").startswith("Make a Flaskr account")
+    assert description(client, "/1") == "test body"
+    auth.login()
+    long_body = "**Bold** words & <i>markup</i> in " + "a long story, " * 100
+    client.post("/create", data={"title": "Long", "body": long_body, "tags": "Travel"})
+    client.post("/create", data={"title": "Empty", "body": ""})
+    long = description(client, "/2")
+    assert long.startswith("Bold words & markup in a long story, ")
+    assert len(long) <= 160 and long.endswith("…") and "<" not in long
+    assert description(client, "/3") == "Empty, a post by test on Flaskr."
+    assert description(client, "/tag/travel") == "Posts tagged #travel on Flaskr, newest first."
+    assert (
+        description(client, '/?q="Lo')
+        == "Flaskr's posts whose titles contain “\"Lo”, newest first."
+    )
+    app.config["POSTS_PER_PAGE"] = 1
+    assert description(client, "/?page=2").endswith(" Page 2.")
+    # A search as long as one may be (200 characters) still makes a short description.
+    assert len(description(client, "/?q=" + "x" * 200)) < 160
+
+
+def test_each_page_names_its_one_address_on_the_sites_own_origin(app, client, auth) -> None:
     """rel=canonical: /01 is /1, ?page=1 is no page, a tag is lowercase; always on SITE_URL,
     never the Host a request (perhaps an attacker's) gave, since pages are cached for all."""
     assert b'rel="canonical"' not in client.get("/1").data  # no SITE_URL: no canonical
+    auth.login()
+    client.post("/create", data={"title": "tagged", "tags": "travel"})
+    auth.logout()
     app.config["SITE_URL"] = "https://blog.example.com/"
     for path, canonical in [
         ("/01", "https://blog.example.com/1"),
         ("/1?comments=1", "https://blog.example.com/1"),
         ("/?page=1", "https://blog.example.com/"),
         ("/?q=test&page=1&utm_source=x", "https://blog.example.com/?q=test"),
+        ("/tag/Travel?page=1", "https://blog.example.com/tag/travel"),
     ]:
         page = client.get(path, headers={"Host": "evil.example"}).get_data(as_text=True)
         assert f'<link rel="canonical" href="{canonical}">' in page, path
@@ -341,8 +372,12 @@ def test_image_upload(client, auth, app) -> None:
     page = client.get("/2").data
     assert b'src="/2/image"' in page
     assert b'width="8" height="6"' in page
-    assert b'fetchpriority="high"' in page  # the post's image is the largest paint
-    assert b'loading="lazy"' in client.get("/").data  # thumbnails wait their turn
+    # The post's image is its page's largest paint: fetched first, never deferred; a listing's
+    # thumbnails wait their turn (and none asks to go first).
+    (shown,) = re.findall(rb"<img [^>]*>", page)
+    assert b'fetchpriority="high"' in shown and b"loading=" not in shown
+    (thumb,) = re.findall(rb"<img [^>]*>", client.get("/").data)
+    assert b'loading="lazy"' in thumb and b"fetchpriority" not in thumb
     image = client.get("/2/image")
     assert image.status_code == 200
     assert image.mimetype == "image/jpeg"

@@ -5,16 +5,18 @@ mime.types. Two kinds:
 - ``Nginx``: a load balancer in front of flaskr's instances (toolkit/fleet.py), whose upstreams
   can be swapped with a graceful reload: the scale-out suite and bench/scale_out.py;
 - ``SiteNginx``: the host's site, deploy/nginx/flaskr.conf, in front of one gunicorn: the
-  micro-cache suite and bench/micro_cache.py. The site is rendered as scripts/install-host
-  writes it (its server_name set, the micro-cache turned on by deploy/nginx/micro-cache.awk
-  when asked), then pointed at loopback ports and private folders: its listen lines, the
-  upstream's socket, the static files and the cache's folder. Everything else, the snippets
-  included, is the file as shipped.
+  micro-cache and Lighthouse suites and bench/micro_cache.py. The site is rendered as
+  scripts/install-host writes it (its server_name set, the micro-cache turned on by
+  deploy/nginx/micro-cache.awk when asked, https with a certificate of one's own by
+  deploy/nginx/tls.awk when given one), then pointed at loopback ports and private folders:
+  its listen lines, the upstream's socket, the static files and the cache's folder.
+  Everything else, the snippets included, is the file as shipped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import shutil
 import signal
@@ -124,8 +126,11 @@ class Nginx:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        wait_for_http(self.base + "/healthz", timeout=30)
+        self._wait_ready()
         until(lambda: len(self.workers()) == 2, 10, "nginx's workers")
+
+    def _wait_ready(self) -> None:
+        wait_for_http(self.base + "/healthz", timeout=30)
 
     def workers(self) -> set[int]:
         assert self.process is not None
@@ -196,8 +201,12 @@ http {{
 """
 
 
-def render_site(micro_cache: bool, names: str = "127.0.0.1 localhost") -> str:
-    """deploy/nginx/flaskr.conf as install-host writes it for ``names``."""
+def render_site(
+    micro_cache: bool, names: str = "127.0.0.1 localhost", tls_dir: Path | None = None
+) -> str:
+    """deploy/nginx/flaskr.conf as install-host writes it for ``names``; with ``tls_dir``
+    (holding flaskr.crt and flaskr.key) as install-host --tls-cert writes it: the app on 443,
+    plain http redirected there."""
     site = (NGINX_DIR / "flaskr.conf").read_text()
     marker = "server_name localhost;  # FLASKR_SERVER_NAME"
     assert marker in site
@@ -210,6 +219,15 @@ def render_site(micro_cache: bool, names: str = "127.0.0.1 localhost") -> str:
             text=True,
             check=True,
         ).stdout
+    if tls_dir is not None:
+        site = subprocess.run(
+            ["awk", "-v", f"dir={tls_dir}", "-v", f"names={names}", "-v", "ocsp=0",
+             "-f", str(NGINX_DIR / "tls.awk")],
+            input=site,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout  # fmt: skip
     return site
 
 
@@ -217,11 +235,21 @@ class SiteNginx(Nginx):
     """A real nginx serving flaskr's host site on 127.0.0.1, its upstream a gunicorn port."""
 
     def __init__(
-        self, upstream: int, micro_cache: bool, access_log: bool = True, rules: str = ""
+        self,
+        upstream: int,
+        micro_cache: bool,
+        access_log: bool = True,
+        rules: str = "",
+        tls_dir: Path | None = None,
+        tls_port: int | None = None,
     ) -> None:
-        """``rules``: other text for flaskr-micro-cache.conf (a variant to measure)."""
+        """``rules``: other text for flaskr-micro-cache.conf (a variant to measure).
+        ``tls_dir``: https for the site's names with flaskr.crt and flaskr.key from there, on
+        ``tls_port`` (default: a free port), as install-host --tls-cert sets it up."""
         self.micro_cache = micro_cache
         self.rules = rules
+        self.tls_dir = tls_dir
+        self.tls_port = tls_port or free_port()  # the https servers: plain http there gets 400
         super().__init__([upstream], access_log=access_log)
 
     def _write(self, ports: list[int]) -> None:
@@ -239,9 +267,9 @@ class SiteNginx(Nginx):
             (snippets / name).write_text(
                 text.replace("/var/cache/nginx/flaskr", f"{self.dir}/cache")
             )
-        tls_port = self.tls_port = free_port()  # the https servers: plain http there gets 400
+        tls_port = self.tls_port
         lines = []
-        for line in render_site(self.micro_cache).splitlines():
+        for line in render_site(self.micro_cache, tls_dir=self.tls_dir).splitlines():
             if "listen [::]" in line:
                 continue  # loopback IPv4 only
             line = line.replace("listen 443 ", f"listen 127.0.0.1:{tls_port} ")
@@ -260,6 +288,23 @@ class SiteNginx(Nginx):
         )
         check = subprocess.run(self._cmd("-t"), capture_output=True, text=True, check=False)
         assert check.returncode == 0, check.stderr
+
+    def _wait_ready(self) -> None:
+        if self.tls_dir is None:
+            super()._wait_ready()
+            return
+        # With https, plain http answers the site's names with a redirect to it.
+        until(lambda: self._plain_status("/healthz") == 301, 30, "nginx's redirect to https")
+
+    def _plain_status(self, path: str) -> int | None:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+        try:
+            connection.request("GET", path)
+            return connection.getresponse().status
+        except OSError:
+            return None
+        finally:
+            connection.close()
 
     def workers(self) -> set[int]:
         """The worker processes only: a cache adds a cache manager and a loader."""

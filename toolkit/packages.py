@@ -62,6 +62,8 @@ PARTS: dict[str, Part] = {
     "nginx": Part(("nginx",), ("/usr/sbin/nginx",)),
     "postgresql": Part(("postgresql",), ("/usr/lib/postgresql/*/bin/initdb",)),
     "chromium": Part(("chromium",), ("/usr/bin/chromium",)),
+    # NSS's certutil: a Chromium profile's home that trusts a test CA (lighthouse.py).
+    "certutil": Part(("libnss3-tools",), ("/usr/bin/certutil",)),
     "wrk": Part(("wrk",), ("/usr/bin/wrk",)),
     "curl": Part(("curl",), ("/usr/bin/curl",)),
     # A web vulnerability scanner, run against a seeded site: test_scanner.py.
@@ -89,6 +91,7 @@ SUITES: dict[str, tuple[str, ...]] = {
     "test_gunicorn": (),
     "test_host": ("mmdebstrap", "nspawn", "curl", "openssl", "testssl"),
     "test_hostile": (),
+    "test_lighthouse": ("chromium", "certutil", "nginx", "openssl"),
     "test_lockout": (),
     "test_mail": ("openssl",),
     "test_manifests": ("nginx", "curl", "openssl"),

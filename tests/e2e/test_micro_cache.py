@@ -151,7 +151,12 @@ def test_only_parameters_a_page_reads_make_a_micro_cache_entry(
 
 @pytest.mark.parametrize(
     ("path", "kind"),
-    [("/feed.atom", "application/atom+xml"), ("/static/style.css", "text/css"), ("/", "text/html")],
+    [
+        ("/feed.atom", "application/atom+xml"),
+        ("/static/style.css", "text/css"),
+        ("/static/passkeys.js", "application/javascript"),
+        ("/", "text/html"),
+    ],
 )
 def test_the_feed_and_styles_are_compressed(site: SiteNginx, path: str, kind: str) -> None:
     plain = requests.get(site.base + path, headers={"Accept-Encoding": "identity"}, timeout=30)
