@@ -25,6 +25,20 @@ from tests.helpers import AuthActions
 from toolkit.apps import make_app
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashes() -> Iterator[None]:
+    """scrypt at 1/32 of werkzeug's work factor (N=1024, not 32768): the same code and hash
+    format, a thirtieth of the time. At the real cost, the unit suite's 1,100 hashes were a
+    third of its CPU. The end-to-end suites and the benchmarks hash at the real cost."""
+    from flaskr import accounts
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accounts, "HASH_METHOD", "scrypt:1024:8:1")
+        accounts._unknown_user_hash.cache_clear()
+        yield
+    accounts._unknown_user_hash.cache_clear()
+
+
 @pytest.fixture(autouse=True)
 def _instance_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep every app's instance folder, and so its default database, inside tmp_path."""
