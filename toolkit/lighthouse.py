@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,27 @@ SETTINGS = (
     "--throttling-method=simulate",
     "--throttling.cpuSlowdownMultiplier=1",
 )
+#: Audits that weigh nothing in a category's score, yet stand for what the site promises
+#: (docs/performance.md, docs/security.md): each must pass (score 1) or not apply.
+REQUIRED_AUDITS = (
+    "uses-text-compression",  # nginx's gzip_types: CSS, JavaScript, the feed, SVG
+    "unsized-images",  # thumbnails keep their box: no layout shift as they load
+    "uses-optimized-images",
+    "offscreen-images",
+    "unminified-css",
+    "unused-css-rules",
+    "redirects",
+    "document-latency-insight",
+)
+# Not required: "uses-responsive-images" and "image-delivery-insight", which find that a
+# listing's thumbnail is the post's whole picture scaled down by the browser (up to 16 KiB
+# more on the index with two pictures): there is no thumbnail size yet.
+#: Security audits that list findings by severity: none may be High.
+NO_HIGH_FINDINGS = ("csp-xss", "clickjacking-mitigation")
+#: The category whose score rests on this machine's timing too (total blocking time, speed
+#: index): the others come from the page alone.
+TIMED = "performance"
+NODE_MIN = (18, 20)
 NPM_TIMEOUT = 300
 #: One page's audit: Chromium's start, the load, the trace and its analysis.
 AUDIT_TIMEOUT = 120
@@ -83,6 +105,10 @@ def install() -> Path:
     for program in ("node", "npm"):
         if shutil.which(program) is None:
             raise LighthouseError(f"no {program} on PATH: Lighthouse needs Node.js 18.20 or newer")
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=30)
+    found = tuple(int(part) for part in node.stdout.strip().lstrip("v").split(".")[:2])
+    if found < NODE_MIN:
+        raise LighthouseError(f"Node.js {node.stdout.strip()}: Lighthouse needs 18.20 or newer")
     files = ("package.json", "package-lock.json", ".npmrc")
     digest = hashlib.sha256(b"".join((NPM_DIR / name).read_bytes() for name in files))
     folder = CACHE / f"lighthouse-{digest.hexdigest()[:12]}"
@@ -91,6 +117,9 @@ def install() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / "lighthouse.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        for old in CACHE.glob("lighthouse-*"):
+            if old != folder:  # another lockfile's packages (about 190 MB each)
+                shutil.rmtree(old, ignore_errors=True)
         if done.exists() and cli.exists():
             return cli
         shutil.rmtree(folder, ignore_errors=True)
@@ -99,7 +128,9 @@ def install() -> Path:
             shutil.copy(NPM_DIR / name, folder / name)
         # --prefer-offline: packages already in npm's own cache are not asked for again (the
         # lockfile's hashes check them either way).
-        command = ["npm", "ci", "--prefer-offline", "--no-progress", "--loglevel=error"]
+        # --ignore-scripts here too: .npmrc says so, but npm_config_* in the environment wins.
+        command = ["npm", "ci", "--prefer-offline", "--ignore-scripts", "--no-progress",
+                   "--loglevel=error"]  # fmt: skip
         try:
             ran = subprocess.run(
                 command, cwd=folder, capture_output=True, text=True, timeout=NPM_TIMEOUT
@@ -132,16 +163,26 @@ class Report:
     """One page's audit: its four scores (0 to 1) and what Lighthouse found wrong."""
 
     url: str
-    #: The address audited in the end (a redirect's target).
+    #: The address audited in the end (a redirect's target), and what it answered.
     final_url: str
+    status: int | None
     seconds: float
     scores: dict[str, float | None]
-    #: For each category scoring under 1, its failed audits that count towards the score.
+    #: What fails the page, by category (each with its failed audits that count towards the
+    #: score) and by kind (required audits, security findings, run warnings): empty if none.
     failed: dict[str, list[str]] = field(default_factory=dict)
     metrics: dict[str, str] = field(default_factory=dict)
+    #: Where the page's links go, as the audited browser saw them (logged in or not).
+    links: list[str] = field(default_factory=list)
+    path: Path | None = None
 
     def perfect(self) -> bool:
-        return all(self.scores.get(c) == 1 for c in CATEGORIES)
+        return not self.failed and all(self.scores.get(c) == 1 for c in CATEGORIES)
+
+    def only_timing(self) -> bool:
+        """Whether all that fell short is the performance score, which this machine's load
+        can move (long tasks, frames), and not what the page is."""
+        return set(self.failed) == {TIMED}
 
     def explain(self) -> str:
         lines = [
@@ -151,6 +192,8 @@ class Report:
             lines += [f"  {category}:", *(f"    {a}" for a in audits)]
         if self.metrics:
             lines.append("  metrics: " + ", ".join(f"{k} {v}" for k, v in self.metrics.items()))
+        if self.failed and self.path:
+            lines.append(f"  report: {self.path}")
         return "\n".join(lines)
 
 
@@ -158,8 +201,32 @@ def score(value: float | None) -> str:
     return "none" if value is None else f"{round(value * 100)}"
 
 
+def _items(audit: dict[str, Any]) -> list[dict[str, Any]]:
+    details = audit.get("details") or {}
+    return list(details.get("items") or [])
+
+
+def _part(item: dict[str, Any], key: str) -> dict[str, Any]:
+    value = item.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _describe(audit_id: str, audit: dict[str, Any]) -> list[str]:
+    """An audit that failed, with what it names first (a resource, an element, a message)."""
+    shown = audit.get("displayValue") or ""
+    lines = [f"{audit_id} ({audit.get('title', '')}): score {audit.get('score')} {shown}".strip()]
+    for item in _items(audit)[:3]:
+        source, node = _part(item, "source"), _part(item, "node")
+        what = (item.get("url") or source.get("url") or node.get("snippet")
+                or item.get("description") or "")  # fmt: skip
+        if what:
+            lines.append(f"  - {str(what)[:200]}")
+    return lines
+
+
 def read_report(url: str, seconds: float, lhr: dict[str, Any]) -> Report:
-    """What a Lighthouse result (its JSON) says of the page's four categories."""
+    """What a Lighthouse result (its JSON) says of the page: its four categories, the audits
+    required beyond them (REQUIRED_AUDITS, NO_HIGH_FINDINGS), and the main document's status."""
     audits = lhr["audits"]
     scores = {c: lhr["categories"].get(c, {}).get("score") for c in CATEGORIES}
     failed: dict[str, list[str]] = {}
@@ -171,11 +238,22 @@ def read_report(url: str, seconds: float, lhr: dict[str, Any]) -> Report:
             audit = audits.get(ref["id"], {})
             value = audit.get("score")
             if ref.get("weight", 0) > 0 and value is not None and value < 1:
-                shown = audit.get("displayValue") or ""
-                found.append(
-                    f"{ref['id']} ({audit.get('title', '')}): score {value} {shown}".strip()
-                )
+                found += _describe(ref["id"], audit)
         failed[category] = found
+    for audit_id in REQUIRED_AUDITS:
+        audit = audits.get(audit_id)
+        if audit is None:
+            failed.setdefault("required audits", []).append(f"{audit_id}: not in the report")
+        elif audit.get("scoreDisplayMode") != "notApplicable" and audit.get("score") != 1:
+            failed.setdefault("required audits", []).extend(_describe(audit_id, audit))
+    for audit_id in NO_HIGH_FINDINGS:
+        audit = audits.get(audit_id, {})
+        high = [i for i in _items(audit) if str(i.get("severity", "")).lower() == "high"]
+        if high:
+            failed.setdefault("security findings", []).extend(
+                f"{audit_id}: {i.get('description', '')} {i.get('directive', '')}".strip()
+                for i in high
+            )
     metric_ids = ("first-contentful-paint", "largest-contentful-paint", "total-blocking-time",
                   "cumulative-layout-shift", "speed-index")  # fmt: skip
     metrics = {m: str(audits[m].get("displayValue", "")) for m in metric_ids if m in audits}
@@ -184,7 +262,9 @@ def read_report(url: str, seconds: float, lhr: dict[str, Any]) -> Report:
     for warning in lhr.get("runWarnings", []):
         failed.setdefault("run warnings", []).append(warning)
     final = lhr.get("finalDisplayedUrl") or lhr.get("finalUrl") or ""
-    return Report(url, final, seconds, scores, failed, metrics)
+    requests = _items(audits.get("network-requests", {}))
+    status = next((r.get("statusCode") for r in requests if r.get("url") == final), None)
+    return Report(url, final, status, seconds, scores, failed, metrics)
 
 
 def audit(
@@ -192,47 +272,101 @@ def audit(
 ) -> Report:
     """Lighthouse's four categories for ``url``, in a Chromium of its own started with
     ``home`` (trusting_home's) as its home; ``extra_headers`` go with every request (a
-    session cookie). The JSON result is kept in ``out``."""
+    session cookie). The JSON result is kept in ``out``, without those headers."""
     need("chromium")
     out.parent.mkdir(parents=True, exist_ok=True)
+    # What the browser gathered (the page's links among it), kept for the audit that follows.
+    artifacts = out.with_name(out.stem + "-artifacts")
     command = [
         "node", str(cli), url,
         "--output=json", f"--output-path={out}", "--quiet",
         f"--only-categories={','.join(CATEGORIES)}",
         f"--chrome-flags={' '.join(CHROME_FLAGS)}",
         "--disable-full-page-screenshot",
+        f"--gather-mode={artifacts}", f"--audit-mode={artifacts}",
         *SETTINGS,
     ]  # fmt: skip
+    headers = out.with_suffix(".headers.json")
     if extra_headers:
-        headers = out.with_suffix(".headers.json")
         headers.write_text(json.dumps(extra_headers))
         headers.chmod(0o600)
         command.append(f"--extra-headers={headers}")
-    tmp = out.parent / "tmp"  # chrome-launcher's profiles
-    tmp.mkdir(exist_ok=True)
+    # chrome-launcher's profile, on a short path: Chromium's socket in it must fit in 108 bytes.
+    tmp = Path(tempfile.mkdtemp(prefix="flaskr-lh-"))
     env = {**os.environ, "HOME": str(home), "CHROME_PATH": CHROMIUM, "TMPDIR": str(tmp)}
     started = time.monotonic()
-    code, stderr = _bounded(command, env, AUDIT_TIMEOUT)
-    seconds = time.monotonic() - started
-    if code != 0 or not out.exists():
-        raise LighthouseError(f"lighthouse exited {code} on {url}:\n{stderr[-3000:]}")
-    return read_report(url, seconds, json.loads(out.read_text()))
+    try:
+        code, stderr = _bounded(command, env, AUDIT_TIMEOUT)
+        seconds = time.monotonic() - started
+        if code != 0 or not out.exists():
+            logs = "".join(log.read_text(errors="replace")[-2000:] for log in tmp.rglob("*.log"))
+            raise LighthouseError(
+                f"lighthouse exited {code} on {url}:\n{stderr[-3000:]}\nChromium: {logs}"
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        headers.unlink(missing_ok=True)
+    lhr = json.loads(out.read_text())
+    # Lighthouse copies the extra headers (a session cookie) into its report's settings.
+    lhr.get("configSettings", {}).pop("extraHeaders", None)
+    out.write_text(json.dumps(lhr))
+    out.chmod(0o600)
+    report = read_report(url, seconds, lhr)
+    report.path = out
+    gathered = json.loads((artifacts / "artifacts.json").read_text())
+    report.links = [a.get("href", "") for a in gathered.get("AnchorElements", [])]
+    shutil.rmtree(artifacts, ignore_errors=True)  # a trace of several MB
+    return report
+
+
+def audit_settled(
+    cli: Path,
+    url: str,
+    home: Path,
+    out: Path,
+    extra_headers: dict[str, str] | None = None,
+    runs: int = 3,
+) -> list[Report]:
+    """``audit`` once; if all that fell short is the performance score, which a busy
+    machine moves (Lighthouse's own advice for varying scores), ``runs`` audits in all, whose
+    median performance counts. Return every report, the first first."""
+    reports = [audit(cli, url, home, out, extra_headers)]
+    while not reports[0].perfect() and reports[0].only_timing() and len(reports) < runs:
+        again = out.with_name(f"{out.stem}-{len(reports) + 1}.json")
+        reports.append(audit(cli, url, home, again, extra_headers))
+    return reports
+
+
+def settled(reports: list[Report]) -> bool:
+    """Whether audit_settled's reports make a perfect page: one perfect audit, or the median
+    performance 100 with nothing else short in any run."""
+    if len(reports) == 1:
+        return reports[0].perfect()
+    performance = sorted(r.scores.get(TIMED) or 0 for r in reports)
+    others_perfect = all(
+        not set(r.failed) - {TIMED} and all(r.scores.get(c) == 1 for c in CATEGORIES if c != TIMED)
+        for r in reports
+    )
+    return others_perfect and performance[len(performance) // 2] == 1
 
 
 def _bounded(command: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
-    """Run ``command`` in a process group of its own (node and the Chromium it starts), all
-    of it killed if it outlasts ``timeout``, or is left behind; return its exit code and
+    """Run ``command`` as the first process of a PID namespace of its own, so that the
+    Chromium it starts (chrome-launcher detaches it into a session of its own) ends with it,
+    whatever ends it: its exit, a timeout or an interrupted test. Return its exit code and
     standard error."""
     process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        ["unshare", "--pid", "--fork", "--kill-child", *command],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )  # fmt: skip
     try:
         _, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as e:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
         raise LighthouseError(f"lighthouse took over {timeout} s: {' '.join(command[:3])}") from e
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # a Chromium left behind
+    finally:
+        if process.returncode is None:  # a timeout, or the test interrupted
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # unshare, and so the namespace
+            process.wait()
     return process.returncode, stderr
