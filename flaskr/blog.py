@@ -31,6 +31,8 @@ from flaskr.images import ImageError, check_quota, read_image
 from flaskr.listing import (
     SHORT_SEARCH_SCOPE,
     Listing,
+    ShownComment,
+    comments_of,
     everything,
     page_of,
     shown_post,
@@ -150,7 +152,7 @@ def comments_arg(n: int) -> dict[str, Any]:
     return {"comments": n} if n > 1 else {}
 
 
-def page_of_comments(post_id: int) -> tuple[list[Comment], str | None, str | None]:
+def page_of_comments(post_id: int) -> tuple[list[ShownComment], str | None, str | None]:
     """Give one page of a post's comments and the links to older and newer pages.
 
     ``?comments=N`` picks the page, 1 the newest; comments are oldest first within it. A
@@ -160,13 +162,7 @@ def page_of_comments(post_id: int) -> tuple[list[Comment], str | None, str | Non
     if not 1 <= page <= MAX_PAGE:
         abort(404)
     per_page = current_app.config["COMMENTS_PER_PAGE"]
-    rows = db.session.scalars(
-        select(Comment)
-        .where(Comment.post_id == post_id)
-        .order_by(Comment.id.desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page + 1)
-    ).all()
+    rows = comments_of(post_id, (page - 1) * per_page, per_page + 1)
     if page > 1 and not rows:
         abort(404)
 
