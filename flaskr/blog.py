@@ -181,11 +181,17 @@ def insert_or_ignore(model: type[Tag] | type[Like], rows: list[dict[str, Any]]) 
 
 
 def tags_named(names: list[str]) -> list[Tag]:
-    """The Tag rows for ``names``, creating missing ones; safe when two writers race."""
+    """The Tag rows for ``names``, creating missing ones; safe when two writers race.
+
+    Most tags exist already: they are read first, and only missing ones are inserted, so a
+    write that names known tags takes SQLite's write lock at its own flush, not here.
+    """
     if not names:
         return []
-    insert_or_ignore(Tag, [{"name": n} for n in names])
     tags = db.session.scalars(select(Tag).where(Tag.name.in_(names))).all()
+    if len(tags) < len(names):
+        insert_or_ignore(Tag, [{"name": n} for n in names])
+        tags = db.session.scalars(select(Tag).where(Tag.name.in_(names))).all()
     return sorted(tags, key=lambda t: names.index(t.name))
 
 
@@ -195,17 +201,22 @@ def save_post(form: PostForm, post: Post) -> str | None:
     image = None
     if upload is not None and upload.filename:
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        refused: str | None = None
         try:
             check_quota(g.user.id, post.id)
             image = read_image(upload)
         except ImageError as e:
-            form.image.errors = [str(e)]
-            return str(e)
+            refused = str(e)
+            form.image.errors = [refused]
         finally:  # the re-encoder's CPU, refused or not, is the user's too
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             render_budget.charge(
-                after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+                after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime,
+                commit=False,
             )
+        if refused is not None:
+            db.session.commit()  # nothing is saved but what the body and image cost
+            return refused
     post.title = form.title.data
     stored(post, form.body)
     post.tags = tags_named(split_tags(form.tags.data))
@@ -219,10 +230,13 @@ def save_post(form: PostForm, post: Post) -> str | None:
     return None
 
 
-def validated(form: PostForm | CommentForm) -> bool:
-    """Validate a sent form, which renders its body, and charge the user for the render."""
+def validated(form: PostForm | CommentForm, saving: bool = False) -> bool:
+    """Validate a sent form, which renders its body, and charge the user for the render.
+
+    ``saving``: a valid form is written next, and its commit carries the charge.
+    """
     valid = bool(form.validate())
-    render_budget.charge(form.body.cost)
+    render_budget.charge(form.body.cost, commit=not (valid and saving))
     return valid
 
 
@@ -262,7 +276,7 @@ def create() -> Any:
         return too_busy(wait, form, "blog/create.html")
     if wants_preview():
         return preview(form, "blog/create.html")
-    if request.method == "POST" and validated(form):
+    if request.method == "POST" and validated(form, saving=True):
         if save_post(form, Post(author_id=g.user.id)) is None:
             return redirect(url_for("blog.index"))
     elif request.method == "GET":
@@ -282,7 +296,7 @@ def update(id: int) -> Any:
         return too_busy(wait, form, "blog/update.html", post=post)
     if wants_preview():
         return preview(form, "blog/update.html", post=post)
-    if validated(form) and save_post(form, post) is None:
+    if validated(form, saving=True) and save_post(form, post) is None:
         return redirect(url_for("blog.index"))
     return form_failed(form, "blog/update.html", post=post)
 
@@ -319,7 +333,7 @@ def comment(id: int) -> Any:
         flash(render_budget.refusal(wait), "error")
         page, _ = render_post(post.id, form)
         return page, 429, {"Retry-After": str(wait)}
-    if not validated(form):
+    if not validated(form, saving=True):
         flash_errors(form)
         return render_post(post.id, form, status=400)
     comment = Comment(post_id=post.id, author_id=g.user.id)
