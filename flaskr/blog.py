@@ -116,8 +116,9 @@ def get_post(id: int, check_author: bool = True) -> Post:
 @bp.route("/<int:id>")
 @cached("comments")
 def detail(id: int) -> Any:
-    # Visitors get no form: building one makes a CSRF token, and so a session, for nothing.
-    return render_post(id, CommentForm() if g.user else None)
+    # No form: the empty comment box is rendered once (fragments.comment_box), and visitors
+    # get none, since building one makes a CSRF token, and so a session, for nothing.
+    return render_post(id, None)
 
 
 def render_post(post_id: int, comment_form: CommentForm | None, status: int = 200) -> Any:
