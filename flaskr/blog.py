@@ -14,7 +14,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    url_for,
 )
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import select
@@ -41,7 +40,7 @@ from flaskr.listing import (
 )
 from flaskr.models import Comment, Image, Like, Post, Tag
 from flaskr.page_cache import cached
-from flaskr.urls import on_site_url
+from flaskr.urls import cached_url_for, on_site_url
 
 bp = Blueprint("blog", __name__)
 
@@ -75,13 +74,16 @@ def render_listing(listing: Listing, query: str = "", tag: str | None = None) ->
 
 
 def listing_path(page: int, query: str, tag: str | None) -> str:
-    """A page of a listing at its one address: /tag/<lowercase name>, no ?page=1, no 01."""
+    """A page of a listing at its one address: /tag/<lowercase name>, no ?page=1, no 01.
+
+    Built through the links the templates keep (urls.py): routing was 6 % of a logged-in index.
+    """
     args: dict[str, Any] = {"q": query} if query else {}
     if page > 1:
         args["page"] = page
-    return (
-        url_for("blog.tag", name=tag, **args) if tag is not None else url_for("blog.index", **args)
-    )
+    if tag is not None:
+        return cached_url_for("blog.tag", name=tag, **args)
+    return cached_url_for("blog.index", **args)
 
 
 @bp.route("/")
@@ -138,7 +140,9 @@ def render_post(post_id: int, comment_form: CommentForm | None, status: int = 20
         newer_url=newer_url,
         image=image,
         form=comment_form,
-        canonical=on_site_url(url_for("blog.detail", id=post.id, **comments_arg(comments_page()))),
+        canonical=on_site_url(
+            cached_url_for("blog.detail", id=post.id, **comments_arg(comments_page()))
+        ),
     )
     return page, status
 
@@ -168,7 +172,7 @@ def page_of_comments(post_id: int) -> tuple[list[ShownComment], str | None, str 
         abort(404)
 
     def url(n: int) -> str:
-        return url_for("blog.detail", id=post_id, **comments_arg(n))
+        return cached_url_for("blog.detail", id=post_id, **comments_arg(n))
 
     older = url(page + 1) + "#comments" if len(rows) > per_page else None
     newer = url(page - 1) + "#comments" if page > 1 else None
@@ -279,7 +283,7 @@ def create() -> Any:
         return preview(form, "blog/create.html")
     if request.method == "POST" and validated(form, saving=True):
         if save_post(form, Post(author_id=g.user.id)) is None:
-            return redirect(url_for("blog.index"))
+            return redirect(cached_url_for("blog.index"))
     elif request.method == "GET":
         return render_template("blog/create.html", form=form)
     return form_failed(form, "blog/create.html")
@@ -298,7 +302,7 @@ def update(id: int) -> Any:
     if wants_preview():
         return preview(form, "blog/update.html", post=post)
     if validated(form, saving=True) and save_post(form, post) is None:
-        return redirect(url_for("blog.index"))
+        return redirect(cached_url_for("blog.index"))
     return form_failed(form, "blog/update.html", post=post)
 
 
@@ -308,7 +312,7 @@ def delete(id: int) -> Response:
     post = get_post(id)
     db.session.delete(post)
     db.session.commit()
-    return redirect(url_for("blog.index"))
+    return redirect(cached_url_for("blog.index"))
 
 
 @bp.route("/<int:id>/like", methods=("POST",))
@@ -322,7 +326,7 @@ def like(id: int) -> Response:
     else:
         db.session.delete(existing)
     db.session.commit()
-    return redirect(url_for("blog.detail", id=post.id))
+    return redirect(cached_url_for("blog.detail", id=post.id))
 
 
 @bp.route("/<int:id>/comment", methods=("POST",))
@@ -341,4 +345,4 @@ def comment(id: int) -> Any:
     stored(comment, form.body)
     db.session.add(comment)
     db.session.commit()
-    return redirect(url_for("blog.detail", id=post.id) + "#comments")
+    return redirect(cached_url_for("blog.detail", id=post.id) + "#comments")
