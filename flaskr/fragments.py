@@ -80,7 +80,7 @@ def comment_box(form: CommentForm | None) -> Markup:
     """The comment form's text box: ``form``'s as sent (typed text, errors), or an empty one.
 
     The empty one is the same for every viewer and is rendered once per app: building a
-    form to show it cost a tenth of a logged-in post page.
+    form to show it, and rendering its field, was about a quarter of a logged-in post page.
     """
     extensions = current_app.extensions
     if form is None and "flaskr.comment_box" in extensions:
