@@ -102,12 +102,18 @@ def write_prose(database: Path, kb: int) -> bool:
 
 
 def login_cookie(app: Any) -> str:
-    """The session cookie of `flask seed`'s user "demo", logged in through the login form."""
+    """The session cookie of `flask seed`'s user "demo", logged in through the login form.
+
+    Then a page with a form, as a browser would show next: logging in starts a new session,
+    and the first form after it puts a CSRF token in it. Without it, every replayed request
+    made a new token and signed a new cookie, which a browser's requests do once.
+    """
     client = app.test_client()
     token = csrf_token(client.get("/auth/login").text) or ""
     data = {"username": "demo", "password": "demo", "csrf_token": token}
     if client.post("/auth/login", data=data).status_code != 302:
         raise SystemExit("logging in as demo failed")
+    client.get("/create")
     return f"session={client.get_cookie('session').value}"
 
 

@@ -50,8 +50,9 @@ def replay(base: str, page: Page) -> int:
 def form_pages(base: str, post_id: int) -> list[Page]:
     """The index and a post's page for a logged-in user (never from the page cache; the post
     page shows the comment form and the like button), the login POST (an
-    anonymous session and its token, replayed) and the create POST (a logged-in session and
-    its token). Each POST is tried once so a wrong setup fails loudly."""
+    anonymous session and its token, replayed) and the writes: the create, comment and like
+    POSTs (a logged-in session and its token). Each POST is tried once so a wrong setup fails
+    loudly."""
     anon = Visitor(base)
     token = anon.csrf("/auth/login")
     login = Page(
@@ -78,12 +79,25 @@ def form_pages(base: str, post_id: int) -> list[Page]:
         FORM,
         302,
     )
+    token = "csrf_token=" + urllib.parse.quote(user.csrf(f"/{post_id}"))
+    comment = Page(
+        "comment POST",
+        f"/{post_id}/comment",
+        "POST",
+        "body=A+comment+by+%2Abench%2Frun%2A.&" + token,
+        user.cookie_header(),
+        FORM,
+        302,
+    )
+    # Each like POST likes the post or takes the like back: a row written, then deleted.
+    like = Page("like POST", f"/{post_id}/like", "POST", token, user.cookie_header(), FORM, 302)
     signed_in = [
         Page("index, logged in (not cached)", "/", cookie=user.cookie_header()),
         Page("post page, logged in (not cached)", f"/{post_id}", cookie=user.cookie_header()),
     ]
-    for page in (login, create):
+    writes = [create, comment, like]
+    for page in (login, *writes):
         status = replay(base, page)
         if status != page.expect:
             raise RuntimeError(f"{page.name}: answered {status}, not {page.expect}")
-    return [*signed_in, login, create]
+    return [*signed_in, login, *writes]

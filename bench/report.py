@@ -87,8 +87,9 @@ def method(ctx: Context) -> str:
         "gunicorn.conf.py, as flaskr is (its JSON access log line per request included); "
         "'Flask hello, no conf' with gunicorn's defaults (no access log), the cheapest "
         "reference. Both share flaskr's other flags.\n"
-        "- The login POST replays one anonymous session cookie and its CSRF token; the create "
-        "POST replays a logged-in session; both answer 302.\n"
+        "- The login POST replays one anonymous session cookie and its CSRF token; the create, "
+        "comment and like POSTs replay a logged-in session (each like POST likes the post or "
+        "takes the like back); all answer 302.\n"
     )
 
 

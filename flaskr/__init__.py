@@ -63,7 +63,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from flaskr import (
         auth,
         blog,
-        bodies,
         commands,
         db,
         errors,
@@ -92,7 +91,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logs.init_app(app)  # JSON lines on stdout, each with the request's id
     page_cache.init_app(app)  # whole pages for visitors without a session, bounded in bytes
     urls.init_app(app)  # templates' url_for, each link built once and kept, bounded in bytes
-    app.add_template_filter(bodies.shown_body)  # a comment's stored HTML (never rendered here)
     fragments.init_app(app)  # a listed post's HTML, rendered once and kept, bounded in bytes
     metrics.init_app(app)  # request counts and latency, when METRICS: this app's registry
 

@@ -106,8 +106,3 @@ def render_all_stale() -> str:
         f"{time.monotonic() - started:.1f}s"
         + (f"; {refused} too costly for it are shown as plain text." if refused else ".")
     )
-
-
-def shown_body(row: Post | Comment) -> Markup:
-    """The ``shown_body`` template filter: what a page shows of a comment's (or post's) body."""
-    return shown(row.body_html, row.body)

@@ -60,6 +60,15 @@ class PostAuthor(NamedTuple):
     disabled: bool
 
 
+class ShownComment(NamedTuple):
+    """A comment as a post's page shows it (the template reads it like a ``Comment``)."""
+
+    id: int
+    created: datetime
+    author: PostAuthor
+    body_html: Markup
+
+
 class ImageSize(NamedTuple):
     width: int
     height: int
@@ -287,3 +296,41 @@ def shown_post(id: int, user_id: int | None) -> tuple[ListedPost, bool, ImageSiz
         tag_names(tags),
     )  # fmt: skip
     return post, bool(liked), ImageSize(width, height) if width is not None else None
+
+
+@cache
+def comments_statement() -> Select[Any]:
+    """A page of a post's comments with their authors, newest first."""
+    comment = Comment.__table__
+    user = User.__table__
+    return (
+        select(
+            comment.c.id,
+            comment.c.created,
+            comment.c.body_html,
+            case((comment.c.body_html.is_(None), comment.c.body)).label("body"),
+            user.c.username,
+            user.c.id,
+            user.c.disabled,
+        )
+        .join(user, user.c.id == comment.c.author_id)
+        .where(comment.c.post_id == bindparam("post"))
+        .order_by(comment.c.id.desc())
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+    )
+
+
+def comments_of(post_id: int, offset: int, limit: int) -> list[ShownComment]:
+    """Up to ``limit`` of the post's comments after the newest ``offset``, newest first.
+
+    Read as plain rows on a pooled connection of its own, like the post: through the ORM
+    session, a page of comments cost more than the rest of the post's page, even with none.
+    """
+    params = {"post": post_id, "offset": offset, "limit": limit}
+    with db.engine.connect() as connection:
+        rows = connection.execute(comments_statement(), params).all()
+    return [
+        ShownComment(id, created, PostAuthor(username, author_id, disabled), shown(html, body))
+        for id, created, html, body, username, author_id, disabled in rows
+    ]

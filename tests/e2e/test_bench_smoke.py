@@ -24,6 +24,8 @@ MAIN_ROWS = [
     ("flaskr", "post page, logged in (not cached)"),
     ("flaskr", "login POST"),
     ("flaskr", "create POST"),
+    ("flaskr", "comment POST"),
+    ("flaskr", "like POST"),
 ]
 GROWTH_ROWS = ["index", "search, common word", "search, rare word", "tag page"]
 
