@@ -26,10 +26,13 @@ from flaskr.forms import CommentForm
 from flaskr.listing import ImageSize, ListedPost, ShownComment
 
 
-def listed_post(post: ListedPost) -> Markup:
-    """The ``<article>`` of ``post`` in a listing (templates/blog/_listed_post.html)."""
+def _post_key(post: ListedPost) -> tuple[Hashable, ...]:
+    """What a post's header and body show, and where the app is mounted.
+
+    Any of it changed makes another key (templates/blog/_post_header.html shows most of it).
+    """
     editable = g.user is not None and g.user.id == post.author_id
-    key = (
+    return (
         request.script_root,
         editable,
         post.id,
@@ -37,11 +40,13 @@ def listed_post(post: ListedPost) -> Markup:
         post.body_html,
         post.created,
         post.author.username,
-        post.likes,
-        post.comments,
-        post.has_image,
-        *(tag.name for tag in post.tags),
+        tuple(tag.name for tag in post.tags),
     )
+
+
+def listed_post(post: ListedPost) -> Markup:
+    """The ``<article>`` of ``post`` in a listing (templates/blog/_listed_post.html)."""
+    key = ("listed", *_post_key(post), post.likes, post.comments, post.has_image)
     return kept(key, "blog/_listed_post.html", post=post)
 
 
@@ -49,19 +54,9 @@ def post_article(post: ListedPost, image: ImageSize | None) -> Markup:
     """The ``<article>`` of ``post`` on its own page (templates/blog/_post_article.html)."""
     if g.user is not None and g.user.is_admin:
         return rendered("blog/_post_article.html", post=post, image=image)
-    key = (
-        "article",
-        request.script_root,
-        g.user is not None and g.user.id == post.author_id,
-        post.id,
-        post.title,
-        post.body_html,
-        post.created,
-        post.author.username,
-        image,
-        *(tag.name for tag in post.tags),
+    return kept(
+        ("article", *_post_key(post), image), "blog/_post_article.html", post=post, image=image
     )
-    return kept(key, "blog/_post_article.html", post=post, image=image)
 
 
 def comment_list(comments: list[ShownComment]) -> Markup:

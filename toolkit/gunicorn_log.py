@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,12 @@ ACCESS_TEXT = re.compile(r'"([A-Z]+) (\S+) HTTP/1\.[01]" (\d{3}) ')
 def access_log(log: Path, since: int = 0) -> list[tuple[str, str, int]]:
     """(method, path with query, status) of every request a worker answered (logged from
     byte ``since`` on)."""
+    return _requests(log_lines(log, since))
+
+
+def _requests(lines: Iterable[tuple[str, dict[str, Any] | None]]) -> list[tuple[str, str, int]]:
     out = []
-    for line, entry in log_lines(log, since):
+    for line, entry in lines:
         if entry is not None:
             if entry.get("logger") == "gunicorn.access" and "status" in entry:
                 query = entry.get("query") or ""
@@ -46,7 +50,8 @@ def access_log(log: Path, since: int = 0) -> list[tuple[str, str, int]]:
 def log_problems(log: Path, since: int = 0) -> list[str]:
     """Lines of the gunicorn log (from byte ``since`` on) that tell of an application error
     or a 5xx answer."""
+    lines = list(log_lines(log, since))  # read once, for both
     pattern = re.compile(r"Traceback|database is locked|OperationalError|Exception on ")
-    problems = [line for line, _ in log_lines(log, since) if pattern.search(line)]
-    problems += [f"{m} {p} -> {s}" for m, p, s in access_log(log, since) if s >= 500]
+    problems = [line for line, _ in lines if pattern.search(line)]
+    problems += [f"{m} {p} -> {s}" for m, p, s in _requests(lines) if s >= 500]
     return problems[:20]
